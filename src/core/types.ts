@@ -1,0 +1,113 @@
+/**
+ * Shared vocabulary of Pitcher: ids, model and device profiles, request records and the
+ * commands a scheduler hands to a device. Types and tiny pure helpers only.
+ */
+export type ModelId = string;
+export type DeviceId = string;
+export type RequestId = string;
+
+export interface SloTargets {
+  /** Time to first token target, from arrival. */
+  ttftMs: number;
+  /** Time between tokens target (deadline style, see deadlineMs). */
+  tbtMs: number;
+}
+
+export const DEFAULT_SLO: SloTargets = { ttftMs: 10_000, tbtMs: 100 };
+
+/** What the scheduler needs to know of a model: sizes, limits, targets, first guesses of cost. */
+export interface ModelProfile {
+  id: ModelId;
+  weightBytes: number;
+  kvBytesPerToken: number;
+  /** Largest number of tokens (prompt + output) one sequence may hold. */
+  contextTokens: number;
+  /** Sequences decoded together at most (and context slots on a device). */
+  maxBatch: number;
+  slo: SloTargets;
+  /** First guesses; predictors learn the real values online. */
+  estimates: CostEstimates;
+}
+
+export interface CostEstimates {
+  /** One decode step of a batch of one. */
+  decodeStepMs: number;
+  /** Added per extra sequence in a decode batch. */
+  decodeExtraPerSequenceMs: number;
+  prefillMsPerToken: number;
+  /** Making the model resident (weights in, context ready). */
+  loadMs: number;
+  /** Dropping the model. */
+  unloadMs: number;
+  /** Moving one token of KV between device and host, each way. */
+  kvSwapMsPerToken: number;
+}
+
+export interface DeviceProfile {
+  id: DeviceId;
+  /** Budget for resident weights plus KV. */
+  memoryBytes: number;
+  /** Models this device may serve; undefined means any (dedicated placement sets it). */
+  allowedModels?: ModelId[];
+}
+
+export type FinishReason = "stop" | "length" | "cancelled" | "error";
+
+/** A request as the scheduler sees it: lengths, not text. */
+export interface RequestSpec {
+  id: RequestId;
+  modelId: ModelId;
+  arrivalMs: number;
+  promptTokens: number;
+  maxOutputTokens: number;
+  /** Per-request override of the model's SLO. */
+  slo?: SloTargets;
+}
+
+/**
+ * Deadline of output token k (0-based: k = 0 is the first token) under the deadline SLO:
+ * arrival + TTFT + k * TBT. See ../shared/docs/scheduling.md.
+ */
+export function tokenDeadlineMs(arrivalMs: number, slo: SloTargets, k: number): number {
+  return arrivalMs + slo.ttftMs + k * slo.tbtMs;
+}
+
+/**
+ * What a device is told to do next. One command at a time per device; the driver carries
+ * it out and reports back with `onCommandDone`. `release` lists sequences whose requests
+ * ended and whose device KV must be dropped before the command runs.
+ */
+export type Command =
+  | { kind: "load"; deviceId: DeviceId; modelId: ModelId; evict: ModelId[]; release: RequestId[] }
+  | {
+      kind: "prefill";
+      deviceId: DeviceId;
+      modelId: ModelId;
+      requestId: RequestId;
+      /** Prompt token range [fromToken, toToken) to evaluate. */
+      fromToken: number;
+      toToken: number;
+      /** Last chunk: produce the first output token. */
+      final: boolean;
+      release: RequestId[];
+    }
+  | { kind: "decode"; deviceId: DeviceId; modelId: ModelId; requestIds: RequestId[]; release: RequestId[] }
+  | { kind: "swapOut"; deviceId: DeviceId; modelId: ModelId; requestIds: RequestId[]; release: RequestId[] }
+  | { kind: "swapIn"; deviceId: DeviceId; modelId: ModelId; requestIds: RequestId[]; release: RequestId[] }
+  | { kind: "evict"; deviceId: DeviceId; modelIds: ModelId[]; release: RequestId[] };
+
+export type CommandKind = Command["kind"];
+
+/** What the driver reports when a command ends. */
+export interface CommandOutcome {
+  /** Wall (or virtual) time the command took. */
+  durationMs: number;
+  /** Requests the command failed for (e.g. a corrupt state file); they end with an error. */
+  failedRequestIds?: RequestId[];
+}
+
+export interface FinishedRequest {
+  requestId: RequestId;
+  reason: FinishReason;
+  error?: string;
+}

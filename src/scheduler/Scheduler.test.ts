@@ -1,0 +1,311 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { Command, DeviceProfile, FinishedRequest, ModelProfile, RequestSpec } from "../core/types.ts";
+import { MemoryLedger } from "./MemoryLedger.ts";
+import { computeQuotas } from "./quota.ts";
+import { Scheduler, type PolicyName } from "./Scheduler.ts";
+
+const MB = 1 << 20;
+
+function model(id: string, over: Partial<ModelProfile> = {}): ModelProfile {
+  return {
+    id,
+    weightBytes: 60 * MB,
+    kvBytesPerToken: 8192,
+    contextTokens: 512,
+    maxBatch: 4,
+    slo: { ttftMs: 2000, tbtMs: 100 },
+    estimates: { decodeStepMs: 3, decodeExtraPerSequenceMs: 1, prefillMsPerToken: 1, loadMs: 200, unloadMs: 5, kvSwapMsPerToken: 0.01 },
+    ...over,
+  };
+}
+
+/** Fake device costs: fixed per command kind, so the run is deterministic. */
+function costMs(cmd: Command): number {
+  switch (cmd.kind) {
+    case "load":
+      return 200;
+    case "evict":
+      return 5;
+    case "prefill":
+      return cmd.toToken - cmd.fromToken;
+    case "decode":
+      return 3 + cmd.requestIds.length - 1;
+    case "swapOut":
+    case "swapIn":
+      return 1;
+  }
+}
+
+interface RunLog {
+  commands: Command[];
+  finished: FinishedRequest[];
+  tokens: Map<string, number>;
+  endMs: number;
+}
+
+/**
+ * Drive the scheduler in virtual time with a fake device and check its invariants after
+ * every decision: memory within budget, steps only on ready models with device KV, no
+ * model evicted while a request's KV sits on it.
+ */
+function drive(s: Scheduler, arrivals: RequestSpec[], limitMs = 600_000): RunLog {
+  const log: RunLog = { commands: [], finished: [], tokens: new Map(), endMs: 0 };
+  const pending = [...arrivals].sort((a, b) => a.arrivalMs - b.arrivalMs);
+  const busyUntil = new Map<string, number>();
+  let now = 0;
+  while (now < limitMs) {
+    while (pending.length > 0 && pending[0]!.arrivalMs <= now) {
+      const res = s.submit(pending.shift()!, now);
+      assert.equal(res.accepted, true);
+    }
+    // Complete what is due.
+    for (const [dev, t] of [...busyUntil]) {
+      if (t > now) continue;
+      busyUntil.delete(dev);
+      const cmd = log.commands.findLast((c) => c.deviceId === dev)!;
+      if (cmd.kind === "decode") for (const id of cmd.requestIds) log.tokens.set(id, (log.tokens.get(id) ?? 0) + 1);
+      if (cmd.kind === "prefill" && cmd.final) log.tokens.set(cmd.requestId, (log.tokens.get(cmd.requestId) ?? 0) + 1);
+      log.finished.push(...s.onCommandDone(dev, { durationMs: costMs(cmd) }, now));
+    }
+    for (const dev of s.devices.keys()) {
+      if (busyUntil.has(dev)) continue;
+      const cmd = s.plan(dev, now);
+      if (!cmd) continue;
+      checkInvariants(s, cmd);
+      log.commands.push(cmd);
+      busyUntil.set(dev, now + costMs(cmd));
+    }
+    const next = Math.min(...busyUntil.values(), pending[0]?.arrivalMs ?? Infinity);
+    if (next === Infinity) break;
+    now = next;
+  }
+  log.endMs = now;
+  return log;
+}
+
+function checkInvariants(s: Scheduler, cmd: Command): void {
+  const dev = s.devices.get(cmd.deviceId)!;
+  assert.ok(dev.ledger.usedBytes <= dev.ledger.capacityBytes, "ledger over budget");
+  if (cmd.kind === "decode" || cmd.kind === "prefill") {
+    assert.equal(dev.resident.get(cmd.modelId)?.ready, true, `${cmd.kind} on a model that is not ready`);
+    const ids = cmd.kind === "decode" ? cmd.requestIds : [cmd.requestId];
+    for (const id of ids) assert.equal(s.requests.get(id)!.kv, "device", `${cmd.kind} of ${id} without its KV on the device`);
+    assert.ok(ids.length <= s.models.get(cmd.modelId)!.maxBatch);
+  }
+  if (cmd.kind === "load") {
+    for (const m of cmd.evict)
+      for (const r of s.requests.values())
+        assert.ok(!(r.deviceId === cmd.deviceId && r.spec.modelId === m && r.kv === "device"), `evicted ${m} with KV of ${r.spec.id} on it`);
+  }
+}
+
+function workload(n: number, models: string[], gapMs: number, promptTokens = 64, maxOutputTokens = 32): RequestSpec[] {
+  return Array.from({ length: n }, (_, i) => ({
+    id: `r${i}`,
+    modelId: models[(i * 7) % models.length]!,
+    arrivalMs: i * gapMs,
+    promptTokens,
+    maxOutputTokens,
+  }));
+}
+
+const SIX = ["a", "b", "c", "d", "e", "f"];
+
+for (const policy of ["token", "request"] as PolicyName[]) {
+  describe(`scheduler, ${policy} policy`, () => {
+    it("finishes every request with its full length on 6 models with room for 2, nothing left behind", () => {
+      const devices: DeviceProfile[] = [{ id: "d0", memoryBytes: 130 * MB }];
+      const s = new Scheduler(SIX.map((m) => model(m)), devices, { policy });
+      const reqs = workload(36, SIX, 20);
+      const log = drive(s, reqs);
+      assert.equal(log.finished.length, 36);
+      assert.ok(log.finished.every((f) => f.reason === "length"));
+      for (const r of reqs) assert.equal(log.tokens.get(r.id), r.maxOutputTokens, `tokens of ${r.id}`);
+      assert.equal(s.activeRequestCount, 0);
+      assert.equal(s.groups.length, 0);
+      assert.equal(s.devices.get("d0")!.ledger.bytesOf("kv"), 0);
+      assert.ok(s.devices.get("d0")!.resident.size <= 2);
+    });
+
+    it("spreads work over two devices and finishes it all", () => {
+      const devices: DeviceProfile[] = [
+        { id: "d0", memoryBytes: 70 * MB },
+        { id: "d1", memoryBytes: 70 * MB },
+      ];
+      const s = new Scheduler(SIX.map((m) => model(m)), devices, { policy });
+      const reqs = workload(40, SIX, 10);
+      const log = drive(s, reqs);
+      assert.equal(log.finished.length, 40);
+      const used = new Set(log.commands.map((c) => c.deviceId));
+      assert.deepEqual([...used].sort(), ["d0", "d1"]);
+    });
+  });
+}
+
+describe("token policy", () => {
+  it("preempts: parks KV in the host tier before evicting a model with running requests, and resumes them", () => {
+    const b = model("b", { slo: { ttftMs: 600, tbtMs: 100 } });
+    const s = new Scheduler([model("a"), b], [{ id: "d0", memoryBytes: 70 * MB }], { policy: "token" });
+    // Long requests on a, then a request on b whose TTFT target cannot wait for them.
+    const reqs: RequestSpec[] = [
+      { id: "a1", modelId: "a", arrivalMs: 0, promptTokens: 16, maxOutputTokens: 300 },
+      { id: "a2", modelId: "a", arrivalMs: 0, promptTokens: 16, maxOutputTokens: 300 },
+      { id: "b1", modelId: "b", arrivalMs: 300, promptTokens: 16, maxOutputTokens: 10 },
+    ];
+    const log = drive(s, reqs);
+    const kinds = log.commands.map((c) => `${c.kind}:${"modelId" in c ? c.modelId : ""}`);
+    const firstLoadB = kinds.indexOf("load:b");
+    assert.ok(firstLoadB > 0, "b was loaded");
+    assert.equal(kinds[firstLoadB - 1], "swapOut:a", "a's KV left the device before b replaced a");
+    assert.ok(kinds.slice(firstLoadB).includes("swapIn:a"), "a's requests came back");
+    assert.equal(log.tokens.get("a1"), 300);
+    assert.equal(log.tokens.get("b1"), 10);
+    // b's first token came long before a's requests finished: token-level, not request-level.
+    const bDone = log.finished.findIndex((f) => f.requestId === "b1");
+    const aDone = log.finished.findIndex((f) => f.requestId === "a1");
+    assert.ok(bDone < aDone);
+  });
+
+  it("lets a model keep the device while other work has slack (fewer switches)", () => {
+    const s = new Scheduler([model("a"), model("b")], [{ id: "d0", memoryBytes: 70 * MB }], { policy: "token" });
+    const reqs: RequestSpec[] = [
+      { id: "a1", modelId: "a", arrivalMs: 0, promptTokens: 16, maxOutputTokens: 100 },
+      { id: "b1", modelId: "b", arrivalMs: 300, promptTokens: 16, maxOutputTokens: 10 },
+    ];
+    const log = drive(s, reqs);
+    assert.ok(!log.commands.some((c) => c.kind === "swapOut"), "b's 2 s TTFT target leaves room to finish a first");
+    assert.deepEqual(log.finished.map((f) => f.requestId), ["a1", "b1"]);
+  });
+
+  it("groups waiting requests of one model so one load serves them all", () => {
+    const s = new Scheduler(SIX.map((m) => model(m)), [{ id: "d0", memoryBytes: 70 * MB }], { policy: "token" });
+    const reqs: RequestSpec[] = [];
+    for (let i = 0; i < 12; i++) reqs.push({ id: `x${i}`, modelId: SIX[i % 3]!, arrivalMs: 0, promptTokens: 8, maxOutputTokens: 4 });
+    const log = drive(s, reqs);
+    const loads = log.commands.filter((c) => c.kind === "load").length;
+    assert.equal(loads, 3, "one load per model");
+    assert.equal(log.finished.length, 12);
+  });
+
+  it("chunks long prompts", () => {
+    const s = new Scheduler([model("a")], [{ id: "d0", memoryBytes: 70 * MB }], { policy: "token", prefillChunkTokens: 64 });
+    const log = drive(s, [{ id: "p", modelId: "a", arrivalMs: 0, promptTokens: 200, maxOutputTokens: 2 }]);
+    const chunks = log.commands.filter((c) => c.kind === "prefill").map((c) => (c.kind === "prefill" ? [c.fromToken, c.toToken, c.final] : []));
+    assert.deepEqual(chunks, [
+      [0, 64, false],
+      [64, 128, false],
+      [128, 192, false],
+      [192, 200, true],
+    ]);
+  });
+});
+
+describe("request policy", () => {
+  it("never evicts a model with running requests: a new model waits for the running one to finish", () => {
+    const s = new Scheduler([model("a"), model("b")], [{ id: "d0", memoryBytes: 70 * MB }], { policy: "request" });
+    const reqs: RequestSpec[] = [
+      { id: "a1", modelId: "a", arrivalMs: 0, promptTokens: 16, maxOutputTokens: 100 },
+      { id: "b1", modelId: "b", arrivalMs: 10, promptTokens: 16, maxOutputTokens: 5 },
+    ];
+    const log = drive(s, reqs);
+    assert.ok(!log.commands.some((c) => c.kind === "swapOut"));
+    assert.deepEqual(
+      log.finished.map((f) => f.requestId),
+      ["a1", "b1"],
+    );
+  });
+});
+
+describe("events", () => {
+  it("cancel frees the request's KV and asks the device to release its sequence", () => {
+    const s = new Scheduler([model("a")], [{ id: "d0", memoryBytes: 70 * MB }]);
+    s.submit({ id: "r", modelId: "a", arrivalMs: 0, promptTokens: 8, maxOutputTokens: 50 }, 0);
+    const load = s.plan("d0", 0)!;
+    assert.equal(load.kind, "load");
+    s.onCommandDone("d0", { durationMs: 200 }, 200);
+    const pre = s.plan("d0", 200)!;
+    assert.equal(pre.kind, "prefill");
+    assert.ok(s.devices.get("d0")!.ledger.bytesOf("kv") > 0);
+    const f = s.cancel("r");
+    assert.deepEqual(f, { requestId: "r", reason: "cancelled" });
+    assert.equal(s.devices.get("d0")!.ledger.bytesOf("kv"), 0);
+    assert.equal(s.cancel("r"), undefined, "a request ends once");
+    s.onCommandDone("d0", { durationMs: 8 }, 208);
+    assert.deepEqual(s.takeReleases("d0"), ["r"]);
+  });
+
+  it("a failed device fails its own requests only; waiting ones are served once it is back", () => {
+    const s = new Scheduler([model("a"), model("b")], [{ id: "d0", memoryBytes: 140 * MB }]);
+    s.submit({ id: "r1", modelId: "a", arrivalMs: 0, promptTokens: 8, maxOutputTokens: 5 }, 0);
+    assert.equal(s.plan("d0", 0)!.kind, "load");
+    s.onCommandDone("d0", { durationMs: 1 }, 1);
+    assert.equal(s.plan("d0", 1)!.kind, "prefill");
+    s.submit({ id: "r2", modelId: "b", arrivalMs: 2, promptTokens: 8, maxOutputTokens: 5 }, 2);
+    const failed = s.onDeviceFailed("d0", "worker crashed");
+    assert.deepEqual(failed, [{ requestId: "r1", reason: "error", error: "worker crashed" }]);
+    assert.equal(s.plan("d0", 3), null, "a down device gets no work");
+    s.onDeviceUp("d0");
+    const log = drive(s, []);
+    assert.deepEqual(log.finished.map((f) => f.requestId), ["r2"]);
+    assert.equal(s.devices.get("d0")!.ledger.usedBytes, 60 * MB);
+  });
+
+  it("admission control rejects with a retry time when the predicted wait breaks the TTFT target", () => {
+    const s = new Scheduler([model("a", { slo: { ttftMs: 500, tbtMs: 100 } })], [{ id: "d0", memoryBytes: 70 * MB }], {
+      admissionTtftFactor: 1,
+    });
+    let rejected;
+    for (let i = 0; i < 50; i++) {
+      const res = s.submit({ id: `r${i}`, modelId: "a", arrivalMs: 0, promptTokens: 64, maxOutputTokens: 32 }, 0);
+      if (!res.accepted) {
+        rejected = res;
+        break;
+      }
+    }
+    assert.ok(rejected && !rejected.accepted);
+    assert.ok(rejected.retryAfterMs > 0);
+  });
+
+  it("refuses requests longer than the context", () => {
+    const s = new Scheduler([model("a")], [{ id: "d0", memoryBytes: 70 * MB }]);
+    assert.throws(() => s.submit({ id: "r", modelId: "a", arrivalMs: 0, promptTokens: 500, maxOutputTokens: 20 }, 0), /context holds 512/);
+  });
+});
+
+describe("quota", () => {
+  it("follows the reference formula", () => {
+    // Two batches with n = 100/4 = 25 and 100/5 = 20 steps per TBT; c0 = 400 ms.
+    const { quotasMs, alpha } = computeQuotas(
+      [
+        { stepMs: 4, tbtSloMs: 100 },
+        { stepMs: 5, tbtSloMs: 100 },
+      ],
+      400,
+      4000,
+    );
+    const S = 1 / 25 + 1 / 20;
+    assert.equal(alpha, Math.max(400 / (20 * 4000) + S, 0.5));
+    assert.ok(Math.abs(quotasMs[0]! - 400 / (25 * (alpha - S))) < 1e-9);
+    assert.ok(Math.abs(quotasMs[1]! - 400 / (20 * (alpha - S))) < 1e-9);
+  });
+
+  it("gives the slowest batch exactly Qmax when switching dominates", () => {
+    const { quotasMs } = computeQuotas([{ stepMs: 50, tbtSloMs: 100 }], 100_000, 4000);
+    assert.ok(Math.abs(quotasMs[0]! - 4000) < 1e-6);
+  });
+});
+
+describe("memory ledger", () => {
+  it("says no to what does not fit and changes nothing", () => {
+    const l = new MemoryLedger(100);
+    assert.equal(l.allocate("w", "weights", 60), true);
+    assert.equal(l.allocate("k", "kv", 50), false);
+    assert.equal(l.usedBytes, 60);
+    assert.equal(l.allocate("k", "kv", 40), true);
+    assert.equal(l.resize("k", 41), false);
+    l.free("w");
+    assert.equal(l.bytesOf("kv"), 40);
+    assert.equal(l.freeBytes, 60);
+  });
+});

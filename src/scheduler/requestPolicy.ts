@@ -1,0 +1,69 @@
+/**
+ * `request` policy: the baseline of Ollama, llama-swap and the llama.cpp router. A request
+ * keeps its model resident until it finishes; models swap only between requests. Waiting
+ * requests for a resident model start at once (up to its slots); a request for a model
+ * that is not resident waits in one FIFO and may load its model only where an idle model
+ * (no running requests) can be evicted, least recently used first.
+ */
+import type { DeviceId, ModelId } from "../core/types.ts";
+import type { Intent } from "./intent.ts";
+import type { RequestRecord, SchedulerView } from "./state.ts";
+import { mayServe } from "./tokenPolicy.ts";
+
+export function boundRequests(view: SchedulerView, deviceId: DeviceId): RequestRecord[] {
+  const out: RequestRecord[] = [];
+  for (const r of view.requests.values()) if (r.deviceId === deviceId && (r.phase === "prefilling" || r.phase === "decoding")) out.push(r);
+  return out.sort((a, b) => a.seq - b.seq);
+}
+
+/** A model is idle on a device when none of the device's requests use it. */
+export function isIdleOn(view: SchedulerView, deviceId: DeviceId, modelId: ModelId): boolean {
+  return !boundRequests(view, deviceId).some((r) => r.spec.modelId === modelId);
+}
+
+export function planRequestIntent(view: SchedulerView, deviceId: DeviceId): Intent {
+  const dev = view.devices.get(deviceId)!;
+  const bound = boundRequests(view, deviceId);
+
+  // Admission in FIFO order: resident models start at once; the first request whose model
+  // is resident nowhere may load it here (the residency mechanism evicts only idle models).
+  const waiting = view.groups.flatMap((g) => g.requestIds.map((id) => view.requests.get(id)!)).sort((a, b) => a.seq - b.seq);
+  let admit: RequestRecord | undefined;
+  let headOfFifoSeen = false;
+  for (const r of waiting) {
+    const m = r.spec.modelId;
+    if (!mayServe(dev, m)) continue;
+    const here = dev.resident.get(m);
+    if (here) {
+      const slots = view.models.get(m)!.maxBatch;
+      if (bound.filter((b) => b.spec.modelId === m).length < slots) {
+        admit = r;
+        break;
+      }
+      continue;
+    }
+    const elsewhere = [...view.devices.values()].some((d) => d !== dev && !d.down && d.resident.has(m));
+    if (elsewhere || headOfFifoSeen) continue;
+    headOfFifoSeen = true;
+    const canMakeRoom =
+      dev.ledger.fits(view.models.get(m)!.weightBytes) || [...dev.resident.keys()].some((x) => isIdleOn(view, deviceId, x));
+    if (canMakeRoom) {
+      admit = r;
+      break;
+    }
+  }
+
+  const prefilling = bound.find((r) => r.phase === "prefilling");
+  const decodeModels = [...new Set(bound.filter((r) => r.phase === "decoding").map((r) => r.spec.modelId))].sort();
+
+  const wantPrefill = prefilling ?? admit;
+  const preferPrefill = !dev.lastWasPrefill || decodeModels.length === 0;
+  if (wantPrefill && preferPrefill) return { kind: "prefill", modelId: wantPrefill.spec.modelId, requestId: wantPrefill.spec.id };
+  if (decodeModels.length > 0) {
+    const modelId = decodeModels[dev.rrIndex % decodeModels.length]!;
+    const batch = bound.filter((r) => r.phase === "decoding" && r.spec.modelId === modelId).slice(0, view.models.get(modelId)!.maxBatch);
+    return { kind: "decode", modelId, requestIds: batch.map((r) => r.spec.id) };
+  }
+  if (wantPrefill) return { kind: "prefill", modelId: wantPrefill.spec.modelId, requestId: wantPrefill.spec.id };
+  return { kind: "idle" };
+}

@@ -1,0 +1,88 @@
+/**
+ * The scheduler's bookkeeping: requests, per-device residency and memory, waiting groups.
+ * Policies read it; only Scheduler mutates it.
+ */
+import type { DeviceId, DeviceProfile, ModelId, ModelProfile, RequestId, RequestSpec, SloTargets } from "../core/types.ts";
+import { tokenDeadlineMs } from "../core/types.ts";
+import { MemoryLedger } from "./MemoryLedger.ts";
+
+export type RequestPhase = "queued" | "prefilling" | "decoding" | "done";
+/** Where a request's KV lives: nowhere yet, in a device slot, or parked in the host tier. */
+export type KvLocation = "none" | "device" | "host";
+
+export interface RequestRecord {
+  spec: RequestSpec;
+  slo: SloTargets;
+  phase: RequestPhase;
+  deviceId?: DeviceId;
+  /** Prompt tokens evaluated so far. */
+  prefilledTokens: number;
+  /** Output tokens produced so far (the first comes with the last prefill chunk). */
+  generatedTokens: number;
+  kv: KvLocation;
+  /** Admission order, for FCFS ties. */
+  seq: number;
+}
+
+/** Tokens held in KV: the prompt so far plus every output token but the pending last one. */
+export function kvTokens(r: RequestRecord): number {
+  return r.prefilledTokens + Math.max(0, r.generatedTokens - 1);
+}
+
+/** Deadline of the request's next output token under the deadline SLO. */
+export function nextTokenDeadlineMs(r: RequestRecord): number {
+  return tokenDeadlineMs(r.spec.arrivalMs, r.slo, r.generatedTokens);
+}
+
+export interface ResidentModel {
+  /** Loading until its load command completes. */
+  ready: boolean;
+  lastUsedMs: number;
+}
+
+export interface Turn {
+  modelId: ModelId;
+  /** When the turn's first step ran; null while its model is still being switched in. */
+  startedMs: number | null;
+  /** Minimum time the turn keeps the device (the round-robin quota). */
+  quotaMs: number;
+}
+
+export interface DeviceState {
+  profile: DeviceProfile;
+  ledger: MemoryLedger;
+  resident: Map<ModelId, ResidentModel>;
+  running: import("../core/types.ts").Command | null;
+  pendingRelease: RequestId[];
+  down: boolean;
+  turn: Turn | null;
+  /** Request policy: alternate prefill and decode so neither starves. */
+  lastWasPrefill: boolean;
+  /** Round-robin pointer over resident models (request policy). */
+  rrIndex: number;
+}
+
+/** Requests of one model waiting for prefill together (grouped FCFS). */
+export interface WaitingGroup {
+  modelId: ModelId;
+  requestIds: RequestId[];
+}
+
+export interface SchedulerView {
+  readonly models: ReadonlyMap<ModelId, ModelProfile>;
+  readonly devices: ReadonlyMap<DeviceId, DeviceState>;
+  readonly requests: ReadonlyMap<RequestId, RequestRecord>;
+  readonly groups: readonly WaitingGroup[];
+}
+
+export function kvReservationBytes(model: ModelProfile, spec: RequestSpec): number {
+  return Math.min(spec.promptTokens + spec.maxOutputTokens, model.contextTokens) * model.kvBytesPerToken;
+}
+
+export function weightKey(modelId: ModelId): string {
+  return `w:${modelId}`;
+}
+
+export function kvKey(requestId: RequestId): string {
+  return `kv:${requestId}`;
+}

@@ -1,0 +1,181 @@
+/**
+ * `token` policy: token-level pooling (see DESIGN.md beside this file).
+ *
+ * A device works in turns, one model per turn. Within a turn it picks, earliest deadline
+ * first, between a prefill chunk of that model's waiting requests (grouped FCFS) and a
+ * decode step of that model's batch. A turn lasts at least its round-robin quota (the
+ * reference design's formula) and is extended while no other model's work on the device
+ * is close to its deadline; then the next turn goes to the model whose work must start
+ * soonest, counting the switch it needs.
+ */
+import type { DeviceId, ModelId, RequestId } from "../core/types.ts";
+import { tokenDeadlineMs } from "../core/types.ts";
+import type { Intent } from "./intent.ts";
+import type { Predictor } from "./Predictor.ts";
+import { computeQuotas } from "./quota.ts";
+import type { DeviceState, RequestRecord, SchedulerView, Turn } from "./state.ts";
+import { nextTokenDeadlineMs } from "./state.ts";
+
+export interface TokenPolicyOptions {
+  maxQuotaMs: number;
+}
+
+export interface ModelWork {
+  modelId: ModelId;
+  /** Decoding requests bound to this device. */
+  decoding: RequestRecord[];
+  /** Requests bound to this device with prompt left, then waiting ones it may take. */
+  prefill: RequestRecord[];
+}
+
+/** Which waiting requests a device may take: its own models first; others only if no other device holds them. */
+export function eligibleWaiting(view: SchedulerView, dev: DeviceState, nowMs: number): Map<ModelId, RequestRecord[]> {
+  const out = new Map<ModelId, RequestRecord[]>();
+  for (const g of view.groups) {
+    if (!mayServe(dev, g.modelId)) continue;
+    const heldElsewhere = [...view.devices.values()].some(
+      (d) => d !== dev && !d.down && d.resident.has(g.modelId) && mayServe(d, g.modelId),
+    );
+    const reqs = g.requestIds.map((id) => view.requests.get(id)!);
+    // Another device holds the model: leave the group to it unless it has waited a quarter of its TTFT target.
+    if (heldElsewhere && !dev.resident.has(g.modelId)) {
+      const oldest = reqs[0]!;
+      if (nowMs - oldest.spec.arrivalMs < oldest.slo.ttftMs / 4) continue;
+    }
+    const list = out.get(g.modelId) ?? [];
+    list.push(...reqs);
+    out.set(g.modelId, list);
+  }
+  return out;
+}
+
+export function mayServe(dev: DeviceState, modelId: ModelId): boolean {
+  return !dev.profile.allowedModels || dev.profile.allowedModels.includes(modelId);
+}
+
+export function workOnDevice(view: SchedulerView, dev: DeviceState, deviceId: DeviceId, nowMs: number): Map<ModelId, ModelWork> {
+  const work = new Map<ModelId, ModelWork>();
+  const get = (modelId: ModelId): ModelWork => {
+    let w = work.get(modelId);
+    if (!w) {
+      w = { modelId, decoding: [], prefill: [] };
+      work.set(modelId, w);
+    }
+    return w;
+  };
+  for (const r of view.requests.values()) {
+    if (r.deviceId !== deviceId) continue;
+    if (r.phase === "decoding") get(r.spec.modelId).decoding.push(r);
+    else if (r.phase === "prefilling") get(r.spec.modelId).prefill.push(r);
+  }
+  for (const [modelId, reqs] of eligibleWaiting(view, dev, nowMs)) get(modelId).prefill.push(...reqs);
+  for (const w of work.values()) {
+    w.decoding.sort(byDeadlineThenSeq);
+    w.prefill.sort((a, b) => (a.phase === b.phase ? a.seq - b.seq : a.phase === "prefilling" ? -1 : 1));
+  }
+  return work;
+}
+
+function byDeadlineThenSeq(a: RequestRecord, b: RequestRecord): number {
+  return nextTokenDeadlineMs(a) - nextTokenDeadlineMs(b) || a.seq - b.seq;
+}
+
+function prefillStartBy(r: RequestRecord, predictor: Predictor): number {
+  return tokenDeadlineMs(r.spec.arrivalMs, r.slo, 0) - predictor.prefillMs(r.spec.modelId, r.spec.promptTokens - r.prefilledTokens);
+}
+
+/** Latest time the model's most urgent work can start and still meet its deadline. */
+export function startByMs(w: ModelWork, predictor: Predictor, maxBatch: number): number {
+  let t = Infinity;
+  if (w.decoding.length > 0) {
+    const step = predictor.decodeStepMs(w.modelId, Math.min(w.decoding.length, maxBatch));
+    t = Math.min(t, nextTokenDeadlineMs(w.decoding[0]!) - step);
+  }
+  if (w.prefill.length > 0) t = Math.min(t, prefillStartBy(w.prefill[0]!, predictor));
+  return t;
+}
+
+export function planTokenIntent(
+  view: SchedulerView,
+  deviceId: DeviceId,
+  nowMs: number,
+  predictor: Predictor,
+  options: TokenPolicyOptions,
+): { intent: Intent; turn: Turn | null } {
+  const dev = view.devices.get(deviceId)!;
+  const work = workOnDevice(view, dev, deviceId, nowMs);
+  if (work.size === 0) return { intent: { kind: "idle" }, turn: null };
+  const switchMs = (m: ModelId): number => (dev.resident.get(m)?.ready ? 0 : predictor.loadMs(m));
+  const maxBatch = (m: ModelId): number => view.models.get(m)!.maxBatch;
+
+  let turn = dev.turn;
+  if (turn && !work.has(turn.modelId)) turn = null;
+  if (turn && !dev.resident.has(turn.modelId)) turn = null;
+  if (turn) {
+    // The switch does not count against the quota: a model just switched in always gets its turn.
+    const elapsed = turn.startedMs === null ? 0 : nowMs - turn.startedMs;
+    let otherSlack = Infinity;
+    for (const w of work.values()) {
+      if (w.modelId === turn.modelId) continue;
+      // Keep a margin of half a switch: switch predictions are the least certain.
+      const sw = switchMs(w.modelId);
+      otherSlack = Math.min(otherSlack, startByMs(w, predictor, maxBatch(w.modelId)) - 1.5 * sw - nowMs);
+    }
+    const current = work.get(turn.modelId)!;
+    const guardMs = 2 * Math.max(predictor.decodeStepMs(turn.modelId, Math.max(1, Math.min(current.decoding.length, maxBatch(turn.modelId)))), 1);
+    const keep = otherSlack === Infinity || elapsed < turn.quotaMs || (elapsed < options.maxQuotaMs && otherSlack > guardMs);
+    if (!keep) turn = null;
+  }
+  if (!turn) {
+    let best: ModelWork | undefined;
+    let bestKey = Infinity;
+    for (const w of work.values()) {
+      const key = startByMs(w, predictor, maxBatch(w.modelId)) - switchMs(w.modelId);
+      // Ties (e.g. nothing urgent anywhere) go to a resident model: no switch needed.
+      if (key < bestKey || (key === bestKey && best && switchMs(best.modelId) > 0 && switchMs(w.modelId) === 0)) {
+        best = w;
+        bestKey = key;
+      }
+    }
+    const chosen = best ?? work.values().next().value!;
+    turn = { modelId: chosen.modelId, startedMs: null, quotaMs: turnQuotaMs(chosen, work, view, dev, predictor, options) };
+  }
+  if (turn.startedMs === null && dev.resident.get(turn.modelId)?.ready) turn = { ...turn, startedMs: nowMs };
+
+  const w = work.get(turn.modelId)!;
+  const batch = w.decoding.slice(0, maxBatch(w.modelId));
+  const pre = w.prefill[0];
+  if (pre && (batch.length === 0 || prefillStartBy(pre, predictor) <= nextTokenDeadlineMs(batch[0]!))) {
+    return { intent: { kind: "prefill", modelId: w.modelId, requestId: pre.spec.id }, turn };
+  }
+  const ids: RequestId[] = batch.map((r) => r.spec.id);
+  return { intent: { kind: "decode", modelId: w.modelId, requestIds: ids }, turn };
+}
+
+/**
+ * The chosen model's share of a round: its weighted round-robin quota among the models
+ * with decode work on this device, plus the time to prefill what it has waiting.
+ */
+function turnQuotaMs(
+  chosen: ModelWork,
+  work: Map<ModelId, ModelWork>,
+  view: SchedulerView,
+  dev: DeviceState,
+  predictor: Predictor,
+  options: TokenPolicyOptions,
+): number {
+  const decodeModels = [...work.values()].filter((w) => w.decoding.length > 0);
+  const inputs = decodeModels.map((w) => ({
+    stepMs: predictor.decodeStepMs(w.modelId, Math.min(w.decoding.length, view.models.get(w.modelId)!.maxBatch)),
+    tbtSloMs: w.decoding[0]!.slo.tbtMs,
+  }));
+  // Switches are needed only when the round's models do not all fit in the device together.
+  const weightBytes = decodeModels.reduce((s, w) => s + view.models.get(w.modelId)!.weightBytes, 0);
+  const switchCostMs =
+    weightBytes <= dev.ledger.capacityBytes ? 0 : decodeModels.reduce((s, w) => s + predictor.loadMs(w.modelId), 0);
+  const { quotasMs } = computeQuotas(inputs, switchCostMs, options.maxQuotaMs);
+  const i = decodeModels.indexOf(chosen);
+  const decodeQuota = i >= 0 ? quotasMs[i]! : 0;
+  const prefillMs = chosen.prefill.reduce((s, r) => s + predictor.prefillMs(r.spec.modelId, r.spec.promptTokens - r.prefilledTokens), 0);
+  return Math.min(decodeQuota + prefillMs, options.maxQuotaMs);
+}
