@@ -1,0 +1,114 @@
+/**
+ * Composition root of `pitcher serve`: config → models → tokenizers → device workers →
+ * scheduler → pool → HTTP. The only place that wires concrete classes together.
+ */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import type { FastifyInstance } from "fastify";
+import { buildApp } from "../api/app.ts";
+import { ConfigError } from "../core/errors.ts";
+import type { DeviceProfile } from "../core/types.ts";
+import { loadConfig } from "../config/loadConfig.ts";
+import { parseByteSize, type PitcherConfig } from "../config/schema.ts";
+import { DeviceProcess } from "../engine/DeviceProcess.ts";
+import { resolveModels, type ServedModel } from "../engine/resolveModels.ts";
+import { Tokenizers } from "../engine/Tokenizers.ts";
+import { calibrate } from "../runtime/calibrate.ts";
+import { Pool } from "../runtime/Pool.ts";
+import { Scheduler, type PolicyName } from "../scheduler/Scheduler.ts";
+
+export interface ServeOptions {
+  configFile?: string;
+  /** Already parsed config (tests); wins over configFile. */
+  config?: PitcherConfig;
+  host?: string;
+  port?: number;
+  log?: (msg: string) => void;
+  httpLogger?: boolean;
+}
+
+export interface RunningServer {
+  app: FastifyInstance;
+  pool: Pool;
+  url: string;
+  /** Drain (running requests finish, new ones get 503), then stop everything. */
+  shutdown(): Promise<void>;
+}
+
+function defaultKvDir(): string {
+  const base = fs.existsSync("/dev/shm") ? "/dev/shm" : os.tmpdir();
+  return path.join(base, `pitcher-kv-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
+}
+
+export async function startServer(opts: ServeOptions): Promise<RunningServer> {
+  const log = opts.log ?? ((m: string) => console.error(m));
+  const { config, baseDir } = opts.config ? { config: opts.config, baseDir: process.cwd() } : loadConfig(opts.configFile);
+  const models = await resolveModels(config, baseDir, log);
+  const tokenizers = await Tokenizers.load(models);
+
+  const threads = config.devices.threadsPerDevice;
+  const count = config.devices.count ?? Math.max(1, Math.floor(os.availableParallelism() / threads));
+  const memoryBytes = parseByteSize(config.devices.memory);
+  const kvDir = config.devices.kvDir ? path.resolve(config.devices.kvDir) : defaultKvDir();
+  const deviceProfiles: DeviceProfile[] = Array.from({ length: count }, (_, i) => ({ id: `dev${i}`, memoryBytes }));
+  let scheduler: Scheduler;
+  try {
+    scheduler = new Scheduler(
+      models.map((m) => m.profile),
+      deviceProfiles,
+      {
+        policy: config.scheduler.policy as PolicyName,
+        prefillChunkTokens: config.scheduler.prefillChunkTokens,
+        maxGroupSize: config.scheduler.maxGroupSize,
+        maxQuotaMs: config.scheduler.maxQuotaMs,
+        admissionTtftFactor: config.scheduler.admissionTtftFactor,
+      },
+    );
+  } catch (e) {
+    throw new ConfigError(`devices.memory (${memoryBytes} bytes): ${(e as Error).message}`);
+  }
+
+  const devices = new Map<string, DeviceProcess>();
+  let pool: Pool | undefined;
+  for (const d of deviceProfiles) {
+    const dev = new DeviceProcess(d.id, {
+      threads,
+      gpu: config.devices.gpu,
+      kvDir,
+      onExit: (detail) => pool && void pool.recover(dev, detail),
+    });
+    devices.set(d.id, dev);
+  }
+  await Promise.all([...devices.values()].map((d) => d.start()));
+  pool = new Pool(scheduler, devices, new Map(models.map((m) => [m.id, m])), tokenizers, {
+    prefillChunkTokens: config.scheduler.prefillChunkTokens,
+    kvDir,
+  });
+
+  if (config.scheduler.calibrate) {
+    const sample = (m: ServedModel) => tokenizers.get(m.id).completionPrompt("Once upon a time, a pool of devices served many models, token by token.").slice(0, 32);
+    const rows = await calibrate(devices.values().next().value!, models, scheduler.predictor, sample);
+    for (const r of rows)
+      log(`calibrated ${r.modelId}: warm load ${r.warmLoadMs.toFixed(0)} ms, decode ${r.decodeStepMs.toFixed(2)} ms/step, prefill ${r.prefillMsPerToken.toFixed(2)} ms/token`);
+  }
+
+  const app = buildApp(pool, { bodyLimitBytes: config.server.bodyLimitBytes, logger: opts.httpLogger ?? false });
+  const host = opts.host ?? config.server.host;
+  const port = opts.port ?? config.server.port;
+  await app.listen({ host, port });
+  const addr = app.server.address();
+  const url = typeof addr === "object" && addr ? `http://${host.includes(":") ? `[${host}]` : host}:${addr.port}` : `http://${host}:${port}`;
+  const running = pool;
+  return {
+    app,
+    pool: running,
+    url,
+    async shutdown() {
+      await running.drain();
+      await app.close();
+      await running.close();
+      await tokenizers.dispose();
+    },
+  };
+}

@@ -1,0 +1,95 @@
+/**
+ * The configuration file (YAML or JSON) and its validation. Every field has a default, so
+ * an empty file (or none) runs the embedded stand-in catalog.
+ */
+import { z } from "zod";
+import { POLICY_NAMES } from "../scheduler/Scheduler.ts";
+
+const byteSize = z.union([
+  z.number().int().positive(),
+  z
+    .string()
+    .regex(/^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$/i, 'a size like 96MB, 1.5GiB or a number of bytes'),
+]);
+
+const slo = z
+  .object({
+    ttftMs: z.number().positive().optional(),
+    tbtMs: z.number().positive().optional(),
+  })
+  .strict();
+
+export const modelSchema = z
+  .object({
+    id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]*$/, "letters, digits and . _ : / -"),
+    /** A local GGUF path, or an `hf:` reference that node-llama-cpp resolves (downloads only when configured). */
+    path: z.string().min(1),
+    slo: slo.optional(),
+    contextTokens: z.number().int().min(64).optional(),
+    maxBatch: z.number().int().min(1).max(64).optional(),
+    description: z.string().optional(),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    server: z
+      .object({
+        host: z.string().default("127.0.0.1"),
+        port: z.number().int().min(0).max(65535).default(8080),
+        /** Largest request body accepted (bytes). */
+        bodyLimitBytes: z.number().int().positive().default(1 << 20),
+      })
+      .strict()
+      .default({}),
+    devices: z
+      .object({
+        /** Device workers (child processes); on CPU one per core. */
+        count: z.number().int().min(1).max(64).optional(),
+        threadsPerDevice: z.number().int().min(1).max(256).default(1),
+        /** Budget per device for resident weights plus KV. */
+        memory: byteSize.default("80MB"),
+        gpu: z.union([z.literal("auto"), z.literal(false), z.enum(["cuda", "vulkan", "metal"])]).default(false),
+        /** Folder for the host KV tier; default: tmpfs (/dev/shm) where present. */
+        kvDir: z.string().optional(),
+      })
+      .strict()
+      .default({}),
+    scheduler: z
+      .object({
+        policy: z.enum(POLICY_NAMES as [string, ...string[]]).default("token"),
+        prefillChunkTokens: z.number().int().min(1).default(64),
+        maxGroupSize: z.number().int().min(1).default(8),
+        maxQuotaMs: z.number().positive().default(4000),
+        /** 429 when the predicted wait exceeds this multiple of the TTFT target; 0 turns it off. */
+        admissionTtftFactor: z.number().min(0).default(3),
+        /** Measure each model once at start-up to seed the predictors. */
+        calibrate: z.boolean().default(true),
+      })
+      .strict()
+      .default({}),
+    defaults: z
+      .object({
+        slo: slo.default({}),
+        contextTokens: z.number().int().min(64).default(1024),
+        maxBatch: z.number().int().min(1).max(64).default(4),
+      })
+      .strict()
+      .default({}),
+    /** Where stand-in models and downloaded models are kept. */
+    cacheDir: z.string().optional(),
+    /** Omit to serve the embedded stand-in catalog. */
+    models: z.array(modelSchema).min(1).optional(),
+  })
+  .strict();
+
+export type PitcherConfig = z.infer<typeof configSchema>;
+export type ModelConfig = z.infer<typeof modelSchema>;
+
+export function parseByteSize(v: number | string): number {
+  if (typeof v === "number") return v;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(v)!;
+  const unit = (m[2] || "B").toUpperCase();
+  const mult: Record<string, number> = { B: 1, KB: 1e3, MB: 1e6, GB: 1e9, KIB: 1024, MIB: 1024 ** 2, GIB: 1024 ** 3 };
+  return Math.round(Number(m[1]) * mult[unit]!);
+}

@@ -1,0 +1,79 @@
+/**
+ * Every error a user can meet, as a class with a stable code, an HTTP status and an
+ * OpenAI error type. The API maps them to the OpenAI error body in one place.
+ */
+export class PitcherError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+    readonly status: number,
+    readonly type: string,
+    readonly param: string | null = null,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export class InvalidRequestError extends PitcherError {
+  constructor(message: string, param: string | null = null, code = "invalid_request") {
+    super(message, code, 400, "invalid_request_error", param);
+  }
+}
+
+export class UnsupportedOptionError extends PitcherError {
+  constructor(message: string, param: string) {
+    super(message, "unsupported_option", 400, "invalid_request_error", param);
+  }
+}
+
+export class ContextLengthError extends PitcherError {
+  constructor(message: string, param = "messages") {
+    super(message, "context_length_exceeded", 400, "invalid_request_error", param);
+  }
+}
+
+export class ModelNotFoundError extends PitcherError {
+  constructor(model: string) {
+    super(`The model '${model}' does not exist. GET /v1/models lists the models served here.`, "model_not_found", 404, "invalid_request_error", "model");
+  }
+}
+
+export class NotFoundError extends PitcherError {
+  constructor(what: string) {
+    super(`${what} not found`, "not_found", 404, "invalid_request_error");
+  }
+}
+
+export class BodyTooLargeError extends PitcherError {
+  constructor(limitBytes: number) {
+    super(`Request body exceeds ${limitBytes} bytes`, "request_too_large", 413, "invalid_request_error");
+  }
+}
+
+export class OverloadedError extends PitcherError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message, "rate_limit_exceeded", 429, "rate_limit_error");
+  }
+}
+
+export class ShuttingDownError extends PitcherError {
+  constructor() {
+    super("The server is shutting down and accepts no new requests", "shutting_down", 503, "server_error");
+  }
+}
+
+export class DeviceFailedError extends PitcherError {
+  constructor(message: string) {
+    super(message, "device_failed", 500, "server_error");
+  }
+}
+
+export class ConfigError extends PitcherError {
+  constructor(message: string) {
+    super(message, "invalid_config", 500, "server_error");
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * Server side of a device: forks the worker process, sends it commands and matches the
+ * answers. If the process dies, every pending call rejects with DeviceCrashedError and
+ * `onExit` fires; `start()` brings up a fresh worker.
+ */
+import { fork, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import type { DeviceId, RequestId } from "../core/types.ts";
+import type { WorkerCommand, WorkerInit, WorkerMessage, WorkerReply, WorkerResult } from "./protocol.ts";
+
+export class DeviceCrashedError extends Error {
+  constructor(
+    readonly deviceId: DeviceId,
+    readonly detail: string,
+  ) {
+    super(`device ${deviceId} crashed (${detail})`);
+  }
+}
+
+export class EngineCommandError extends Error {}
+
+interface Pending {
+  resolve(v: { durationMs: number; result: WorkerResult }): void;
+  reject(e: Error): void;
+}
+
+const WORKER_PATH = fileURLToPath(new URL("./deviceWorker.ts", import.meta.url));
+const TSX_LOADER = import.meta.resolve("tsx");
+
+export interface DeviceProcessOptions extends WorkerInit {
+  /** Called when the worker exits unexpectedly. */
+  onExit?: (detail: string) => void;
+}
+
+export class DeviceProcess {
+  private child: ChildProcess | undefined;
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private stopping = false;
+
+  constructor(
+    readonly id: DeviceId,
+    private readonly options: DeviceProcessOptions,
+  ) {}
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  async start(): Promise<void> {
+    this.stopping = false;
+    const child = fork(WORKER_PATH, [], {
+      execArgv: ["--import", TSX_LOADER],
+      env: { ...process.env, UV_THREADPOOL_SIZE: String(Math.max(1, this.options.threads)) },
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+      serialization: "advanced",
+    });
+    this.child = child;
+    child.on("message", (msg: WorkerReply) => {
+      const p = this.pending.get(msg.id);
+      if (!p) return;
+      this.pending.delete(msg.id);
+      if (msg.ok) p.resolve({ durationMs: msg.durationMs, result: msg.result });
+      else p.reject(new EngineCommandError(msg.error));
+    });
+    child.on("exit", (code, signal) => {
+      if (this.child !== child) return;
+      this.child = undefined;
+      const detail = signal ? `signal ${signal}` : `exit code ${code}`;
+      const err = new DeviceCrashedError(this.id, detail);
+      for (const p of this.pending.values()) p.reject(err);
+      this.pending.clear();
+      if (!this.stopping) this.options.onExit?.(detail);
+    });
+    const init: WorkerInit = { threads: this.options.threads, gpu: this.options.gpu, kvDir: this.options.kvDir };
+    await this.send({ id: 0, init });
+  }
+
+  /** Run one command; releases go first. */
+  call(command: WorkerCommand, release: RequestId[] = []): Promise<{ durationMs: number; result: WorkerResult }> {
+    return this.send({ id: 0, release, command });
+  }
+
+  private send(msg: WorkerMessage): Promise<{ durationMs: number; result: WorkerResult }> {
+    const child = this.child;
+    if (!child) return Promise.reject(new DeviceCrashedError(this.id, "not running"));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      child.send({ ...msg, id }, (err) => {
+        if (err && this.pending.delete(id)) reject(new DeviceCrashedError(this.id, err.message));
+      });
+    });
+  }
+
+  /** Kill the worker as a native abort would (tests and operators). */
+  kill(signal: NodeJS.Signals = "SIGKILL"): void {
+    this.child?.kill(signal);
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const child = this.child;
+    if (!child) return;
+    await new Promise<void>((resolve) => {
+      child.once("exit", () => resolve());
+      child.disconnect();
+      setTimeout(() => child.kill("SIGKILL"), 5000).unref();
+    });
+  }
+}

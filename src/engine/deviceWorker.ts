@@ -1,0 +1,205 @@
+/**
+ * A device worker: one child process per device, owning one node-llama-cpp instance. It
+ * runs exactly the commands it is sent, one at a time, and answers each once. A native
+ * abort here takes down only this process; the server fails this device's requests and
+ * starts a new worker.
+ *
+ * Thread budget: the parent sets UV_THREADPOOL_SIZE and `threads`; every context uses the
+ * same count, and only one command runs at a time, so the busy threads never exceed it.
+ */
+import fs from "node:fs/promises";
+import { getLlama, LlamaLogLevel, type Llama, type Token, type LlamaContext, type LlamaContextSequence, type LlamaModel } from "node-llama-cpp";
+import type { ModelId, RequestId } from "../core/types.ts";
+import { kvPaths, KvStateError, sealKvState, verifyKvState } from "./kvStateFile.ts";
+import type { Sampling, WorkerCommand, WorkerInit, WorkerMessage, WorkerReply, WorkerResult } from "./protocol.ts";
+
+interface LoadedModel {
+  model: LlamaModel;
+  context: LlamaContext;
+  fingerprint: string;
+  contextTokens: number;
+  free: LlamaContextSequence[];
+  byRequest: Map<RequestId, LlamaContextSequence>;
+}
+
+let llama: Llama | undefined;
+let init: WorkerInit | undefined;
+const models = new Map<ModelId, LoadedModel>();
+
+function send(reply: WorkerReply): void {
+  process.send!(reply);
+}
+
+function stepOptions(s: Sampling, tokenIndex: number): { temperature: number; topP?: number; seed?: number } {
+  if (s.temperature <= 0) return { temperature: 0 };
+  // A per-token seed makes sampled output independent of when the request was preempted.
+  const seed = s.seed === undefined ? undefined : (s.seed + tokenIndex * 7919) >>> 0;
+  return { temperature: s.temperature, ...(s.topP !== undefined ? { topP: s.topP } : {}), ...(seed !== undefined ? { seed } : {}) };
+}
+
+function loaded(modelId: ModelId): LoadedModel {
+  const m = models.get(modelId);
+  if (!m) throw new Error(`model ${modelId} is not loaded on this device`);
+  return m;
+}
+
+function sequenceFor(m: LoadedModel, requestId: RequestId): LlamaContextSequence {
+  let seq = m.byRequest.get(requestId);
+  if (seq) return seq;
+  seq = m.free.pop();
+  if (!seq) throw new Error(`no free sequence slot for ${requestId}`);
+  m.byRequest.set(requestId, seq);
+  return seq;
+}
+
+async function releaseSequence(m: LoadedModel, requestId: RequestId): Promise<void> {
+  const seq = m.byRequest.get(requestId);
+  if (!seq) return;
+  m.byRequest.delete(requestId);
+  await seq.clearHistory();
+  m.free.push(seq);
+}
+
+async function release(requestIds: RequestId[]): Promise<void> {
+  for (const id of requestIds) for (const m of models.values()) await releaseSequence(m, id);
+}
+
+async function unload(modelId: ModelId): Promise<void> {
+  const m = models.get(modelId);
+  if (!m) return;
+  models.delete(modelId);
+  await m.context.dispose();
+  await m.model.dispose();
+}
+
+async function run(cmd: WorkerCommand): Promise<WorkerResult> {
+  const kvDir = init!.kvDir;
+  switch (cmd.op) {
+    case "load": {
+      for (const id of cmd.evict) await unload(id);
+      if (models.has(cmd.modelId)) return {};
+      const model = await llama!.loadModel({ modelPath: cmd.path, useMmap: true });
+      try {
+        const context = await model.createContext({
+          contextSize: cmd.contextTokens,
+          sequences: cmd.slots,
+          threads: init!.threads,
+          batchSize: cmd.batchTokens,
+          flashAttention: false,
+        });
+        const free: LlamaContextSequence[] = [];
+        for (let i = 0; i < cmd.slots; i++) free.push(context.getSequence());
+        free.reverse();
+        models.set(cmd.modelId, { model, context, fingerprint: cmd.fingerprint, contextTokens: cmd.contextTokens, free, byRequest: new Map() });
+      } catch (e) {
+        await model.dispose();
+        throw e;
+      }
+      return {};
+    }
+    case "evict":
+      for (const id of cmd.modelIds) await unload(id);
+      return {};
+    case "prefill": {
+      const m = loaded(cmd.modelId);
+      const seq = sequenceFor(m, cmd.requestId);
+      if (!cmd.final) {
+        await seq.controlledEvaluate(cmd.tokens as Token[]);
+        return {};
+      }
+      const last = cmd.tokens.length - 1;
+      const input: Parameters<LlamaContextSequence["controlledEvaluate"]>[0] = (cmd.tokens as Token[]).map((t, i) =>
+        i === last ? [t, { generateNext: { token: true, options: stepOptions(cmd.sampling, 0) } }] : t,
+      );
+      const out = await seq.controlledEvaluate(input);
+      const token = out[last]?.next?.token;
+      if (token === undefined || token === null) throw new Error("prefill produced no token");
+      return { tokens: [token] };
+    }
+    case "decode": {
+      const m = loaded(cmd.modelId);
+      // Issued in the same tick, the sequences' evaluations merge into one batch.
+      const results = await Promise.all(
+        cmd.items.map((it) =>
+          sequenceFor(m, it.requestId).controlledEvaluate([
+            [it.token as Token, { generateNext: { token: true, options: stepOptions(it.sampling, it.tokenIndex) } }],
+          ]),
+        ),
+      );
+      const tokens = results.map((r, i) => {
+        const t = r[0]?.next?.token;
+        if (t === undefined || t === null) throw new Error(`decode produced no token for ${cmd.items[i]!.requestId}`);
+        return t;
+      });
+      return { tokens };
+    }
+    case "swapOut": {
+      const m = loaded(cmd.modelId);
+      let bytes = 0;
+      for (const id of cmd.requestIds) {
+        const seq = m.byRequest.get(id);
+        if (!seq) throw new Error(`swap out: ${id} holds no sequence`);
+        const p = kvPaths(kvDir, id);
+        await seq.saveStateToFile(p.state);
+        bytes += await sealKvState(kvDir, id, m.fingerprint, seq.contextTokens.length);
+        await releaseSequence(m, id);
+      }
+      return { bytes };
+    }
+    case "swapIn": {
+      const m = loaded(cmd.modelId);
+      let bytes = 0;
+      const failed: { requestId: RequestId; error: string }[] = [];
+      for (const id of cmd.requestIds) {
+        try {
+          const header = await verifyKvState(kvDir, id, m.fingerprint, m.contextTokens);
+          const seq = sequenceFor(m, id);
+          await seq.loadStateFromFile(kvPaths(kvDir, id).state, { acceptRisk: true });
+          bytes += header.bytes;
+          await fs.rm(kvPaths(kvDir, id).state, { force: true });
+          await fs.rm(kvPaths(kvDir, id).header, { force: true });
+        } catch (e) {
+          if (!(e instanceof KvStateError)) throw e;
+          await releaseSequence(m, id);
+          failed.push({ requestId: id, error: e.message });
+        }
+      }
+      return { bytes, ...(failed.length ? { failed } : {}) };
+    }
+    case "release":
+      return {};
+  }
+}
+
+let queue: Promise<void> = Promise.resolve();
+
+process.on("message", (msg: WorkerMessage) => {
+  // One command at a time, in order: the scheduler never sends a second before the first
+  // answers, but releases may arrive alone.
+  queue = queue.then(async () => {
+    const t0 = performance.now();
+    try {
+      if ("init" in msg) {
+        init = msg.init;
+        await fs.mkdir(init.kvDir, { recursive: true });
+        llama = await getLlama({
+          build: "never",
+          gpu: init.gpu,
+          maxThreads: init.threads,
+          logLevel: LlamaLogLevel.error,
+          progressLogs: false,
+          skipDownload: true,
+        });
+        send({ id: msg.id, ok: true, durationMs: performance.now() - t0, result: {} });
+        return;
+      }
+      await release(msg.release);
+      const result = await run(msg.command);
+      send({ id: msg.id, ok: true, durationMs: performance.now() - t0, result });
+    } catch (e) {
+      send({ id: msg.id, ok: false, error: (e as Error).message, code: "engine_error" });
+    }
+  });
+});
+
+process.on("disconnect", () => process.exit(0));

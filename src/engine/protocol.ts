@@ -1,0 +1,63 @@
+/**
+ * The message protocol between the server and a device worker (one child process per
+ * device). Every request carries an id; the worker answers each exactly once. Token ids
+ * and timings travel; text never does (the server tokenizes and detokenizes).
+ */
+import type { ModelId, RequestId } from "../core/types.ts";
+
+export interface Sampling {
+  /** 0 = greedy (argmax). */
+  temperature: number;
+  topP?: number;
+  /** Base seed; the step seed is derived from it and the token index, so sampling survives preemption. */
+  seed?: number;
+}
+
+export interface WorkerInit {
+  threads: number;
+  gpu: "auto" | false | "cuda" | "vulkan" | "metal";
+  /** Folder of the host KV tier (tmpfs where available). */
+  kvDir: string;
+}
+
+export type WorkerCommand =
+  | {
+      op: "load";
+      modelId: ModelId;
+      path: string;
+      fingerprint: string;
+      contextTokens: number;
+      slots: number;
+      batchTokens: number;
+      /** Models to drop first, to make room. */
+      evict: ModelId[];
+    }
+  | { op: "evict"; modelIds: ModelId[] }
+  | {
+      op: "prefill";
+      modelId: ModelId;
+      requestId: RequestId;
+      tokens: number[];
+      final: boolean;
+      /** Index of the output token the final chunk samples (0 for the first). */
+      sampling: Sampling;
+    }
+  | { op: "decode"; modelId: ModelId; items: { requestId: RequestId; token: number; tokenIndex: number; sampling: Sampling }[] }
+  | { op: "swapOut"; modelId: ModelId; requestIds: RequestId[] }
+  | { op: "swapIn"; modelId: ModelId; requestIds: RequestId[] }
+  | { op: "release"; requestIds: RequestId[] };
+
+export type WorkerMessage = { id: number; release: RequestId[]; command: WorkerCommand } | { id: number; init: WorkerInit };
+
+export interface WorkerResult {
+  /** prefill (final): the first output token; decode: one token per item, in order. */
+  tokens?: number[];
+  /** Requests the command failed for, with why; the rest succeeded. */
+  failed?: { requestId: RequestId; error: string }[];
+  /** Bytes written or read (KV swaps). */
+  bytes?: number;
+}
+
+export type WorkerReply =
+  | { id: number; ok: true; durationMs: number; result: WorkerResult }
+  | { id: number; ok: false; error: string; code: string };

@@ -1,0 +1,149 @@
+/**
+ * Turns the configured catalog into models the engine can serve: writes the stand-ins on
+ * first start, resolves `hf:` references (download only because the user configured one),
+ * validates every GGUF file's metadata up front (llama.cpp aborts the process on bad
+ * metadata), and derives sizes, KV bytes per token and first cost guesses.
+ */
+import crypto from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { readGgufFileInfo, resolveModelFile } from "node-llama-cpp";
+import { ConfigError } from "../core/errors.ts";
+import { DEFAULT_SLO, type ModelProfile } from "../core/types.ts";
+import type { PitcherConfig } from "../config/schema.ts";
+import { STAND_IN_CATALOG } from "../config/standInCatalog.ts";
+import { standInParameterCount, writeStandInModel } from "./gguf/writeStandInModel.ts";
+
+export interface ServedModel {
+  id: string;
+  path: string;
+  /** Identifies the file's content; KV state files are checked against it. */
+  fingerprint: string;
+  fileBytes: number;
+  architecture: string;
+  trainedContextTokens: number;
+  vocabularySize: number;
+  expertCount?: number;
+  standIn: boolean;
+  description: string;
+  profile: ModelProfile;
+}
+
+export function defaultCacheDir(config: PitcherConfig): string {
+  if (config.cacheDir) return path.resolve(config.cacheDir);
+  if (process.env.PITCHER_CACHE_DIR) return path.resolve(process.env.PITCHER_CACHE_DIR);
+  const base = process.env.XDG_CACHE_HOME || path.join(os.homedir(), ".cache");
+  return path.join(base, "pitcher");
+}
+
+function fingerprintOf(file: string): string {
+  const fd = fs.openSync(file, "r");
+  try {
+    const size = fs.fstatSync(fd).size;
+    const head = Buffer.alloc(Math.min(size, 4 << 20));
+    fs.readSync(fd, head, 0, head.length, 0);
+    return crypto.createHash("sha256").update(head).update(String(size)).digest("hex").slice(0, 32);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Write any missing stand-in model into the cache; returns the catalog entries as config models. */
+export function ensureStandIns(cacheDir: string, log: (msg: string) => void = () => {}): { id: string; path: string; description: string }[] {
+  const dir = path.join(cacheDir, "standins");
+  return STAND_IN_CATALOG.map((e) => {
+    const file = path.join(dir, `${e.id}-s${e.shape.seed}-v1.gguf`);
+    if (!fs.existsSync(file)) {
+      log(`writing stand-in model ${e.id} (${(standInParameterCount(e.shape) / 1e6).toFixed(0)}M parameters) to ${file}`);
+      writeStandInModel(e.shape, file);
+    }
+    return { id: e.id, path: file, description: `Stand-in with random weights (gibberish output): ${e.description}` };
+  });
+}
+
+async function resolvePath(ref: string, baseDir: string, cacheDir: string): Promise<string> {
+  if (ref.startsWith("hf:") || /^https?:\/\//.test(ref)) {
+    // Only here does Pitcher touch the network, because the user configured this reference.
+    return resolveModelFile(ref, { directory: path.join(cacheDir, "models"), cli: true });
+  }
+  const p = path.resolve(baseDir, ref);
+  if (!fs.existsSync(p)) throw new ConfigError(`model file ${p} does not exist`);
+  return p;
+}
+
+export async function resolveModels(
+  config: PitcherConfig,
+  baseDir: string,
+  log: (msg: string) => void = () => {},
+): Promise<ServedModel[]> {
+  const cacheDir = defaultCacheDir(config);
+  const entries = config.models
+    ? config.models.map((m) => ({ ...m, description: m.description ?? "" }))
+    : ensureStandIns(cacheDir, log).map((m) => ({ ...m, slo: undefined, contextTokens: undefined, maxBatch: undefined }));
+  const standIn = !config.models;
+  const ids = new Set<string>();
+  const out: ServedModel[] = [];
+  for (const [i, m] of entries.entries()) {
+    if (ids.has(m.id)) throw new ConfigError(`models.${i}.id: duplicate model id '${m.id}'`);
+    ids.add(m.id);
+    const file = await resolvePath(m.path, baseDir, cacheDir);
+    let info;
+    try {
+      info = await readGgufFileInfo(file, { readTensorInfo: false });
+    } catch (e) {
+      throw new ConfigError(`models.${i} (${m.id}): ${file} is not a readable GGUF file: ${(e as Error).message}`);
+    }
+    const arch = String(info.metadata.general?.architecture ?? "");
+    const a = info.architectureMetadata as Record<string, unknown> & { attention?: Record<string, unknown> };
+    const layers = Number(a.block_count);
+    const embd = Number(a.embedding_length);
+    const heads = Number(a.attention?.head_count);
+    const kvHeads = Number(a.attention?.head_count_kv ?? heads);
+    const keyLength = Number(a.attention?.key_length ?? embd / heads);
+    const valueLength = Number(a.attention?.value_length ?? embd / heads);
+    const trained = Number(a.context_length);
+    for (const [name, v] of Object.entries({ block_count: layers, embedding_length: embd, "attention.head_count": heads, context_length: trained }))
+      if (!Number.isFinite(v) || v <= 0)
+        throw new ConfigError(`models.${i} (${m.id}): ${file} lacks ${arch}.${name}; llama.cpp would abort on it`);
+    const fileBytes = fs.statSync(file).size;
+    const contextTokens = Math.min(m.contextTokens ?? config.defaults.contextTokens, trained);
+    const kvBytesPerToken = layers * kvHeads * (keyLength + valueLength) * 2; // f16 K and V
+    const expertCount = a.expert_count === undefined ? undefined : Number(a.expert_count);
+    const expertUsed = a.expert_used_count === undefined ? undefined : Number(a.expert_used_count);
+    // First guesses (calibration and online learning replace them): CPU decode reads the
+    // active weights once per step at roughly 18 GB/s.
+    const activeBytes = expertCount && expertUsed ? fileBytes * (0.3 + 0.7 * (expertUsed / expertCount)) : fileBytes;
+    const decodeStepMs = Math.max(0.3, activeBytes / 18e6);
+    const slo = { ...DEFAULT_SLO, ...config.defaults.slo, ...(m.slo ?? {}) };
+    out.push({
+      id: m.id,
+      path: file,
+      fingerprint: fingerprintOf(file),
+      fileBytes,
+      architecture: arch,
+      trainedContextTokens: trained,
+      vocabularySize: (info.metadata as { tokenizer?: { ggml?: { tokens?: readonly unknown[] } } }).tokenizer?.ggml?.tokens?.length ?? 0,
+      ...(expertCount ? { expertCount } : {}),
+      standIn,
+      description: m.description,
+      profile: {
+        id: m.id,
+        weightBytes: fileBytes,
+        kvBytesPerToken,
+        contextTokens,
+        maxBatch: m.maxBatch ?? config.defaults.maxBatch,
+        slo,
+        estimates: {
+          decodeStepMs,
+          decodeExtraPerSequenceMs: decodeStepMs * 0.5,
+          prefillMsPerToken: decodeStepMs / 3,
+          loadMs: 60 + fileBytes / 0.6e6,
+          unloadMs: 5,
+          kvSwapMsPerToken: 0.002,
+        },
+      },
+    });
+  }
+  return out;
+}

@@ -1,0 +1,341 @@
+/**
+ * The real-time driver: runs the pure scheduler against device workers on the wall clock.
+ * It submits requests, asks the scheduler what each idle device does next, carries that
+ * out through the device's worker, feeds the outcome back and streams tokens to callers.
+ * Every request ends exactly once, through `complete`.
+ */
+import { EventEmitter } from "node:events";
+import fs from "node:fs";
+import {
+  DeviceFailedError,
+  OverloadedError,
+  PitcherError,
+  ShuttingDownError,
+} from "../core/errors.ts";
+import type { Command, DeviceId, FinishedRequest, FinishReason, ModelId, RequestId, SloTargets } from "../core/types.ts";
+import { DeviceCrashedError, type DeviceProcess } from "../engine/DeviceProcess.ts";
+import { removeKvState } from "../engine/kvStateFile.ts";
+import type { Sampling, WorkerCommand, WorkerResult } from "../engine/protocol.ts";
+import type { ServedModel } from "../engine/resolveModels.ts";
+import type { Tokenizers } from "../engine/Tokenizers.ts";
+import type { Scheduler } from "../scheduler/Scheduler.ts";
+import { TextStream } from "./TextStream.ts";
+
+export interface GenerationParams {
+  /** Used in responses and logs; must be unique among running requests. */
+  requestId: RequestId;
+  modelId: ModelId;
+  promptTokens: number[];
+  maxTokens: number;
+  sampling: Sampling;
+  stop: string[];
+  slo?: SloTargets;
+  /** Streaming: called with each text delta as it becomes safe to send. */
+  onDelta?: (text: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface GenerationResult {
+  id: RequestId;
+  text: string;
+  finishReason: "stop" | "length";
+  promptTokens: number;
+  completionTokens: number;
+}
+
+/** What the pool reports for each finished request (metrics and logs listen to it). */
+export interface RequestOutcome {
+  id: RequestId;
+  modelId: ModelId;
+  arrivalMs: number;
+  tokenTimesMs: number[];
+  promptTokens: number;
+  reason: FinishReason | "rejected";
+  slo: SloTargets;
+  error?: string;
+}
+
+export interface CommandRecord {
+  deviceId: DeviceId;
+  kind: Command["kind"];
+  modelId?: ModelId;
+  startMs: number;
+  endMs: number;
+  requests: number;
+}
+
+interface Live {
+  id: RequestId;
+  params: GenerationParams;
+  arrivalMs: number;
+  output: number[];
+  tokenTimesMs: number[];
+  text: TextStream;
+  hostKv: boolean;
+  slo: SloTargets;
+  resolve(r: GenerationResult): void;
+  reject(e: Error): void;
+  onAbort?: () => void;
+}
+
+export interface PoolEvents {
+  outcome: [RequestOutcome];
+  command: [CommandRecord];
+  device: [{ deviceId: DeviceId; event: "crashed" | "restarted"; detail: string }];
+}
+
+export class Pool extends EventEmitter<PoolEvents> {
+  private readonly live = new Map<RequestId, Live>();
+  private readonly recovering = new Set<DeviceId>();
+  private draining = false;
+  private readonly idleWaiters: (() => void)[] = [];
+  private readonly clockZero = performance.now();
+
+  constructor(
+    readonly scheduler: Scheduler,
+    readonly devices: Map<DeviceId, DeviceProcess>,
+    readonly models: Map<ModelId, ServedModel>,
+    readonly tokenizers: Tokenizers,
+    private readonly options: { prefillChunkTokens: number; kvDir: string },
+  ) {
+    super();
+  }
+
+  now(): number {
+    return performance.now() - this.clockZero;
+  }
+
+  get activeRequests(): number {
+    return this.live.size;
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  generate(params: GenerationParams): Promise<GenerationResult> {
+    if (this.draining) return Promise.reject(new ShuttingDownError());
+    const model = this.models.get(params.modelId)!;
+    const id = params.requestId;
+    const arrivalMs = this.now();
+    const slo = params.slo ?? model.profile.slo;
+    const tok = this.tokenizers.get(params.modelId);
+    return new Promise<GenerationResult>((resolve, reject) => {
+      const submitted = this.scheduler.submit(
+        { id, modelId: params.modelId, arrivalMs, promptTokens: params.promptTokens.length, maxOutputTokens: params.maxTokens, slo },
+        arrivalMs,
+      );
+      if (!submitted.accepted) {
+        const retry = Math.max(1, Math.ceil(submitted.retryAfterMs / 1000));
+        this.emit("outcome", { id, modelId: params.modelId, arrivalMs, tokenTimesMs: [], promptTokens: params.promptTokens.length, reason: "rejected", slo });
+        reject(new OverloadedError(`Model ${params.modelId} is overloaded: ${submitted.reason}. Retry in ${retry} s.`, retry));
+        return;
+      }
+      const r: Live = {
+        id,
+        params,
+        arrivalMs,
+        output: [],
+        tokenTimesMs: [],
+        text: new TextStream({ detokenize: (t) => tok.detokenize(t) }, params.stop),
+        hostKv: false,
+        slo,
+        resolve,
+        reject,
+      };
+      this.live.set(id, r);
+      if (params.signal) {
+        if (params.signal.aborted) {
+          queueMicrotask(() => this.cancel(id));
+        } else {
+          r.onAbort = () => this.cancel(id);
+          params.signal.addEventListener("abort", r.onAbort, { once: true });
+        }
+      }
+      this.pump();
+    });
+  }
+
+  /** The caller went away: end the request at once and free its memory. */
+  cancel(id: RequestId): void {
+    const f = this.scheduler.cancel(id);
+    if (f) this.complete(f);
+    this.pump();
+  }
+
+  /** Stop taking requests; resolves when every running request has ended. */
+  async drain(): Promise<void> {
+    this.draining = true;
+    if (this.live.size === 0) return;
+    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  // ---- the loop ------------------------------------------------------------------------
+
+  pump(): void {
+    for (const [deviceId, device] of this.devices) {
+      if (this.recovering.has(deviceId) || this.scheduler.isBusy(deviceId)) continue;
+      const cmd = this.scheduler.plan(deviceId, this.now());
+      if (cmd) {
+        void this.execute(device, cmd);
+      } else {
+        const release = this.scheduler.takeReleases(deviceId);
+        if (release.length > 0) device.call({ op: "release", requestIds: release }).catch(() => {});
+      }
+    }
+  }
+
+  private toWorker(cmd: Command): WorkerCommand {
+    switch (cmd.kind) {
+      case "load": {
+        const m = this.models.get(cmd.modelId)!;
+        return {
+          op: "load",
+          modelId: cmd.modelId,
+          path: m.path,
+          fingerprint: m.fingerprint,
+          contextTokens: m.profile.contextTokens,
+          slots: m.profile.maxBatch,
+          batchTokens: Math.max(this.options.prefillChunkTokens, m.profile.maxBatch),
+          evict: cmd.evict,
+        };
+      }
+      case "evict":
+        return { op: "evict", modelIds: cmd.modelIds };
+      case "prefill": {
+        const r = this.live.get(cmd.requestId)!;
+        return {
+          op: "prefill",
+          modelId: cmd.modelId,
+          requestId: cmd.requestId,
+          tokens: r.params.promptTokens.slice(cmd.fromToken, cmd.toToken),
+          final: cmd.final,
+          sampling: r.params.sampling,
+        };
+      }
+      case "decode":
+        return {
+          op: "decode",
+          modelId: cmd.modelId,
+          items: cmd.requestIds.map((id) => {
+            const r = this.live.get(id)!;
+            return { requestId: id, token: r.output[r.output.length - 1]!, tokenIndex: r.output.length, sampling: r.params.sampling };
+          }),
+        };
+      case "swapOut":
+        return { op: "swapOut", modelId: cmd.modelId, requestIds: cmd.requestIds };
+      case "swapIn":
+        return { op: "swapIn", modelId: cmd.modelId, requestIds: cmd.requestIds };
+    }
+  }
+
+  private async execute(device: DeviceProcess, cmd: Command): Promise<void> {
+    const startMs = this.now();
+    let reply: { durationMs: number; result: WorkerResult };
+    try {
+      reply = await device.call(this.toWorker(cmd), cmd.release);
+    } catch (e) {
+      const detail = e instanceof DeviceCrashedError ? e.detail : (e as Error).message;
+      void this.recover(device, detail);
+      return;
+    }
+    const endMs = this.now();
+    const failed = reply.result.failed ?? [];
+    const failedIds = failed.map((f) => f.requestId);
+    const errors = new Map(failed.map((f) => [f.requestId, f.error]));
+    if (cmd.kind === "prefill" && cmd.final) this.onToken(cmd.requestId, reply.result.tokens![0]!, endMs);
+    if (cmd.kind === "decode") cmd.requestIds.forEach((id, i) => this.onToken(id, reply.result.tokens![i]!, endMs));
+    if (cmd.kind === "swapOut") for (const id of cmd.requestIds) this.live.get(id) && (this.live.get(id)!.hostKv = true);
+    if (cmd.kind === "swapIn") for (const id of cmd.requestIds) if (!errors.has(id) && this.live.get(id)) this.live.get(id)!.hostKv = false;
+    this.emit("command", {
+      deviceId: device.id,
+      kind: cmd.kind,
+      ...("modelId" in cmd ? { modelId: cmd.modelId } : {}),
+      startMs,
+      endMs,
+      requests: cmd.kind === "decode" || cmd.kind === "swapIn" || cmd.kind === "swapOut" ? cmd.requestIds.length : cmd.kind === "prefill" ? 1 : 0,
+    });
+    const finished = this.scheduler.onCommandDone(device.id, { durationMs: reply.durationMs, failedRequestIds: failedIds }, endMs);
+    for (const f of finished) this.complete(f.reason === "error" && errors.has(f.requestId) ? { ...f, error: errors.get(f.requestId)! } : f);
+    this.pump();
+  }
+
+  private onToken(id: RequestId, token: number, atMs: number): void {
+    const r = this.live.get(id);
+    if (!r) return; // cancelled while the step ran
+    const tok = this.tokenizers.get(r.params.modelId);
+    r.output.push(token);
+    if (tok.endTokens.has(token)) {
+      const f = this.scheduler.finish(id, "stop");
+      if (f) this.complete(f);
+      return;
+    }
+    r.tokenTimesMs.push(atMs);
+    const delta = r.text.push(token);
+    if (delta) r.params.onDelta?.(delta);
+    if (r.text.stopped) {
+      const f = this.scheduler.finish(id, "stop");
+      if (f) this.complete(f);
+    }
+  }
+
+  private complete(f: FinishedRequest): void {
+    const r = this.live.get(f.requestId);
+    if (!r) return;
+    this.live.delete(f.requestId);
+    if (r.onAbort) r.params.signal?.removeEventListener("abort", r.onAbort);
+    if (r.hostKv) void removeKvState(this.options.kvDir, r.id);
+    this.emit("outcome", {
+      id: r.id,
+      modelId: r.params.modelId,
+      arrivalMs: r.arrivalMs,
+      tokenTimesMs: r.tokenTimesMs,
+      promptTokens: r.params.promptTokens.length,
+      reason: f.reason,
+      slo: r.slo,
+      ...(f.error ? { error: f.error } : {}),
+    });
+    if (f.reason === "stop" || f.reason === "length") {
+      const tail = r.text.flush();
+      if (tail) r.params.onDelta?.(tail);
+      r.resolve({
+        id: r.id,
+        text: r.text.sent,
+        finishReason: f.reason,
+        promptTokens: r.params.promptTokens.length,
+        completionTokens: r.output.length,
+      });
+    } else if (f.reason === "cancelled") {
+      r.reject(new PitcherError("Request cancelled", "cancelled", 499, "invalid_request_error"));
+    } else {
+      r.reject(new DeviceFailedError(f.error ?? "request failed on its device"));
+    }
+    if (this.live.size === 0) for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  /** A worker died or broke: fail its requests, start a fresh worker, resume. */
+  async recover(device: DeviceProcess, detail: string): Promise<void> {
+    if (this.recovering.has(device.id)) return;
+    this.recovering.add(device.id);
+    const message = `Device ${device.id} failed (${detail}); the request was lost and can be retried`;
+    this.emit("device", { deviceId: device.id, event: "crashed", detail });
+    for (const f of this.scheduler.onDeviceFailed(device.id, message)) this.complete(f);
+    try {
+      await device.stop();
+      await device.start();
+      this.scheduler.onDeviceUp(device.id);
+      this.emit("device", { deviceId: device.id, event: "restarted", detail });
+    } catch (e) {
+      this.emit("device", { deviceId: device.id, event: "crashed", detail: `restart failed: ${(e as Error).message}` });
+    } finally {
+      this.recovering.delete(device.id);
+    }
+    this.pump();
+  }
+
+  async close(): Promise<void> {
+    this.draining = true;
+    for (const d of this.devices.values()) await d.stop();
+    fs.rmSync(this.options.kvDir, { recursive: true, force: true });
+  }
+}
