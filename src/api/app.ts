@@ -72,6 +72,7 @@ export function buildApp(pool: Pool, options: AppOptions): FastifyInstance {
         stand_in: m.standIn,
         description: m.description,
         architecture: m.architecture,
+        ...(m.fileType ? { file_type: m.fileType } : {}),
         file_bytes: m.fileBytes,
         context_tokens: m.profile.contextTokens,
         ...(m.expertCount ? { experts: m.expertCount } : {}),

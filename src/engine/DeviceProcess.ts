@@ -102,9 +102,12 @@ export class DeviceProcess {
     this.stopping = true;
     const child = this.child;
     if (!child) return;
+    if (child.exitCode !== null || child.signalCode !== null) return;
     await new Promise<void>((resolve) => {
       child.once("exit", () => resolve());
-      child.disconnect();
+      // Closing the channel lets the worker exit on its own; a stuck one is killed.
+      if (child.connected) child.disconnect();
+      else child.kill("SIGKILL");
       setTimeout(() => child.kill("SIGKILL"), 5000).unref();
     });
   }

@@ -167,6 +167,7 @@ async function run(cmd: WorkerCommand): Promise<WorkerResult> {
       return { bytes, ...(failed.length ? { failed } : {}) };
     }
     case "release":
+      await release(cmd.requestIds);
       return {};
   }
 }

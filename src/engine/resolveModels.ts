@@ -24,10 +24,21 @@ export interface ServedModel {
   architecture: string;
   trainedContextTokens: number;
   vocabularySize: number;
+  /** Weight format from general.file_type (e.g. Q8_0, F16), when the file says. */
+  fileType?: string;
   expertCount?: number;
   standIn: boolean;
   description: string;
   profile: ModelProfile;
+}
+
+const FILE_TYPES: Record<number, string> = {
+  0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K", 11: "Q3_K_S", 12: "Q3_K_M",
+  13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K", 32: "BF16",
+};
+
+function fileTypeName(v: unknown): string | undefined {
+  return typeof v === "number" ? (FILE_TYPES[v] ?? `type ${v}`) : undefined;
 }
 
 export function defaultCacheDir(config: PitcherConfig): string {
@@ -53,7 +64,7 @@ function fingerprintOf(file: string): string {
 export function ensureStandIns(cacheDir: string, log: (msg: string) => void = () => {}): { id: string; path: string; description: string }[] {
   const dir = path.join(cacheDir, "standins");
   return STAND_IN_CATALOG.map((e) => {
-    const file = path.join(dir, `${e.id}-s${e.shape.seed}-v1.gguf`);
+    const file = path.join(dir, `${e.id}-s${e.shape.seed}-v2.gguf`);
     if (!fs.existsSync(file)) {
       log(`writing stand-in model ${e.id} (${(standInParameterCount(e.shape) / 1e6).toFixed(0)}M parameters) to ${file}`);
       writeStandInModel(e.shape, file);
@@ -123,6 +134,7 @@ export async function resolveModels(
       fileBytes,
       architecture: arch,
       trainedContextTokens: trained,
+      ...(fileTypeName(info.metadata.general?.file_type) ? { fileType: fileTypeName(info.metadata.general?.file_type)! } : {}),
       vocabularySize: (info.metadata as { tokenizer?: { ggml?: { tokens?: readonly unknown[] } } }).tokenizer?.ggml?.tokens?.length ?? 0,
       ...(expertCount ? { expertCount } : {}),
       standIn,

@@ -61,7 +61,7 @@ export interface CommandRecord {
   modelId?: ModelId;
   startMs: number;
   endMs: number;
-  requests: number;
+  requestIds: RequestId[];
 }
 
 interface Live {
@@ -253,7 +253,7 @@ export class Pool extends EventEmitter<PoolEvents> {
       ...("modelId" in cmd ? { modelId: cmd.modelId } : {}),
       startMs,
       endMs,
-      requests: cmd.kind === "decode" || cmd.kind === "swapIn" || cmd.kind === "swapOut" ? cmd.requestIds.length : cmd.kind === "prefill" ? 1 : 0,
+      requestIds: cmd.kind === "decode" || cmd.kind === "swapIn" || cmd.kind === "swapOut" ? cmd.requestIds : cmd.kind === "prefill" ? [cmd.requestId] : [],
     });
     const finished = this.scheduler.onCommandDone(device.id, { durationMs: reply.durationMs, failedRequestIds: failedIds }, endMs);
     for (const f of finished) this.complete(f.reason === "error" && errors.has(f.requestId) ? { ...f, error: errors.get(f.requestId)! } : f);

@@ -41,6 +41,8 @@ const enum ValueType {
 }
 
 const GGML_TYPE = { f32: 0, f16: 1, q8_0: 8 } as const;
+/** llama_ftype values for general.file_type. */
+const FILE_TYPE = { f32: 0, f16: 1, q8_0: 7 } as const;
 
 type KvValue =
   | { type: "u32"; value: number }
@@ -295,6 +297,7 @@ export function writeStandInModel(shape: StandInModelShape, filePath: string): {
     ["general.architecture", { type: "str", value: arch }],
     ["general.name", { type: "str", value: shape.name }],
     ["general.alignment", { type: "u32", value: ALIGNMENT }],
+    ["general.file_type", { type: "u32", value: FILE_TYPE[shape.weightType] }],
     ["general.description", { type: "str", value: "Pitcher stand-in model: random weights, real shapes. Output is gibberish." }],
     [`${arch}.context_length`, { type: "u32", value: shape.contextLength }],
     [`${arch}.embedding_length`, { type: "u32", value: E }],

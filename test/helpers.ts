@@ -1,0 +1,48 @@
+import path from "node:path";
+import OpenAI from "openai";
+import { startServer, type RunningServer } from "../src/cli/serve.ts";
+import { parseConfig } from "../src/config/loadConfig.ts";
+import { ensureStandIns } from "../src/engine/resolveModels.ts";
+import { STAND_IN_CATALOG } from "../src/config/standInCatalog.ts";
+
+export const ROOT = path.resolve(import.meta.dirname, "..");
+export const CACHE_DIR = path.join(ROOT, ".pitcher-cache");
+export const STORIES = path.resolve(ROOT, "../shared/models/stories260K.gguf");
+
+/** Paths of the stand-in models (written on first use). */
+export function standInPaths(): Record<string, string> {
+  return Object.fromEntries(ensureStandIns(CACHE_DIR).map((m) => [m.id, m.path]));
+}
+
+export const STAND_IN_IDS = STAND_IN_CATALOG.map((e) => e.id);
+
+export async function startTestServer(config: Record<string, unknown> = {}): Promise<RunningServer & { client: OpenAI }> {
+  const cfg = parseConfig(
+    {
+      cacheDir: CACHE_DIR,
+      ...config,
+      scheduler: { calibrate: false, ...((config.scheduler as object) ?? {}) },
+      server: { port: 0, ...((config.server as object) ?? {}) },
+    },
+    "test",
+  );
+  const server = await startServer({ config: cfg, log: () => {} });
+  const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused", maxRetries: 0 });
+  return Object.assign(server, { client });
+}
+
+export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; json: any }> {
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = text;
+  }
+  return { status: res.status, headers: res.headers, json };
+}
