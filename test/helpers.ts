@@ -46,3 +46,12 @@ export async function postJson(url: string, body: unknown, headers: Record<strin
   }
   return { status: res.status, headers: res.headers, json };
 }
+
+/** Poll a condition (for events that have no promise of their own). */
+export async function waitFor(cond: () => boolean, limitMs = 20_000): Promise<void> {
+  const start = Date.now();
+  while (!cond()) {
+    if (Date.now() - start > limitMs) throw new Error("condition not reached");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}

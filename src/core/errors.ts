@@ -72,6 +72,12 @@ export class DeviceFailedError extends PitcherError {
   }
 }
 
+export class KvRestoreFailedError extends PitcherError {
+  constructor(message: string) {
+    super(`${message}; the request was ended and can be retried`, "kv_restore_failed", 500, "server_error");
+  }
+}
+
 export class ConfigError extends PitcherError {
   constructor(message: string) {
     super(message, "invalid_config", 500, "server_error");

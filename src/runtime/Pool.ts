@@ -8,6 +8,7 @@ import { EventEmitter } from "node:events";
 import fs from "node:fs";
 import {
   DeviceFailedError,
+  KvRestoreFailedError,
   OverloadedError,
   PitcherError,
   ShuttingDownError,
@@ -107,6 +108,11 @@ export class Pool extends EventEmitter<PoolEvents> {
 
   get activeRequests(): number {
     return this.live.size;
+  }
+
+  /** Folder of the host KV tier. */
+  get kvDir(): string {
+    return this.options.kvDir;
   }
 
   get isDraining(): boolean {
@@ -256,7 +262,7 @@ export class Pool extends EventEmitter<PoolEvents> {
       requestIds: cmd.kind === "decode" || cmd.kind === "swapIn" || cmd.kind === "swapOut" ? cmd.requestIds : cmd.kind === "prefill" ? [cmd.requestId] : [],
     });
     const finished = this.scheduler.onCommandDone(device.id, { durationMs: reply.durationMs, failedRequestIds: failedIds }, endMs);
-    for (const f of finished) this.complete(f.reason === "error" && errors.has(f.requestId) ? { ...f, error: errors.get(f.requestId)! } : f);
+    for (const f of finished) this.complete(f, errors.has(f.requestId) ? new KvRestoreFailedError(errors.get(f.requestId)!) : undefined);
     this.pump();
   }
 
@@ -279,7 +285,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     }
   }
 
-  private complete(f: FinishedRequest): void {
+  private complete(f: FinishedRequest, failure?: PitcherError): void {
     const r = this.live.get(f.requestId);
     if (!r) return;
     this.live.delete(f.requestId);
@@ -293,7 +299,7 @@ export class Pool extends EventEmitter<PoolEvents> {
       promptTokens: r.params.promptTokens.length,
       reason: f.reason,
       slo: r.slo,
-      ...(f.error ? { error: f.error } : {}),
+      ...(failure || f.error ? { error: failure?.message ?? f.error } : {}),
     });
     if (f.reason === "stop" || f.reason === "length") {
       const tail = r.text.flush();
@@ -308,7 +314,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     } else if (f.reason === "cancelled") {
       r.reject(new PitcherError("Request cancelled", "cancelled", 499, "invalid_request_error"));
     } else {
-      r.reject(new DeviceFailedError(f.error ?? "request failed on its device"));
+      r.reject(failure ?? new DeviceFailedError(f.error ?? "request failed on its device"));
     }
     if (this.live.size === 0) for (const w of this.idleWaiters.splice(0)) w();
   }

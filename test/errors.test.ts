@@ -1,0 +1,205 @@
+// Every bad input gets an OpenAI-format error with the right status and costs nothing else.
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import { after, before, describe, it } from "node:test";
+import type { CommandRecord } from "../src/runtime/Pool.ts";
+import { kvPaths } from "../src/engine/kvStateFile.ts";
+import { postJson, standInPaths, startTestServer, waitFor } from "./helpers.ts";
+
+function assertOpenAiError(res: { status: number; json: any }, status: number, code: string): void {
+  assert.equal(res.status, status, JSON.stringify(res.json));
+  assert.equal(typeof res.json.error.message, "string");
+  assert.equal(typeof res.json.error.type, "string");
+  assert.ok("param" in res.json.error);
+  assert.equal(res.json.error.code, code);
+}
+
+describe("bad requests", () => {
+  let server: Awaited<ReturnType<typeof startTestServer>>;
+  let url: string;
+  before(async () => {
+    const paths = standInPaths();
+    server = await startTestServer({
+      devices: { count: 1 },
+      server: { bodyLimitBytes: 4096 },
+      defaults: { contextTokens: 128 },
+      models: [{ id: "tiny", path: paths["llama-5m-q8"] }],
+    });
+    url = server.url;
+  });
+  after(async () => server.shutdown());
+
+  it("malformed JSON is 400", async () => {
+    assertOpenAiError(await postJson(`${url}/v1/chat/completions`, "{not json"), 400, "invalid_json");
+  });
+
+  it("missing and mistyped fields are 400 and name the field", async () => {
+    const r = await postJson(`${url}/v1/chat/completions`, { model: "tiny" });
+    assertOpenAiError(r, 400, "invalid_request");
+    assert.equal(r.json.error.param, "messages");
+    const t = await postJson(`${url}/v1/completions`, { model: "tiny", prompt: "x", temperature: "hot" });
+    assertOpenAiError(t, 400, "invalid_request");
+    assert.equal(t.json.error.param, "temperature");
+  });
+
+  it("an unknown model is 404", async () => {
+    const r = await postJson(`${url}/v1/chat/completions`, { model: "nope", messages: [{ role: "user", content: "hi" }] });
+    assertOpenAiError(r, 404, "model_not_found");
+    assert.match(r.json.error.message, /nope/);
+  });
+
+  it("a body over the limit is 413", async () => {
+    const r = await postJson(`${url}/v1/completions`, { model: "tiny", prompt: "x".repeat(10_000) });
+    assertOpenAiError(r, 413, "request_too_large");
+  });
+
+  it("a prompt longer than the context is 400 naming both lengths", async () => {
+    const r = await postJson(`${url}/v1/completions`, { model: "tiny", prompt: "word ".repeat(300) });
+    assertOpenAiError(r, 400, "context_length_exceeded");
+    assert.match(r.json.error.message, /128 tokens/);
+    assert.match(r.json.error.message, /prompt is \d{3} tokens/);
+  });
+
+  it("unsupported options are 400 and say so", async () => {
+    const r = await postJson(`${url}/v1/chat/completions`, { model: "tiny", n: 2, messages: [{ role: "user", content: "hi" }] });
+    assertOpenAiError(r, 400, "unsupported_option");
+    assert.equal(r.json.error.param, "n");
+    assert.match(r.json.error.message, /not supported/);
+    const t = await postJson(`${url}/v1/chat/completions`, { model: "tiny", tools: [{ type: "function" }], messages: [{ role: "user", content: "hi" }] });
+    assertOpenAiError(t, 400, "unsupported_option");
+  });
+
+  it("token ids outside the vocabulary are 400", async () => {
+    assertOpenAiError(await postJson(`${url}/v1/completions`, { model: "tiny", prompt: [1, 999999] }), 400, "invalid_request");
+  });
+
+  it("an unknown route is a 404 in the same format", async () => {
+    const res = await fetch(`${url}/v1/nothing`);
+    assert.equal(res.status, 404);
+    assert.equal(((await res.json()) as { error: { code: string } }).error.code, "not_found");
+  });
+
+  it("keeps serving after all of that", async () => {
+    const r = await server.client.completions.create({ model: "tiny", prompt: "still here", max_tokens: 3, temperature: 0 });
+    assert.equal(r.usage!.completion_tokens, 3);
+  });
+});
+
+describe("overload", () => {
+  it("answers 429 with Retry-After when a request cannot meet its TTFT target", async () => {
+    const paths = standInPaths();
+    const server = await startTestServer({
+      devices: { count: 1 },
+      scheduler: { admissionTtftFactor: 1 },
+      models: [{ id: "slow", path: paths["llama-58m-q8-a"], slo: { ttftMs: 200, tbtMs: 100 } }],
+    });
+    try {
+      const results = await Promise.all(
+        Array.from({ length: 30 }, () => postJson(`${server.url}/v1/completions`, { model: "slow", prompt: "go", max_tokens: 64, temperature: 0 })),
+      );
+      const rejected = results.filter((r) => r.status === 429);
+      const served = results.filter((r) => r.status === 200);
+      assert.ok(rejected.length > 0, "some requests were refused");
+      assert.ok(served.length > 0, "the rest were served");
+      for (const r of rejected) {
+        assertOpenAiError(r, 429, "rate_limit_exceeded");
+        assert.ok(Number(r.headers.get("retry-after")) >= 1);
+      }
+      for (const r of served) assert.equal(r.json.usage.completion_tokens, 64);
+    } finally {
+      await server.shutdown();
+    }
+  });
+});
+
+describe("shutdown", () => {
+  it("drains: running requests finish, new ones get 503", async () => {
+    const paths = standInPaths();
+    const server = await startTestServer({ devices: { count: 1 }, models: [{ id: "m", path: paths["llama-58m-q8-a"] }] });
+    const running = server.client.completions.create({ model: "m", prompt: "long one", max_tokens: 200, temperature: 0 });
+    await waitFor(() => server.pool.activeRequests === 1);
+    const done = server.shutdown();
+    const late = await postJson(`${server.url}/v1/completions`, { model: "m", prompt: "late", max_tokens: 2 });
+    assertOpenAiError(late, 503, "shutting_down");
+    const r = await running;
+    assert.equal(r.usage!.completion_tokens, 200);
+    await done;
+  });
+});
+
+describe("failures inside the pool", () => {
+  let server: Awaited<ReturnType<typeof startTestServer>>;
+  const commands: CommandRecord[] = [];
+  before(async () => {
+    const paths = standInPaths();
+    server = await startTestServer({
+      devices: { count: 1, memory: "100MB" },
+      models: [
+        { id: "long", path: paths["llama-58m-q8-a"] },
+        { id: "urgent", path: paths["llama-58m-q8-b"], slo: { ttftMs: 400, tbtMs: 100 } },
+      ],
+    });
+    server.pool.on("command", (c) => commands.push(c));
+  });
+  after(async () => server.shutdown());
+
+  it("a crashed device worker fails only its in-flight requests, clearly, and comes back", async () => {
+    commands.length = 0;
+    const doomed = postJson(`${server.url}/v1/completions`, { model: "long", prompt: "crash me", max_tokens: 400, temperature: 0 });
+    await waitFor(() => commands.some((c) => c.kind === "decode"));
+    const dev = server.pool.devices.get("dev0")!;
+    const oldPid = dev.pid;
+    dev.kill("SIGABRT"); // what a native assert in llama.cpp does
+    const r = await doomed;
+    assertOpenAiError(r, 500, "device_failed");
+    assert.match(r.json.error.message, /dev0 failed/);
+    await waitFor(() => dev.pid !== undefined && dev.pid !== oldPid);
+    const after = await server.client.completions.create({ model: "long", prompt: "back again", max_tokens: 5, temperature: 0 });
+    assert.equal(after.usage!.completion_tokens, 5);
+  });
+
+  it("a corrupt KV state file fails only its request with a clear error; the pool goes on", async () => {
+    commands.length = 0;
+    let corrupted = "";
+    const onCommand = (c: CommandRecord) => {
+      if (c.kind === "swapOut" && c.modelId === "long" && !corrupted) {
+        // Truncate the parked KV before it is restored (llama.cpp would abort on it).
+        const file = kvPaths(server.pool.kvDir, c.requestIds[0]!).state;
+        fs.truncateSync(file, Math.floor(fs.statSync(file).size / 2));
+        corrupted = c.requestIds[0]!;
+      }
+    };
+    server.pool.on("command", onCommand);
+    try {
+      const victim = postJson(`${server.url}/v1/completions`, { model: "long", prompt: "park me", max_tokens: 200, temperature: 0 });
+      await waitFor(() => commands.some((c) => c.kind === "decode" && c.modelId === "long"));
+      const urgent = await server.client.completions.create({ model: "urgent", prompt: "now", max_tokens: 4, temperature: 0 });
+      assert.equal(urgent.usage!.completion_tokens, 4);
+      const r = await victim;
+      assert.ok(corrupted, "the request was parked in the host tier");
+      assertOpenAiError(r, 500, "kv_restore_failed");
+      assert.match(r.json.error.message, /corrupt/);
+      const again = await server.client.completions.create({ model: "long", prompt: "fine", max_tokens: 5, temperature: 0 });
+      assert.equal(again.usage!.completion_tokens, 5);
+    } finally {
+      server.pool.off("command", onCommand);
+    }
+  });
+
+  it("a client that disconnects cancels its request and frees its KV at once", async () => {
+    const ac = new AbortController();
+    const res = await fetch(`${server.url}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "long", prompt: "bye", max_tokens: 900, temperature: 0, stream: true }),
+      signal: ac.signal,
+    });
+    const reader = res.body!.getReader();
+    await reader.read();
+    assert.equal(server.pool.activeRequests, 1);
+    ac.abort();
+    await waitFor(() => server.pool.activeRequests === 0, 5000);
+    assert.equal(server.pool.scheduler.activeRequestCount, 0);
+    await waitFor(() => server.pool.scheduler.snapshot().devices[0]!.kvBytes === 0, 5000);
+  });
+});
