@@ -277,8 +277,9 @@ export class Pool extends EventEmitter<PoolEvents> {
       return;
     }
     r.tokenTimesMs.push(atMs);
-    const delta = r.text.push(token);
-    if (delta) r.params.onDelta?.(delta);
+    // Streams get one chunk per token (possibly empty while text is held back), so a
+    // client can time every token.
+    r.params.onDelta?.(r.text.push(token));
     if (r.text.stopped) {
       const f = this.scheduler.finish(id, "stop");
       if (f) this.complete(f);

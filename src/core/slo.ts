@@ -1,0 +1,80 @@
+/**
+ * SLO metrics, as defined in ../shared/docs/scheduling.md, shared by the server, the load
+ * generator and the simulator so every report means the same thing.
+ *
+ * - Deadline SLO: token k (0 = first) arrives by arrival + TTFT + k * TBT.
+ * - Attainment: fraction of ALL requests (failed and rejected count as misses) meeting it.
+ * - Goodput: requests per second that meet it.
+ */
+import type { SloTargets } from "./types.ts";
+
+export interface RequestTrace {
+  modelId: string;
+  arrivalMs: number;
+  /** Arrival time of each output token, in order. */
+  tokenTimesMs: number[];
+  /** Tokens the request should have produced (a request that ended short by error missed). */
+  expectedTokens?: number;
+  ok: boolean;
+}
+
+export function meetsDeadlineSlo(t: RequestTrace, slo: SloTargets): boolean {
+  if (!t.ok || t.tokenTimesMs.length === 0) return false;
+  if (t.expectedTokens !== undefined && t.tokenTimesMs.length < t.expectedTokens) return false;
+  for (let k = 0; k < t.tokenTimesMs.length; k++) if (t.tokenTimesMs[k]! > t.arrivalMs + slo.ttftMs + k * slo.tbtMs) return false;
+  return true;
+}
+
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const s = [...values].sort((a, b) => a - b);
+  const i = Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1));
+  return s[i]!;
+}
+
+export interface SloReport {
+  requests: number;
+  completed: number;
+  met: number;
+  attainment: number;
+  /** Requests per second meeting the SLO, over `durationMs`. */
+  goodput: number;
+  ttftP50Ms: number;
+  ttftP99Ms: number;
+  tbtP50Ms: number;
+  tbtP99Ms: number;
+  /** Share of token gaps longer than the TBT target (burstiness). */
+  gapsOverTbt: number;
+}
+
+export function sloReport(traces: RequestTrace[], sloOf: (modelId: string) => SloTargets, durationMs: number): SloReport {
+  const ttfts: number[] = [];
+  const gaps: number[] = [];
+  let over = 0;
+  let met = 0;
+  let completed = 0;
+  for (const t of traces) {
+    const slo = sloOf(t.modelId);
+    if (t.ok) completed++;
+    if (meetsDeadlineSlo(t, slo)) met++;
+    if (t.tokenTimesMs.length > 0) ttfts.push(t.tokenTimesMs[0]! - t.arrivalMs);
+    for (let k = 1; k < t.tokenTimesMs.length; k++) {
+      const g = t.tokenTimesMs[k]! - t.tokenTimesMs[k - 1]!;
+      gaps.push(g);
+      if (g > slo.tbtMs) over++;
+    }
+  }
+  const n = traces.length;
+  return {
+    requests: n,
+    completed,
+    met,
+    attainment: n === 0 ? 1 : met / n,
+    goodput: durationMs > 0 ? met / (durationMs / 1000) : 0,
+    ttftP50Ms: percentile(ttfts, 50),
+    ttftP99Ms: percentile(ttfts, 99),
+    tbtP50Ms: percentile(gaps, 50),
+    tbtP99Ms: percentile(gaps, 99),
+    gapsOverTbt: gaps.length === 0 ? 0 : over / gaps.length,
+  };
+}
