@@ -1,0 +1,122 @@
+/**
+ * Policies side by side (BENCHMARKS.md): the same models, devices, threads, memory budget
+ * and seeded Poisson workload against a real Pitcher server per policy and rate; deadline-SLO
+ * attainment and goodput at each rate.
+ *
+ *   node --import tsx bench/policies.ts --scenario default --rates 2,4,6,8 --duration 60
+ */
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { Command } from "commander";
+import { runLoad } from "../src/bench/loadClient.ts";
+import { sloReport } from "../src/core/slo.ts";
+import { STAND_IN_CATALOG } from "../src/config/standInCatalog.ts";
+import { writeStandInModel } from "../src/engine/gguf/writeStandInModel.ts";
+import { ensureStandIns } from "../src/engine/resolveModels.ts";
+import { generateWorkload, workloadSchema } from "../src/workload/workload.ts";
+
+const ROOT = path.resolve(import.meta.dirname, "..");
+const CACHE = path.join(ROOT, ".pitcher-cache");
+
+const opts = new Command()
+  .option("--scenario <name>", "default (the embedded catalog) or P (six 58M Q8_0 models)", "default")
+  .option("--policies <list>", "policies", "token,request")
+  .option("--rates <list>", "arrival rates, req/s", "2,4,6,8")
+  .option("--duration <s>", "seconds per rate", "60")
+  .option("--ttft <ms>", "TTFT target the servers schedule for", "2000")
+  .option("--popularity <kind>", "uniform or zipf", "uniform")
+  .option("--seed <n>", "workload seed", "7")
+  .option("--out <file>", "JSON results", "")
+  .parse()
+  .opts();
+
+function scenarioModels(): { id: string; path: string }[] {
+  if (opts.scenario === "default") return ensureStandIns(CACHE);
+  // Scenario P (../shared/docs/benchmarks.md): six distinct dense 58M Q8_0 models.
+  const shape = STAND_IN_CATALOG[0]!.shape;
+  return Array.from({ length: 6 }, (_, i) => {
+    const id = `p58m-${i}`;
+    const file = path.join(CACHE, "bench", `${id}.gguf`);
+    if (!fs.existsSync(file)) writeStandInModel({ ...shape, name: id, seed: 900 + i }, file);
+    return { id, path: file };
+  });
+}
+
+async function startServer(policy: string, models: { id: string; path: string }[], ttftMs: number) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pitcher-bench-"));
+  const cfg = path.join(dir, "pitcher.json");
+  fs.writeFileSync(
+    cfg,
+    JSON.stringify({
+      cacheDir: CACHE,
+      devices: { count: 2, threadsPerDevice: 1, memory: "80MB" },
+      scheduler: { policy, admissionTtftFactor: 0, calibrate: true },
+      defaults: { slo: { ttftMs, tbtMs: 100 }, maxBatch: 4 },
+      models,
+    }),
+  );
+  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve", "--config", cfg, "--port", "0"], {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stderr.on("data", (d) => (out += d));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout.on("data", (d) => {
+      const m = /listening on (http:\/\/\S+)/.exec(String(d));
+      if (m) resolve(m[1]!);
+    });
+    child.on("exit", () => reject(new Error(`server exited: ${out}`)));
+  });
+  return {
+    url,
+    async stop() {
+      const done = new Promise((r) => child.on("exit", r));
+      child.kill("SIGTERM");
+      await done;
+    },
+  };
+}
+
+const models = scenarioModels();
+const ttftMs = Number(opts.ttft);
+const rows: Record<string, unknown>[] = [];
+for (const policy of String(opts.policies).split(",")) {
+  for (const rate of String(opts.rates).split(",").map(Number)) {
+    const server = await startServer(policy, models, ttftMs);
+    const spec = workloadSchema.parse({
+      seed: Number(opts.seed),
+      durationSeconds: Number(opts.duration),
+      ratePerSecond: rate,
+      popularity: opts.popularity === "zipf" ? { kind: "zipf", s: 1 } : { kind: "uniform" },
+      inputTokens: 64,
+      outputTokens: 32,
+    });
+    const requests = generateWorkload(spec, models.map((m) => m.id));
+    const load = await runLoad(requests, { baseUrl: server.url, drainTimeoutMs: 30_000 });
+    await server.stop();
+    const at = (ttft: number) => sloReport(load.traces, () => ({ ttftMs: ttft, tbtMs: 100 }), load.durationMs);
+    const main = at(ttftMs);
+    const loose = at(10_000);
+    const row = {
+      policy,
+      rate,
+      requests: main.requests,
+      attainment: main.attainment,
+      goodput: main.goodput,
+      attainmentTtft10s: loose.attainment,
+      ttftP50Ms: main.ttftP50Ms,
+      ttftP99Ms: main.ttftP99Ms,
+      tbtP99Ms: main.tbtP99Ms,
+      gapsOverTbt: main.gapsOverTbt,
+      errors: load.errors,
+    };
+    rows.push(row);
+    console.log(
+      `${policy.padEnd(8)} ${String(rate).padStart(4)} req/s  n=${main.requests}  attainment(TTFT ${ttftMs / 1000}s)=${main.attainment.toFixed(3)}  goodput=${main.goodput.toFixed(2)}/s  attainment(TTFT 10s)=${loose.attainment.toFixed(3)}  TTFT p50/p99=${main.ttftP50Ms.toFixed(0)}/${main.ttftP99Ms.toFixed(0)} ms  TBT p99=${main.tbtP99Ms.toFixed(0)} ms  gaps>TBT=${(main.gapsOverTbt * 100).toFixed(1)}%  errors=${JSON.stringify(load.errors)}`,
+    );
+  }
+}
+if (opts.out) fs.writeFileSync(opts.out, JSON.stringify({ options: opts, rows }, null, 2));
