@@ -279,7 +279,8 @@ export class Pool extends EventEmitter<PoolEvents> {
     r.tokenTimesMs.push(atMs);
     // Streams get one chunk per token (possibly empty while text is held back), so a
     // client can time every token.
-    r.params.onDelta?.(r.text.push(token));
+    const delta = r.text.push(token);
+    r.params.onDelta?.(delta);
     if (r.text.stopped) {
       const f = this.scheduler.finish(id, "stop");
       if (f) this.complete(f);
