@@ -5,11 +5,12 @@
  *
  *   node --import tsx bench/overhead.ts --tokens 256 --rounds 3
  */
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { Command } from "commander";
 import { getLlama, LlamaLogLevel, type Token } from "node-llama-cpp";
-import { startServer } from "../src/cli/serve.ts";
-import { parseConfig } from "../src/config/loadConfig.ts";
 import { ensureStandIns } from "../src/engine/resolveModels.ts";
 
 const opts = new Command().option("--model <id>", "stand-in model", "llama-58m-q8-a").option("--tokens <n>", "tokens per run", "256").option("--rounds <n>", "alternations", "3").parse().opts();
@@ -22,8 +23,9 @@ const PROMPT = "Once upon a time, a pool of devices served many models";
 const llama = await getLlama({ build: "never", gpu: false, maxThreads: 1, logLevel: LlamaLogLevel.error });
 const model = await llama.loadModel({ modelPath: file });
 const ctx = await model.createContext({ contextSize: 1024, threads: 1 });
+const seq = ctx.getSequence();
 async function plainTokensPerSecond(): Promise<number> {
-  const seq = ctx.getSequence();
+  await seq.clearHistory();
   const prompt = model.tokenize(PROMPT);
   let out = await seq.controlledEvaluate([...prompt.slice(0, -1), [prompt.at(-1)!, { generateNext: { token: true, options: { temperature: 0 } } }]]);
   let t = out.at(-1)!.next!.token as Token;
@@ -33,14 +35,28 @@ async function plainTokensPerSecond(): Promise<number> {
     t = out[0]!.next!.token as Token;
   }
   const ms = performance.now() - t0;
-  seq.dispose();
   return ((N - 1) * 1000) / ms;
 }
 
-const server = await startServer({
-  config: parseConfig({ cacheDir: CACHE, devices: { count: 1, threadsPerDevice: 1 }, scheduler: { calibrate: false }, models: [{ id: "m", path: file }], server: { port: 0 } }, "bench"),
-  log: () => {},
+// The server runs as its own process, as users run it; this process is only the client.
+const cfgFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pitcher-overhead-")), "pitcher.json");
+fs.writeFileSync(cfgFile, JSON.stringify({ cacheDir: CACHE, devices: { count: 1, threadsPerDevice: 1 }, scheduler: { calibrate: false }, models: [{ id: "m", path: file }] }));
+const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve", "--config", cfgFile, "--port", "0"], {
+  cwd: path.resolve(import.meta.dirname, ".."),
+  stdio: ["ignore", "pipe", "inherit"],
 });
+const server = {
+  url: await new Promise<string>((resolve) =>
+    child.stdout.on("data", (d) => {
+      const m = /listening on (http:\/\/\S+)/.exec(String(d));
+      if (m) resolve(m[1]!);
+    }),
+  ),
+  shutdown: async () => {
+    child.kill("SIGTERM");
+    await new Promise((r) => child.on("exit", r));
+  },
+};
 async function pitcherTokensPerSecond(): Promise<number> {
   const res = await fetch(`${server.url}/v1/completions`, {
     method: "POST",

@@ -91,7 +91,15 @@ export type Command =
       final: boolean;
       release: RequestId[];
     }
-  | { kind: "decode"; deviceId: DeviceId; modelId: ModelId; requestIds: RequestId[]; release: RequestId[] }
+  | {
+      kind: "decode";
+      deviceId: DeviceId;
+      modelId: ModelId;
+      requestIds: RequestId[];
+      /** Decode steps to run back to back (each gives every request one token). */
+      steps: number;
+      release: RequestId[];
+    }
   | { kind: "swapOut"; deviceId: DeviceId; modelId: ModelId; requestIds: RequestId[]; release: RequestId[] }
   | { kind: "swapIn"; deviceId: DeviceId; modelId: ModelId; requestIds: RequestId[]; release: RequestId[] }
   | { kind: "evict"; deviceId: DeviceId; modelIds: ModelId[]; release: RequestId[] };
@@ -102,6 +110,8 @@ export type CommandKind = Command["kind"];
 export interface CommandOutcome {
   /** Wall (or virtual) time the command took. */
   durationMs: number;
+  /** Decode: steps actually run (fewer when every request ended early). Default: all. */
+  steps?: number;
   /** Requests the command failed for (e.g. a corrupt state file); they end with an error. */
   failedRequestIds?: RequestId[];
 }

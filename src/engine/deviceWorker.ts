@@ -11,10 +11,11 @@ import fs from "node:fs/promises";
 import { getLlama, LlamaLogLevel, type Llama, type Token, type LlamaContext, type LlamaContextSequence, type LlamaModel } from "node-llama-cpp";
 import type { ModelId, RequestId } from "../core/types.ts";
 import { kvPaths, KvStateError, sealKvState, verifyKvState } from "./kvStateFile.ts";
-import type { Sampling, WorkerCommand, WorkerInit, WorkerMessage, WorkerReply, WorkerResult } from "./protocol.ts";
+import type { Sampling, WorkerCommand, WorkerInit, WorkerMessage, WorkerProgress, WorkerReply, WorkerResult } from "./protocol.ts";
 
 interface LoadedModel {
   model: LlamaModel;
+  endTokens: Set<number>;
   context: LlamaContext;
   fingerprint: string;
   contextTokens: number;
@@ -72,7 +73,10 @@ async function unload(modelId: ModelId): Promise<void> {
   await m.model.dispose();
 }
 
-async function run(cmd: WorkerCommand): Promise<WorkerResult> {
+/** Requests cancelled while a command runs (client gone, stop string seen). */
+const cancelled = new Set<RequestId>();
+
+async function run(id: number, cmd: WorkerCommand): Promise<WorkerResult> {
   const kvDir = init!.kvDir;
   switch (cmd.op) {
     case "load": {
@@ -90,7 +94,7 @@ async function run(cmd: WorkerCommand): Promise<WorkerResult> {
         const free: LlamaContextSequence[] = [];
         for (let i = 0; i < cmd.slots; i++) free.push(context.getSequence());
         free.reverse();
-        models.set(cmd.modelId, { model, context, fingerprint: cmd.fingerprint, contextTokens: cmd.contextTokens, free, byRequest: new Map() });
+        models.set(cmd.modelId, { model, endTokens: new Set(cmd.endTokens), context, fingerprint: cmd.fingerprint, contextTokens: cmd.contextTokens, free, byRequest: new Map() });
       } catch (e) {
         await model.dispose();
         throw e;
@@ -118,20 +122,30 @@ async function run(cmd: WorkerCommand): Promise<WorkerResult> {
     }
     case "decode": {
       const m = loaded(cmd.modelId);
-      // Issued in the same tick, the sequences' evaluations merge into one batch.
-      const results = await Promise.all(
-        cmd.items.map((it) =>
-          sequenceFor(m, it.requestId).controlledEvaluate([
-            [it.token as Token, { generateNext: { token: true, options: stepOptions(it.sampling, it.tokenIndex) } }],
-          ]),
-        ),
-      );
-      const tokens = results.map((r, i) => {
-        const t = r[0]?.next?.token;
-        if (t === undefined || t === null) throw new Error(`decode produced no token for ${cmd.items[i]!.requestId}`);
-        return t;
-      });
-      return { tokens };
+      let items = cmd.items;
+      let step = 0;
+      for (; step < cmd.steps && items.length > 0; step++) {
+        // Issued in the same tick, the sequences' evaluations merge into one batch.
+        const results = await Promise.all(
+          items.map((it) =>
+            sequenceFor(m, it.requestId).controlledEvaluate([
+              [it.token as Token, { generateNext: { token: true, options: stepOptions(it.sampling, it.tokenIndex) } }],
+            ]),
+          ),
+        );
+        const tokens = results.map((r, i) => {
+          const t = r[0]?.next?.token;
+          if (t === undefined || t === null) throw new Error(`decode produced no token for ${items[i]!.requestId}`);
+          return t;
+        });
+        const progress: WorkerProgress = { id, progress: { requestIds: items.map((it) => it.requestId), tokens } };
+        process.send!(progress);
+        // Sequences that ended (end token) or were cancelled leave the batch.
+        items = items
+          .map((it, i) => ({ ...it, token: tokens[i]!, tokenIndex: it.tokenIndex + 1 }))
+          .filter((it, i) => !m.endTokens.has(tokens[i]!) && !cancelled.has(it.requestId));
+      }
+      return { steps: step };
     }
     case "swapOut": {
       const m = loaded(cmd.modelId);
@@ -175,6 +189,10 @@ async function run(cmd: WorkerCommand): Promise<WorkerResult> {
 let queue: Promise<void> = Promise.resolve();
 
 process.on("message", (msg: WorkerMessage) => {
+  if ("cancel" in msg) {
+    for (const r of msg.cancel) cancelled.add(r);
+    return;
+  }
   // One command at a time, in order: the scheduler never sends a second before the first
   // answers, but releases may arrive alone.
   queue = queue.then(async () => {
@@ -195,7 +213,8 @@ process.on("message", (msg: WorkerMessage) => {
         return;
       }
       await release(msg.release);
-      const result = await run(msg.command);
+      const result = await run(msg.id, msg.command);
+      cancelled.clear();
       send({ id: msg.id, ok: true, durationMs: performance.now() - t0, result });
     } catch (e) {
       send({ id: msg.id, ok: false, error: (e as Error).message, code: "engine_error" });

@@ -31,6 +31,8 @@ export type WorkerCommand =
       batchTokens: number;
       /** Models to drop first, to make room. */
       evict: ModelId[];
+      /** End-of-generation tokens: a sequence that samples one leaves a multi-step decode. */
+      endTokens: number[];
     }
   | { op: "evict"; modelIds: ModelId[] }
   | {
@@ -42,12 +44,22 @@ export type WorkerCommand =
       /** Index of the output token the final chunk samples (0 for the first). */
       sampling: Sampling;
     }
-  | { op: "decode"; modelId: ModelId; items: { requestId: RequestId; token: number; tokenIndex: number; sampling: Sampling }[] }
+  | {
+      op: "decode";
+      modelId: ModelId;
+      items: { requestId: RequestId; token: number; tokenIndex: number; sampling: Sampling }[];
+      /** Steps to run back to back; each step's tokens go out as a progress message at once. */
+      steps: number;
+    }
   | { op: "swapOut"; modelId: ModelId; requestIds: RequestId[] }
   | { op: "swapIn"; modelId: ModelId; requestIds: RequestId[] }
   | { op: "release"; requestIds: RequestId[] };
 
-export type WorkerMessage = { id: number; release: RequestId[]; command: WorkerCommand } | { id: number; init: WorkerInit };
+export type WorkerMessage =
+  | { id: number; release: RequestId[]; command: WorkerCommand }
+  | { id: number; init: WorkerInit }
+  /** Handled at once, even while a command runs: drop these requests from a running decode. */
+  | { id: number; cancel: RequestId[] };
 
 export interface WorkerResult {
   /** prefill (final): the first output token; decode: one token per item, in order. */
@@ -56,6 +68,14 @@ export interface WorkerResult {
   failed?: { requestId: RequestId; error: string }[];
   /** Bytes written or read (KV swaps). */
   bytes?: number;
+  /** Decode: steps run. */
+  steps?: number;
+}
+
+/** One decode step's tokens, sent while the command goes on. */
+export interface WorkerProgress {
+  id: number;
+  progress: { requestIds: RequestId[]; tokens: number[] };
 }
 
 export type WorkerReply =

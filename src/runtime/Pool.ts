@@ -16,6 +16,7 @@ import {
 import type { Command, DeviceId, FinishedRequest, FinishReason, ModelId, RequestId, SloTargets } from "../core/types.ts";
 import { DeviceCrashedError, type DeviceProcess } from "../engine/DeviceProcess.ts";
 import { removeKvState } from "../engine/kvStateFile.ts";
+import { loadCommand } from "../engine/loadCommand.ts";
 import type { Sampling, WorkerCommand, WorkerResult } from "../engine/protocol.ts";
 import type { ServedModel } from "../engine/resolveModels.ts";
 import type { Tokenizers } from "../engine/Tokenizers.ts";
@@ -88,6 +89,8 @@ export interface PoolEvents {
 export class Pool extends EventEmitter<PoolEvents> {
   private readonly live = new Map<RequestId, Live>();
   private readonly recovering = new Set<DeviceId>();
+  /** Requests in the decode command each device runs now (to cancel them mid-command). */
+  private readonly decoding = new Map<DeviceId, Set<RequestId>>();
   private draining = false;
   private readonly idleWaiters: (() => void)[] = [];
   private readonly clockZero = performance.now();
@@ -143,7 +146,7 @@ export class Pool extends EventEmitter<PoolEvents> {
         arrivalMs,
         output: [],
         tokenTimesMs: [],
-        text: new TextStream({ detokenize: (t) => tok.detokenize(t) }, params.stop),
+        text: new TextStream({ detokenize: (t, last) => tok.detokenize(t, last) }, params.stop),
         hostKv: false,
         slo,
         resolve,
@@ -193,19 +196,8 @@ export class Pool extends EventEmitter<PoolEvents> {
 
   private toWorker(cmd: Command): WorkerCommand {
     switch (cmd.kind) {
-      case "load": {
-        const m = this.models.get(cmd.modelId)!;
-        return {
-          op: "load",
-          modelId: cmd.modelId,
-          path: m.path,
-          fingerprint: m.fingerprint,
-          contextTokens: m.profile.contextTokens,
-          slots: m.profile.maxBatch,
-          batchTokens: Math.max(this.options.prefillChunkTokens, m.profile.maxBatch),
-          evict: cmd.evict,
-        };
-      }
+      case "load":
+        return loadCommand(this.models.get(cmd.modelId)!, this.tokenizers.get(cmd.modelId).endTokens, this.options.prefillChunkTokens, cmd.evict);
       case "evict":
         return { op: "evict", modelIds: cmd.modelIds };
       case "prefill": {
@@ -223,6 +215,7 @@ export class Pool extends EventEmitter<PoolEvents> {
         return {
           op: "decode",
           modelId: cmd.modelId,
+          steps: cmd.steps,
           items: cmd.requestIds.map((id) => {
             const r = this.live.get(id)!;
             return { requestId: id, token: r.output[r.output.length - 1]!, tokenIndex: r.output.length, sampling: r.params.sampling };
@@ -237,22 +230,43 @@ export class Pool extends EventEmitter<PoolEvents> {
 
   private async execute(device: DeviceProcess, cmd: Command): Promise<void> {
     const startMs = this.now();
+    // Decode steps stream their tokens while the command goes on: the worker does not wait
+    // for us, and text work (detokenize, stop strings, streaming) overlaps its compute.
+    const onProgress =
+      cmd.kind === "decode"
+        ? (p: { requestIds: RequestId[]; tokens: number[] }) => {
+            const at = this.now();
+            p.requestIds.forEach((id, i) => this.acceptToken(id, p.tokens[i]!, at));
+            for (const id of p.requestIds) this.streamText(id);
+          }
+        : undefined;
+    if (cmd.kind === "decode") this.decoding.set(device.id, new Set(cmd.requestIds));
     let reply: { durationMs: number; result: WorkerResult };
     try {
-      reply = await device.call(this.toWorker(cmd), cmd.release);
+      reply = await device.call(this.toWorker(cmd), cmd.release, onProgress);
     } catch (e) {
       const detail = e instanceof DeviceCrashedError ? e.detail : (e as Error).message;
       void this.recover(device, detail);
       return;
+    } finally {
+      this.decoding.delete(device.id);
     }
     const endMs = this.now();
     const failed = reply.result.failed ?? [];
     const failedIds = failed.map((f) => f.requestId);
     const errors = new Map(failed.map((f) => [f.requestId, f.error]));
-    if (cmd.kind === "prefill" && cmd.final) this.onToken(cmd.requestId, reply.result.tokens![0]!, endMs);
-    if (cmd.kind === "decode") cmd.requestIds.forEach((id, i) => this.onToken(id, reply.result.tokens![i]!, endMs));
+    const firstToken = cmd.kind === "prefill" && cmd.final ? reply.result.tokens![0]! : undefined;
+    if (firstToken !== undefined && cmd.kind === "prefill") this.acceptToken(cmd.requestId, firstToken, endMs);
     if (cmd.kind === "swapOut") for (const id of cmd.requestIds) this.live.get(id) && (this.live.get(id)!.hostKv = true);
     if (cmd.kind === "swapIn") for (const id of cmd.requestIds) if (!errors.has(id) && this.live.get(id)) this.live.get(id)!.hostKv = false;
+    const finished = this.scheduler.onCommandDone(
+      device.id,
+      { durationMs: reply.durationMs, failedRequestIds: failedIds, ...(reply.result.steps !== undefined ? { steps: reply.result.steps } : {}) },
+      endMs,
+    );
+    this.pump();
+    if (firstToken !== undefined && cmd.kind === "prefill") this.streamText(cmd.requestId);
+    for (const f of finished) this.complete(f, errors.has(f.requestId) ? new KvRestoreFailedError(errors.get(f.requestId)!) : undefined);
     this.emit("command", {
       deviceId: device.id,
       kind: cmd.kind,
@@ -261,25 +275,32 @@ export class Pool extends EventEmitter<PoolEvents> {
       endMs,
       requestIds: cmd.kind === "decode" || cmd.kind === "swapIn" || cmd.kind === "swapOut" ? cmd.requestIds : cmd.kind === "prefill" ? [cmd.requestId] : [],
     });
-    const finished = this.scheduler.onCommandDone(device.id, { durationMs: reply.durationMs, failedRequestIds: failedIds }, endMs);
-    for (const f of finished) this.complete(f, errors.has(f.requestId) ? new KvRestoreFailedError(errors.get(f.requestId)!) : undefined);
-    this.pump();
+    if (finished.length > 0) this.pump();
   }
 
-  private onToken(id: RequestId, token: number, atMs: number): void {
+  /** Record a token; an end-of-generation token ends the request at once. */
+  private acceptToken(id: RequestId, token: number, atMs: number): void {
     const r = this.live.get(id);
     if (!r) return; // cancelled while the step ran
-    const tok = this.tokenizers.get(r.params.modelId);
     r.output.push(token);
-    if (tok.endTokens.has(token)) {
+    if (this.tokenizers.get(r.params.modelId).endTokens.has(token)) {
       const f = this.scheduler.finish(id, "stop");
       if (f) this.complete(f);
       return;
     }
     r.tokenTimesMs.push(atMs);
+  }
+
+  /**
+   * Turn the request's newest token into text and stream it. A stop string found here ends
+   * the request; a step already sent for it is wasted, its token dropped.
+   */
+  private streamText(id: RequestId): void {
+    const r = this.live.get(id);
+    if (!r) return;
     // Streams get one chunk per token (possibly empty while text is held back), so a
     // client can time every token.
-    const delta = r.text.push(token);
+    const delta = r.text.push(r.output[r.output.length - 1]!);
     r.params.onDelta?.(delta);
     if (r.text.stopped) {
       const f = this.scheduler.finish(id, "stop");
@@ -291,6 +312,8 @@ export class Pool extends EventEmitter<PoolEvents> {
     const r = this.live.get(f.requestId);
     if (!r) return;
     this.live.delete(f.requestId);
+    // Ended while its device decodes it: take it out of the running command at once.
+    for (const [deviceId, ids] of this.decoding) if (ids.has(f.requestId)) this.devices.get(deviceId)!.cancel([f.requestId]);
     if (r.onAbort) r.params.signal?.removeEventListener("abort", r.onAbort);
     if (r.hostKv) void removeKvState(this.options.kvDir, r.id);
     this.emit("outcome", {

@@ -3,11 +3,16 @@
  * tail that could still become a stop string, and cuts the text at the first stop string.
  */
 export interface Detokenizer {
-  detokenize(tokens: number[]): string;
+  /** Text of `tokens`, given the tokens before them (a leading space depends on them). */
+  detokenize(tokens: number[], lastTokens?: number[]): string;
 }
+
+/** Bytes of one UTF-8 character can span up to four tokens. */
+const MAX_PENDING = 4;
 
 export class TextStream {
   private readonly tokens: number[] = [];
+  private pending: number[] = [];
   private emitted = 0;
   private text = "";
   stopped = false;
@@ -20,8 +25,14 @@ export class TextStream {
   /** Add a token; returns the new text that is safe to send. */
   push(token: number): string {
     if (this.stopped) return "";
-    this.tokens.push(token);
-    this.text = this.detok.detokenize(this.tokens);
+    // Detokenize only the new token (with a little context), not the whole output: the cost
+    // per token stays constant. A token ending in the middle of a character waits for the rest.
+    this.pending.push(token);
+    const piece = this.detok.detokenize(this.pending, this.tokens.slice(-MAX_PENDING));
+    if (piece.endsWith("\ufffd") && this.pending.length < MAX_PENDING) return "";
+    this.tokens.push(...this.pending);
+    this.pending = [];
+    this.text += piece;
     let visible = this.text;
     for (const s of this.stop) {
       const at = visible.indexOf(s, Math.max(0, this.emitted - s.length));
@@ -31,9 +42,7 @@ export class TextStream {
       }
     }
     if (this.stopped) return this.take(visible);
-    // An incomplete multi-byte character shows as U+FFFD at the end until its last byte arrives.
     let safeEnd = visible.length;
-    while (safeEnd > this.emitted && visible.charCodeAt(safeEnd - 1) === 0xfffd && visible.length - safeEnd < 3) safeEnd--;
     for (const s of this.stop) {
       for (let k = Math.min(s.length - 1, visible.length); k > 0; k--) {
         if (visible.endsWith(s.slice(0, k))) {
@@ -48,6 +57,10 @@ export class TextStream {
   /** At the end: whatever was held back (unless a stop string cut it). */
   flush(): string {
     if (this.stopped) return "";
+    if (this.pending.length > 0) {
+      this.text += this.detok.detokenize(this.pending, this.tokens.slice(-MAX_PENDING));
+      this.pending = [];
+    }
     return this.take(this.text);
   }
 

@@ -4,6 +4,7 @@
  * the scheduler's predictors. Online learning refines them from then on.
  */
 import type { DeviceProcess } from "../engine/DeviceProcess.ts";
+import { loadCommand } from "../engine/loadCommand.ts";
 import type { ServedModel } from "../engine/resolveModels.ts";
 import type { Predictor } from "../scheduler/Predictor.ts";
 
@@ -18,35 +19,22 @@ export interface CalibrationRow {
 export async function calibrate(device: DeviceProcess, models: ServedModel[], predictor: Predictor, promptTokens: (m: ServedModel) => number[]): Promise<CalibrationRow[]> {
   const rows: CalibrationRow[] = [];
   for (const m of models) {
-    const load = {
-      op: "load" as const,
-      modelId: m.id,
-      path: m.path,
-      fingerprint: m.fingerprint,
-      contextTokens: m.profile.contextTokens,
-      slots: m.profile.maxBatch,
-      batchTokens: 64,
-      evict: [],
-    };
+    const load = loadCommand(m, [], 64);
     await device.call(load);
     await device.call({ op: "evict", modelIds: [m.id] });
     const warm = await device.call(load);
     const id = `calibrate-${m.id}`;
     const prompt = promptTokens(m);
     const pre = await device.call({ op: "prefill", modelId: m.id, requestId: id, tokens: prompt, final: true, sampling: { temperature: 0 } });
-    let token = pre.result.tokens![0]!;
-    const steps: number[] = [];
-    for (let i = 0; i < 8; i++) {
-      const d = await device.call({ op: "decode", modelId: m.id, items: [{ requestId: id, token, tokenIndex: i + 1, sampling: { temperature: 0 } }] });
-      token = d.result.tokens![0]!;
-      if (i >= 2) steps.push(d.durationMs);
-    }
+    const steps = 8;
+    const item = { requestId: id, token: pre.result.tokens![0]!, tokenIndex: 1, sampling: { temperature: 0 } };
+    const decode = await device.call({ op: "decode", modelId: m.id, items: [item], steps });
     const out = await device.call({ op: "swapOut", modelId: m.id, requestIds: [id] });
     const back = await device.call({ op: "swapIn", modelId: m.id, requestIds: [id] });
     await device.call({ op: "release", requestIds: [id] });
     await device.call({ op: "evict", modelIds: [m.id] });
-    const decodeStepMs = steps.reduce((a, b) => a + b, 0) / steps.length;
-    const kvTokens = prompt.length + 8;
+    const decodeStepMs = decode.durationMs / (decode.result.steps ?? steps);
+    const kvTokens = prompt.length + steps;
     predictor.observeLoad(m.id, warm.durationMs);
     predictor.observePrefill(m.id, prompt.length, pre.durationMs);
     predictor.observeDecode(m.id, 1, decodeStepMs);

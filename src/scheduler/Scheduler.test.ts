@@ -30,7 +30,7 @@ function costMs(cmd: Command): number {
     case "prefill":
       return cmd.toToken - cmd.fromToken;
     case "decode":
-      return 3 + cmd.requestIds.length - 1;
+      return cmd.steps * (3 + cmd.requestIds.length - 1);
     case "swapOut":
     case "swapIn":
       return 1;
@@ -64,7 +64,7 @@ function drive(s: Scheduler, arrivals: RequestSpec[], limitMs = 600_000): RunLog
       if (t > now) continue;
       busyUntil.delete(dev);
       const cmd = log.commands.findLast((c) => c.deviceId === dev)!;
-      if (cmd.kind === "decode") for (const id of cmd.requestIds) log.tokens.set(id, (log.tokens.get(id) ?? 0) + 1);
+      if (cmd.kind === "decode") for (const id of cmd.requestIds) log.tokens.set(id, (log.tokens.get(id) ?? 0) + cmd.steps);
       if (cmd.kind === "prefill" && cmd.final) log.tokens.set(cmd.requestId, (log.tokens.get(cmd.requestId) ?? 0) + 1);
       log.finished.push(...s.onCommandDone(dev, { durationMs: costMs(cmd) }, now));
     }
@@ -186,6 +186,15 @@ describe("token policy", () => {
     const loads = log.commands.filter((c) => c.kind === "load").length;
     assert.equal(loads, 3, "one load per model");
     assert.equal(log.finished.length, 12);
+  });
+
+  it("runs several decode steps per command when nothing waits, one step when a prompt does", () => {
+    const s = new Scheduler([model("a")], [{ id: "d0", memoryBytes: 70 * MB }], { policy: "token", decodeSliceMs: 30 });
+    const log = drive(s, [{ id: "r", modelId: "a", arrivalMs: 0, promptTokens: 8, maxOutputTokens: 25 }]);
+    const steps = log.commands.filter((c) => c.kind === "decode").map((c) => (c.kind === "decode" ? c.steps : 0));
+    // 3 ms steps in a 30 ms slice: 10, 10, then the 4 left (the first token came with the prefill).
+    assert.deepEqual(steps, [10, 10, 4]);
+    assert.equal(log.tokens.get("r"), 25);
   });
 
   it("chunks long prompts", () => {

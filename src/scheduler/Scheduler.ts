@@ -37,6 +37,11 @@ export interface SchedulerOptions {
   maxGroupSize: number;
   /** Longest turn of one model while others wait (Q_max). */
   maxQuotaMs: number;
+  /**
+   * Longest run of back-to-back decode steps in one command. Longer runs save a round trip
+   * per token; shorter ones let new work in sooner.
+   */
+  decodeSliceMs: number;
   /** Reject a request (HTTP 429) when its predicted wait exceeds this multiple of its TTFT target; 0 disables. */
   admissionTtftFactor: number;
 }
@@ -46,6 +51,7 @@ export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
   prefillChunkTokens: 64,
   maxGroupSize: 8,
   maxQuotaMs: DEFAULT_MAX_QUOTA_MS,
+  decodeSliceMs: 30,
   admissionTtftFactor: 0,
 };
 
@@ -174,11 +180,12 @@ export class Scheduler implements SchedulerView {
       }
       case "decode": {
         this.touch(dev, cmd.modelId, nowMs);
-        this.predictor.observeDecode(cmd.modelId, cmd.requestIds.length, outcome.durationMs);
+        const steps = Math.max(1, outcome.steps ?? cmd.steps);
+        this.predictor.observeDecode(cmd.modelId, cmd.requestIds.length, outcome.durationMs / steps);
         for (const id of cmd.requestIds) {
           const r = live(id);
           if (!r) continue;
-          r.generatedTokens++;
+          r.generatedTokens = Math.min(r.spec.maxOutputTokens, r.generatedTokens + steps);
           if (r.generatedTokens >= r.spec.maxOutputTokens) finished.push(this.end(id, "length")!);
         }
         break;
@@ -229,12 +236,15 @@ export class Scheduler implements SchedulerView {
     let intent: Intent;
     let rules: PolicyRules;
     if (this.options.policy === "token") {
-      const { intent: i, turn } = planTokenIntent(this, deviceId, nowMs, this.predictor, { maxQuotaMs: this.options.maxQuotaMs });
+      const { intent: i, turn } = planTokenIntent(this, deviceId, nowMs, this.predictor, {
+        maxQuotaMs: this.options.maxQuotaMs,
+        decodeSliceMs: this.options.decodeSliceMs,
+      });
       intent = i;
       dev.turn = turn;
       rules = { mayEvict: () => true };
     } else {
-      intent = planRequestIntent(this, deviceId);
+      intent = planRequestIntent(this, deviceId, this.predictor, this.options.decodeSliceMs);
       rules = { mayEvict: (m) => isIdleOn(this, deviceId, m) };
     }
     if (intent.kind === "idle") {
@@ -438,7 +448,7 @@ export class Scheduler implements SchedulerView {
         final: to === r.spec.promptTokens,
       });
     }
-    return this.withRelease(dev, { kind: "decode", deviceId, modelId, requestIds: intent.requestIds });
+    return this.withRelease(dev, { kind: "decode", deviceId, modelId, requestIds: intent.requestIds, steps: intent.steps });
   }
 
   /** Take a waiting request out of its group and bind it to a device. */

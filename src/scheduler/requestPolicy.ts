@@ -7,7 +7,9 @@
  */
 import type { DeviceId, ModelId } from "../core/types.ts";
 import type { Intent } from "./intent.ts";
+import type { Predictor } from "./Predictor.ts";
 import type { RequestRecord, SchedulerView } from "./state.ts";
+import { decodeSteps } from "./steps.ts";
 import { mayServe } from "./tokenPolicy.ts";
 
 export function boundRequests(view: SchedulerView, deviceId: DeviceId): RequestRecord[] {
@@ -21,7 +23,7 @@ export function isIdleOn(view: SchedulerView, deviceId: DeviceId, modelId: Model
   return !boundRequests(view, deviceId).some((r) => r.spec.modelId === modelId);
 }
 
-export function planRequestIntent(view: SchedulerView, deviceId: DeviceId): Intent {
+export function planRequestIntent(view: SchedulerView, deviceId: DeviceId, predictor: Predictor, decodeSliceMs: number): Intent {
   const dev = view.devices.get(deviceId)!;
   const bound = boundRequests(view, deviceId);
 
@@ -62,7 +64,10 @@ export function planRequestIntent(view: SchedulerView, deviceId: DeviceId): Inte
   if (decodeModels.length > 0) {
     const modelId = decodeModels[dev.rrIndex % decodeModels.length]!;
     const batch = bound.filter((r) => r.phase === "decoding" && r.spec.modelId === modelId).slice(0, view.models.get(modelId)!.maxBatch);
-    return { kind: "decode", modelId, requestIds: batch.map((r) => r.spec.id) };
+    // One step at a time while prompts wait or other models share the device (continuous batching).
+    const cap = wantPrefill || decodeModels.length > 1 ? 1 : Infinity;
+    const steps = decodeSteps(batch, predictor.decodeStepMs(modelId, batch.length), decodeSliceMs, cap);
+    return { kind: "decode", modelId, requestIds: batch.map((r) => r.spec.id), steps };
   }
   if (wantPrefill) return { kind: "prefill", modelId: wantPrefill.spec.modelId, requestId: wantPrefill.spec.id };
   return { kind: "idle" };

@@ -13,11 +13,13 @@ import { tokenDeadlineMs } from "../core/types.ts";
 import type { Intent } from "./intent.ts";
 import type { Predictor } from "./Predictor.ts";
 import { computeQuotas } from "./quota.ts";
+import { decodeSteps } from "./steps.ts";
 import type { DeviceState, RequestRecord, SchedulerView, Turn } from "./state.ts";
 import { nextTokenDeadlineMs } from "./state.ts";
 
 export interface TokenPolicyOptions {
   maxQuotaMs: number;
+  decodeSliceMs: number;
 }
 
 export interface ModelWork {
@@ -149,7 +151,18 @@ export function planTokenIntent(
     return { intent: { kind: "prefill", modelId: w.modelId, requestId: pre.spec.id }, turn };
   }
   const ids: RequestId[] = batch.map((r) => r.spec.id);
-  return { intent: { kind: "decode", modelId: w.modelId, requestIds: ids }, turn };
+  const stepMs = predictor.decodeStepMs(w.modelId, batch.length);
+  // Run several steps back to back, but stop in time for this model's waiting prefill, for
+  // the end of a quota that other models wait on, and for other models' start-by times.
+  let capMs = Infinity;
+  if (pre) capMs = Math.min(capMs, prefillStartBy(pre, predictor) - nowMs);
+  for (const o of work.values()) {
+    if (o.modelId === w.modelId) continue;
+    capMs = Math.min(capMs, Math.max(0, startByMs(o, predictor, maxBatch(o.modelId)) - 1.5 * switchMs(o.modelId) - nowMs));
+    if (turn.startedMs !== null) capMs = Math.max(capMs, turn.quotaMs - (nowMs - turn.startedMs));
+  }
+  const cap = capMs === Infinity ? Infinity : Math.floor(capMs / Math.max(stepMs, 1e-6));
+  return { intent: { kind: "decode", modelId: w.modelId, requestIds: ids, steps: decodeSteps(batch, stepMs, options.decodeSliceMs, cap) }, turn };
 }
 
 /**
