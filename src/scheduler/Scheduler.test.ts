@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Command, DeviceProfile, FinishedRequest, ModelProfile, RequestSpec } from "../core/types.ts";
+import { generateWorkload, workloadSchema } from "../workload/workload.ts";
 import { MemoryLedger } from "./MemoryLedger.ts";
 import { computeQuotas } from "./quota.ts";
 import { Scheduler, type PolicyName } from "./Scheduler.ts";
@@ -142,6 +143,28 @@ for (const policy of ["token", "request"] as PolicyName[]) {
     });
   });
 }
+
+describe("liveness", () => {
+  for (const policy of ["token", "request"] as PolicyName[]) {
+    it(`${policy}: a step blocked for memory never stalls runnable work (weights nearly fill the devices)`, () => {
+      // Found by the benchmark: two resident models left no room for a new request's KV, the
+      // policy kept asking for that prefill and never ran the other model's decode.
+      const sizes: Record<string, number> = { a: 62.4, b: 62.4, moe: 46, f16: 33, s1: 5.8, s2: 11 };
+      const models = Object.entries(sizes).map(([id, mb]) => model(id, { weightBytes: mb * 1e6 }));
+      const s = new Scheduler(models, [{ id: "d0", memoryBytes: 80e6 }, { id: "d1", memoryBytes: 80e6 }], { policy });
+      const reqs = generateWorkload(workloadSchema.parse({ durationSeconds: 60, ratePerSecond: 4, seed: 7 }), Object.keys(sizes)).map((r) => ({
+        id: `r${r.index}`,
+        modelId: r.modelId,
+        arrivalMs: r.arrivalMs,
+        promptTokens: 64,
+        maxOutputTokens: 32,
+      }));
+      const log = drive(s, reqs);
+      assert.equal(log.finished.length, reqs.length);
+      assert.equal(s.activeRequestCount, 0);
+    });
+  }
+});
 
 describe("token policy", () => {
   it("preempts: parks KV in the host tier before evicting a model with running requests, and resumes them", () => {

@@ -21,7 +21,7 @@ import type { Intent, PolicyRules } from "./intent.ts";
 import { MemoryLedger } from "./MemoryLedger.ts";
 import { Predictor } from "./Predictor.ts";
 import { DEFAULT_MAX_QUOTA_MS } from "./quota.ts";
-import { isIdleOn, planRequestIntent } from "./requestPolicy.ts";
+import { isIdleOn, planRequestIntents } from "./requestPolicy.ts";
 import type { DeviceState, RequestRecord, SchedulerView, WaitingGroup } from "./state.ts";
 import { kvKey, kvReservationBytes, kvTokens, nextTokenDeadlineMs, weightKey } from "./state.ts";
 import { mayServe, planTokenIntent } from "./tokenPolicy.ts";
@@ -233,25 +233,26 @@ export class Scheduler implements SchedulerView {
   plan(deviceId: DeviceId, nowMs: number): Command | null {
     const dev = this.device(deviceId);
     if (dev.running || dev.down) return null;
-    let intent: Intent;
+    let intents: Intent[];
     let rules: PolicyRules;
     if (this.options.policy === "token") {
-      const { intent: i, turn } = planTokenIntent(this, deviceId, nowMs, this.predictor, {
+      const planned = planTokenIntent(this, deviceId, nowMs, this.predictor, {
         maxQuotaMs: this.options.maxQuotaMs,
         decodeSliceMs: this.options.decodeSliceMs,
       });
-      intent = i;
-      dev.turn = turn;
+      intents = planned.intents;
+      dev.turn = planned.turn;
       rules = { mayEvict: () => true };
     } else {
-      intent = planRequestIntent(this, deviceId, this.predictor, this.options.decodeSliceMs);
+      intents = planRequestIntents(this, deviceId, this.predictor, this.options.decodeSliceMs);
       rules = { mayEvict: (m) => isIdleOn(this, deviceId, m) };
     }
-    if (intent.kind === "idle") {
-      // Nothing to run: still hand the worker its releases so memory is freed promptly.
-      return null;
+    // The first intent memory allows runs; a blocked one must not stall runnable work.
+    let cmd: Command | null = null;
+    for (const intent of intents) {
+      cmd = this.materialize(dev, intent, rules, nowMs);
+      if (cmd) break;
     }
-    const cmd = this.materialize(dev, intent, rules, nowMs);
     if (cmd) {
       dev.running = cmd;
       if (cmd.kind === "prefill") dev.lastWasPrefill = true;
@@ -381,7 +382,7 @@ export class Scheduler implements SchedulerView {
    * Memory is reserved in the ledger when the command is issued, so the ledger never
    * promises what a running command may still need.
    */
-  private materialize(dev: DeviceState, intent: Exclude<Intent, { kind: "idle" }>, rules: PolicyRules, nowMs: number): Command | null {
+  private materialize(dev: DeviceState, intent: Intent, rules: PolicyRules, nowMs: number): Command | null {
     const deviceId = dev.profile.id;
     const modelId = intent.modelId;
     const model = this.models.get(modelId)!;

@@ -23,7 +23,8 @@ export function isIdleOn(view: SchedulerView, deviceId: DeviceId, modelId: Model
   return !boundRequests(view, deviceId).some((r) => r.spec.modelId === modelId);
 }
 
-export function planRequestIntent(view: SchedulerView, deviceId: DeviceId, predictor: Predictor, decodeSliceMs: number): Intent {
+/** Intents in order of preference; the scheduler runs the first one memory allows. */
+export function planRequestIntents(view: SchedulerView, deviceId: DeviceId, predictor: Predictor, decodeSliceMs: number): Intent[] {
   const dev = view.devices.get(deviceId)!;
   const bound = boundRequests(view, deviceId);
 
@@ -59,16 +60,16 @@ export function planRequestIntent(view: SchedulerView, deviceId: DeviceId, predi
   const decodeModels = [...new Set(bound.filter((r) => r.phase === "decoding").map((r) => r.spec.modelId))].sort();
 
   const wantPrefill = prefilling ?? admit;
-  const preferPrefill = !dev.lastWasPrefill || decodeModels.length === 0;
-  if (wantPrefill && preferPrefill) return { kind: "prefill", modelId: wantPrefill.spec.modelId, requestId: wantPrefill.spec.id };
-  if (decodeModels.length > 0) {
-    const modelId = decodeModels[dev.rrIndex % decodeModels.length]!;
+  const decodes: Intent[] = [];
+  for (let k = 0; k < decodeModels.length; k++) {
+    const modelId = decodeModels[(dev.rrIndex + k) % decodeModels.length]!;
     const batch = bound.filter((r) => r.phase === "decoding" && r.spec.modelId === modelId).slice(0, view.models.get(modelId)!.maxBatch);
     // One step at a time while prompts wait or other models share the device (continuous batching).
     const cap = wantPrefill || decodeModels.length > 1 ? 1 : Infinity;
     const steps = decodeSteps(batch, predictor.decodeStepMs(modelId, batch.length), decodeSliceMs, cap);
-    return { kind: "decode", modelId, requestIds: batch.map((r) => r.spec.id), steps };
+    decodes.push({ kind: "decode", modelId, requestIds: batch.map((r) => r.spec.id), steps });
   }
-  if (wantPrefill) return { kind: "prefill", modelId: wantPrefill.spec.modelId, requestId: wantPrefill.spec.id };
-  return { kind: "idle" };
+  const prefill: Intent[] = wantPrefill ? [{ kind: "prefill", modelId: wantPrefill.spec.modelId, requestId: wantPrefill.spec.id }] : [];
+  const preferPrefill = !dev.lastWasPrefill || decodes.length === 0;
+  return preferPrefill ? [...prefill, ...decodes] : [...decodes, ...prefill];
 }

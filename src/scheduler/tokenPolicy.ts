@@ -103,10 +103,10 @@ export function planTokenIntent(
   nowMs: number,
   predictor: Predictor,
   options: TokenPolicyOptions,
-): { intent: Intent; turn: Turn | null } {
+): { intents: Intent[]; turn: Turn | null } {
   const dev = view.devices.get(deviceId)!;
   const work = workOnDevice(view, dev, deviceId, nowMs);
-  if (work.size === 0) return { intent: { kind: "idle" }, turn: null };
+  if (work.size === 0) return { intents: [], turn: null };
   const switchMs = (m: ModelId): number => (dev.resident.get(m)?.ready ? 0 : predictor.loadMs(m));
   const maxBatch = (m: ModelId): number => view.models.get(m)!.maxBatch;
 
@@ -147,9 +147,8 @@ export function planTokenIntent(
   const w = work.get(turn.modelId)!;
   const batch = w.decoding.slice(0, maxBatch(w.modelId));
   const pre = w.prefill[0];
-  if (pre && (batch.length === 0 || prefillStartBy(pre, predictor) <= nextTokenDeadlineMs(batch[0]!))) {
-    return { intent: { kind: "prefill", modelId: w.modelId, requestId: pre.spec.id }, turn };
-  }
+  const prefill: Intent[] = pre ? [{ kind: "prefill", modelId: w.modelId, requestId: pre.spec.id }] : [];
+  if (batch.length === 0) return { intents: prefill, turn };
   const ids: RequestId[] = batch.map((r) => r.spec.id);
   const stepMs = predictor.decodeStepMs(w.modelId, batch.length);
   // Run several steps back to back, but stop in time for this model's waiting prefill, for
@@ -162,7 +161,10 @@ export function planTokenIntent(
     if (turn.startedMs !== null) capMs = Math.max(capMs, turn.quotaMs - (nowMs - turn.startedMs));
   }
   const cap = capMs === Infinity ? Infinity : Math.floor(capMs / Math.max(stepMs, 1e-6));
-  return { intent: { kind: "decode", modelId: w.modelId, requestIds: ids, steps: decodeSteps(batch, stepMs, options.decodeSliceMs, cap) }, turn };
+  const decode: Intent = { kind: "decode", modelId: w.modelId, requestIds: ids, steps: decodeSteps(batch, stepMs, options.decodeSliceMs, cap) };
+  // Earliest deadline first within the turn; the other is the fallback if memory blocks it.
+  const prefillFirst = pre !== undefined && prefillStartBy(pre, predictor) <= nextTokenDeadlineMs(batch[0]!);
+  return { intents: prefillFirst ? [...prefill, decode] : [decode, ...prefill], turn };
 }
 
 /**

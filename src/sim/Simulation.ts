@@ -1,0 +1,193 @@
+/**
+ * Runs the real scheduler (../scheduler) in virtual time against simulated accelerators.
+ * No scheduling logic lives here: the simulation only turns commands into durations with
+ * the cost model, advances the clock and records what happened.
+ */
+import type { Command, DeviceProfile, ModelProfile, SloTargets } from "../core/types.ts";
+import { sloReport, type RequestTrace, type SloReport } from "../core/slo.ts";
+import { Scheduler, type SchedulerOptions } from "../scheduler/Scheduler.ts";
+import type { WorkloadRequest } from "../workload/workload.ts";
+import type { AcceleratorSpec } from "./accelerators.ts";
+import { decodeStepMs, kvSwapMsPerToken, prefillMs, switchMs } from "./costModel.ts";
+import { EventQueue } from "./EventQueue.ts";
+import { kvBytesPerToken, weightBytes, type SimModelSpec } from "./modelPresets.ts";
+
+export type SimPolicy = "dedicated" | "request" | "token";
+
+export interface SimConfig {
+  accelerator: AcceleratorSpec;
+  models: SimModelSpec[];
+  slo: (modelId: string) => SloTargets;
+  devices: number;
+  policy: SimPolicy;
+  /** dedicated: devices per model (sum = devices). */
+  dedicated?: Record<string, number>;
+  /** Share of device memory for weights + KV (the rest: activations, runtime). */
+  usableMemoryFraction?: number;
+  /** Largest decode batch per model. */
+  maxBatch?: number;
+  contextTokens?: number;
+  scheduler?: Partial<SchedulerOptions>;
+  recordTimeline?: boolean;
+}
+
+export interface TimelineEntry {
+  device: number;
+  kind: Command["kind"];
+  model?: string;
+  startMs: number;
+  endMs: number;
+}
+
+export interface SimResult {
+  traces: RequestTrace[];
+  report: SloReport;
+  /** Busy share of device time (any command). */
+  utilization: number;
+  switches: number;
+  timeline: TimelineEntry[];
+  simulatedMs: number;
+}
+
+export function modelProfile(acc: AcceleratorSpec, m: SimModelSpec, slo: SloTargets, maxBatch: number, contextTokens: number): ModelProfile {
+  const d1 = decodeStepMs(acc, m, 1, 512);
+  const d8 = decodeStepMs(acc, m, 8, 512);
+  return {
+    id: m.id,
+    weightBytes: weightBytes(m),
+    kvBytesPerToken: kvBytesPerToken(m),
+    contextTokens,
+    maxBatch,
+    slo,
+    estimates: {
+      decodeStepMs: d1,
+      decodeExtraPerSequenceMs: (d8 - d1) / 7,
+      prefillMsPerToken: prefillMs(acc, m, 1024) / 1024,
+      loadMs: switchMs(acc, m),
+      unloadMs: 5,
+      kvSwapMsPerToken: kvSwapMsPerToken(acc, m),
+    },
+  };
+}
+
+type Ev = { kind: "arrival"; req: WorkloadRequest } | { kind: "done"; device: number; cmd: Command; durationMs: number };
+
+export function simulate(cfg: SimConfig, requests: WorkloadRequest[]): SimResult {
+  const acc = cfg.accelerator;
+  const maxBatch = cfg.maxBatch ?? 64;
+  const contextTokens = cfg.contextTokens ?? 32768;
+  const memoryBytes = acc.memoryGB * 1e9 * (cfg.usableMemoryFraction ?? 0.9);
+  const specs = new Map(cfg.models.map((m) => [m.id, m]));
+  const profiles = cfg.models.map((m) => modelProfile(acc, m, cfg.slo(m.id), maxBatch, contextTokens));
+
+  const devices: DeviceProfile[] = [];
+  if (cfg.policy === "dedicated") {
+    for (const m of cfg.models)
+      for (let i = 0; i < (cfg.dedicated?.[m.id] ?? 0); i++) devices.push({ id: `d${devices.length}`, memoryBytes, allowedModels: [m.id] });
+  } else {
+    for (let i = 0; i < cfg.devices; i++) devices.push({ id: `d${i}`, memoryBytes });
+  }
+  const scheduler = new Scheduler(profiles, devices, {
+    prefillChunkTokens: 4096,
+    decodeSliceMs: 250,
+    ...cfg.scheduler,
+    // Dedicated devices hold one model each, so request-level serving never swaps.
+    policy: cfg.policy === "token" ? "token" : "request",
+  });
+
+  const queue = new EventQueue<Ev>();
+  for (const r of requests) queue.push(r.arrivalMs, 0, { kind: "arrival", req: r });
+  const traces = new Map<string, RequestTrace>();
+  const timeline: TimelineEntry[] = [];
+  const idle = new Set(devices.map((_, i) => i));
+  let busyMs = 0;
+  let switches = 0;
+  let now = 0;
+
+  const durationOf = (cmd: Command): number => {
+    switch (cmd.kind) {
+      case "load":
+        switches++;
+        return switchMs(acc, specs.get(cmd.modelId)!);
+      case "evict":
+        return 5;
+      case "prefill": {
+        // Later chunks attend to the earlier ones: price the chunk as the difference.
+        const m = specs.get(cmd.modelId)!;
+        return Math.max(prefillMs(acc, m, cmd.toToken) - (cmd.fromToken > 0 ? prefillMs(acc, m, cmd.fromToken) : 0), acc.stepOverheadMs);
+      }
+      case "decode": {
+        let ctx = 0;
+        for (const id of cmd.requestIds) {
+          const r = scheduler.requests.get(id)!;
+          ctx += r.spec.promptTokens + r.generatedTokens;
+        }
+        const avg = ctx / cmd.requestIds.length + cmd.steps / 2;
+        return cmd.steps * decodeStepMs(acc, specs.get(cmd.modelId)!, cmd.requestIds.length, avg);
+      }
+      case "swapOut":
+      case "swapIn": {
+        let tokens = 0;
+        for (const id of cmd.requestIds) {
+          const r = scheduler.requests.get(id);
+          if (r) tokens += r.prefilledTokens + r.generatedTokens;
+        }
+        return 1 + tokens * kvSwapMsPerToken(acc, specs.get(cmd.modelId)!);
+      }
+    }
+  };
+
+  const planIdle = (): void => {
+    for (const d of [...idle]) {
+      const cmd = scheduler.plan(devices[d]!.id, now);
+      if (!cmd) continue;
+      idle.delete(d);
+      const durationMs = durationOf(cmd);
+      queue.push(now + durationMs, 1, { kind: "done", device: d, cmd, durationMs });
+    }
+  };
+
+  for (let ev = queue.pop(); ev; ev = queue.pop()) {
+    now = ev.timeMs;
+    const e = ev.payload;
+    if (e.kind === "arrival") {
+      const r = e.req;
+      const id = `r${r.index}`;
+      const trace: RequestTrace = { modelId: r.modelId, arrivalMs: r.arrivalMs, tokenTimesMs: [], expectedTokens: r.outputTokens, ok: false };
+      traces.set(id, trace);
+      // A rejected request keeps its empty trace: it counts as a miss.
+      scheduler.submit({ id, modelId: r.modelId, arrivalMs: r.arrivalMs, promptTokens: r.inputTokens, maxOutputTokens: r.outputTokens }, now);
+    } else {
+      const { cmd, durationMs, device } = e;
+      busyMs += durationMs;
+      if (cfg.recordTimeline) timeline.push({ device, kind: cmd.kind, ...("modelId" in cmd ? { model: cmd.modelId } : {}), startMs: now - durationMs, endMs: now });
+      if (cmd.kind === "prefill" && cmd.final) traces.get(cmd.requestId)?.tokenTimesMs.push(now);
+      if (cmd.kind === "decode") {
+        const step = durationMs / cmd.steps;
+        for (const id of cmd.requestIds) {
+          const t = traces.get(id);
+          const r = scheduler.requests.get(id);
+          if (!t || !r) continue;
+          const n = Math.min(cmd.steps, r.spec.maxOutputTokens - r.generatedTokens);
+          for (let k = 1; k <= n; k++) t.tokenTimesMs.push(now - durationMs + k * step);
+        }
+      }
+      for (const f of scheduler.onCommandDone(devices[device]!.id, { durationMs }, now)) {
+        const t = traces.get(f.requestId);
+        if (t) t.ok = f.reason === "length" || f.reason === "stop";
+      }
+      idle.add(device);
+    }
+    planIdle();
+  }
+  const all = [...traces.values()];
+  const horizon = requests.length ? requests[requests.length - 1]!.arrivalMs : 0;
+  return {
+    traces: all,
+    report: sloReport(all, cfg.slo, horizon),
+    utilization: devices.length && now > 0 ? busyMs / (devices.length * now) : 0,
+    switches,
+    timeline,
+    simulatedMs: now,
+  };
+}
