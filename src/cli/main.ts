@@ -3,7 +3,29 @@
  */
 import { Command, InvalidArgumentError } from "commander";
 import { PitcherError } from "../core/errors.ts";
+import type { SimPolicy } from "../sim/Simulation.ts";
+import { formatPlanTable, runPlan, runSimulate } from "./plan.ts";
 import { startServer } from "./serve.ts";
+
+const POLICIES: SimPolicy[] = ["dedicated", "request", "token"];
+
+function policies(v: string): SimPolicy[] {
+  const list = v.split(",").map((x) => x.trim());
+  for (const p of list) if (!POLICIES.includes(p as SimPolicy)) throw new InvalidArgumentError(`policies are ${POLICIES.join(", ")}`);
+  return list as SimPolicy[];
+}
+
+function positive(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("a positive number");
+  return n;
+}
+
+function fraction(v: string): number {
+  const n = Number(v);
+  if (!(n > 0 && n <= 1)) throw new InvalidArgumentError("a fraction in (0, 1]");
+  return n;
+}
 
 function port(v: string): number {
   const n = Number(v);
@@ -44,6 +66,44 @@ program
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
   });
+
+const workloadOptions = (c: Command) =>
+  c
+    .option("--models <file>", "model catalog (YAML/JSON); default: the embedded model market")
+    .option("--accelerator <id>", "accelerator (H20, H800, H100, A100, A100-40G, A10, L40S or one from the catalog)", "H20")
+    .option("--workload <file>", "workload (YAML/JSON); default: the embedded market workload")
+    .option("--seed <n>", "override the workload seed", positive)
+    .option("--duration <s>", "override the workload duration (seconds)", positive)
+    .option("--rate <r>", "override the total arrival rate (req/s)", positive);
+
+workloadOptions(
+  program
+    .command("plan")
+    .description("how many accelerators each policy needs to meet the SLOs (fleet simulator)")
+    .option("--target <fraction>", "SLO attainment to reach", fraction, 0.99)
+    .option("--policies <list>", "policies to size", policies, POLICIES)
+    .option("--max-devices <n>", "give up above this many devices", positive, 512)
+    .option("--json", "print JSON"),
+).action((o) => {
+  const result = runPlan({ ...o, maxDevices: o.maxDevices });
+  console.log(o.json ? JSON.stringify(result, null, 2) : formatPlanTable(result));
+});
+
+workloadOptions(
+  program
+    .command("simulate")
+    .description("simulate one fleet size and write an HTML + JSON report")
+    .requiredOption("--devices <n>", "fleet size", positive)
+    .option("--policy <name>", "dedicated, request or token", "token")
+    .option("--out <prefix>", "report files: <prefix>.json and <prefix>.html", "pitcher-report")
+    .option("--timeline-seconds <s>", "seconds of the per-device timeline to draw", positive, 120),
+).action((o) => {
+  if (!POLICIES.includes(o.policy)) throw new InvalidArgumentError(`--policy: one of ${POLICIES.join(", ")}`);
+  const r = runSimulate({ ...o, timelineSeconds: o.timelineSeconds });
+  const rep = JSON.parse(r.json);
+  console.log(`attainment ${rep.report.attainment}, goodput ${rep.report.goodput}/s, utilisation ${rep.utilization}, switches ${rep.switches}`);
+  console.log(`wrote ${r.files.join(" and ")}`);
+});
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   console.error(e instanceof PitcherError ? `pitcher: ${e.message}` : e);

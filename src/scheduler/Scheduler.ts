@@ -79,6 +79,8 @@ export class Scheduler implements SchedulerView {
   readonly devices = new Map<DeviceId, DeviceState>();
   readonly requests = new Map<RequestId, RequestRecord>();
   readonly groups: WaitingGroup[] = [];
+  readonly boundTo = new Map<DeviceId, Set<RequestRecord>>();
+  readonly waiting = new Set<RequestRecord>();
   readonly predictor: Predictor;
   readonly options: SchedulerOptions;
   private seq = 0;
@@ -99,6 +101,7 @@ export class Scheduler implements SchedulerView {
         lastWasPrefill: false,
         rrIndex: 0,
       });
+      this.boundTo.set(d.id, new Set());
     }
     for (const m of models) {
       if (!devices.some((d) => mayServe(this.devices.get(d.id)!, m.id) && m.weightBytes <= d.memoryBytes))
@@ -124,6 +127,7 @@ export class Scheduler implements SchedulerView {
     }
     const r: RequestRecord = { spec, slo, phase: "queued", prefilledTokens: 0, generatedTokens: 0, kv: "none", seq: this.seq++ };
     this.requests.set(spec.id, r);
+    this.waiting.add(r);
     const group = this.groups.find((g) => g.modelId === spec.modelId && g.requestIds.length < this.options.maxGroupSize);
     if (group) group.requestIds.push(spec.id);
     else this.groups.push({ modelId: spec.modelId, requestIds: [spec.id] });
@@ -208,8 +212,8 @@ export class Scheduler implements SchedulerView {
   onDeviceFailed(deviceId: DeviceId, error: string): FinishedRequest[] {
     const dev = this.device(deviceId);
     const finished: FinishedRequest[] = [];
-    for (const r of [...this.requests.values()]) {
-      if (r.deviceId === deviceId && r.phase !== "queued") {
+    for (const r of [...this.boundTo.get(deviceId)!]) {
+      {
         if (r.kv === "device") r.kv = "none"; // its memory is gone with the worker
         finished.push(this.end(r.spec.id, "error", error)!);
       }
@@ -239,6 +243,7 @@ export class Scheduler implements SchedulerView {
       const planned = planTokenIntent(this, deviceId, nowMs, this.predictor, {
         maxQuotaMs: this.options.maxQuotaMs,
         decodeSliceMs: this.options.decodeSliceMs,
+        maxGroupSize: this.options.maxGroupSize,
       });
       intents = planned.intents;
       dev.turn = planned.turn;
@@ -329,8 +334,7 @@ export class Scheduler implements SchedulerView {
   /** Requests of `modelId` on this device whose KV sits in a device slot. */
   private onDevice(deviceId: DeviceId, modelId: ModelId): RequestRecord[] {
     const out: RequestRecord[] = [];
-    for (const r of this.requests.values())
-      if (r.deviceId === deviceId && r.spec.modelId === modelId && r.kv === "device") out.push(r);
+    for (const r of this.boundTo.get(deviceId)!) if (r.spec.modelId === modelId && r.kv === "device") out.push(r);
     return out;
   }
 
@@ -455,8 +459,10 @@ export class Scheduler implements SchedulerView {
   /** Take a waiting request out of its group and bind it to a device. */
   private bind(r: RequestRecord, deviceId: DeviceId): void {
     this.removeFromGroup(r);
+    this.waiting.delete(r);
     r.phase = "prefilling";
     r.deviceId = deviceId;
+    this.boundTo.get(deviceId)!.add(r);
   }
 
   private removeFromGroup(r: RequestRecord): void {
@@ -472,6 +478,8 @@ export class Scheduler implements SchedulerView {
     const r = this.requests.get(requestId);
     if (!r) return undefined;
     if (r.phase === "queued") this.removeFromGroup(r);
+    this.waiting.delete(r);
+    if (r.deviceId !== undefined) this.boundTo.get(r.deviceId)!.delete(r);
     if (r.deviceId !== undefined && r.kv !== "none") {
       const dev = this.devices.get(r.deviceId)!;
       if (r.kv === "device") dev.ledger.free(kvKey(requestId));

@@ -13,9 +13,7 @@ import { decodeSteps } from "./steps.ts";
 import { mayServe } from "./tokenPolicy.ts";
 
 export function boundRequests(view: SchedulerView, deviceId: DeviceId): RequestRecord[] {
-  const out: RequestRecord[] = [];
-  for (const r of view.requests.values()) if (r.deviceId === deviceId && (r.phase === "prefilling" || r.phase === "decoding")) out.push(r);
-  return out.sort((a, b) => a.seq - b.seq);
+  return [...view.boundTo.get(deviceId)!];
 }
 
 /** A model is idle on a device when none of the device's requests use it. */
@@ -30,7 +28,7 @@ export function planRequestIntents(view: SchedulerView, deviceId: DeviceId, pred
 
   // Admission in FIFO order: resident models start at once; the first request whose model
   // is resident nowhere may load it here (the residency mechanism evicts only idle models).
-  const waiting = view.groups.flatMap((g) => g.requestIds.map((id) => view.requests.get(id)!)).sort((a, b) => a.seq - b.seq);
+  const waiting = view.waiting;
   let admit: RequestRecord | undefined;
   let headOfFifoSeen = false;
   for (const r of waiting) {

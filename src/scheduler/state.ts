@@ -73,6 +73,10 @@ export interface SchedulerView {
   readonly devices: ReadonlyMap<DeviceId, DeviceState>;
   readonly requests: ReadonlyMap<RequestId, RequestRecord>;
   readonly groups: readonly WaitingGroup[];
+  /** Requests bound to each device (prefilling or decoding), in admission order. */
+  readonly boundTo: ReadonlyMap<DeviceId, ReadonlySet<RequestRecord>>;
+  /** Waiting requests in arrival order (FIFO). */
+  readonly waiting: ReadonlySet<RequestRecord>;
 }
 
 export function kvReservationBytes(model: ModelProfile, spec: RequestSpec): number {

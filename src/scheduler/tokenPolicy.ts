@@ -20,6 +20,7 @@ import { nextTokenDeadlineMs } from "./state.ts";
 export interface TokenPolicyOptions {
   maxQuotaMs: number;
   decodeSliceMs: number;
+  maxGroupSize: number;
 }
 
 export interface ModelWork {
@@ -30,22 +31,31 @@ export interface ModelWork {
   prefill: RequestRecord[];
 }
 
-/** Which waiting requests a device may take: its own models first; others only if no other device holds them. */
-export function eligibleWaiting(view: SchedulerView, dev: DeviceState, nowMs: number): Map<ModelId, RequestRecord[]> {
+/**
+ * Which waiting requests a device may take: groups of models it holds, and groups of models
+ * no other device holds; a group another device holds is left to that device unless its
+ * oldest request has waited a quarter of its TTFT target. At most one group's worth per
+ * model: a turn prefills one group (grouped FCFS), the rest wait for the next turn.
+ */
+export function eligibleWaiting(view: SchedulerView, dev: DeviceState, nowMs: number, perModel: number): Map<ModelId, RequestRecord[]> {
+  const heldElsewhere = new Set<ModelId>();
+  for (const d of view.devices.values()) {
+    if (d === dev || d.down) continue;
+    for (const m of d.resident.keys()) if (mayServe(d, m)) heldElsewhere.add(m);
+  }
   const out = new Map<ModelId, RequestRecord[]>();
   for (const g of view.groups) {
     if (!mayServe(dev, g.modelId)) continue;
-    const heldElsewhere = [...view.devices.values()].some(
-      (d) => d !== dev && !d.down && d.resident.has(g.modelId) && mayServe(d, g.modelId),
-    );
-    const reqs = g.requestIds.map((id) => view.requests.get(id)!);
-    // Another device holds the model: leave the group to it unless it has waited a quarter of its TTFT target.
-    if (heldElsewhere && !dev.resident.has(g.modelId)) {
-      const oldest = reqs[0]!;
+    const list = out.get(g.modelId) ?? [];
+    if (list.length >= perModel) continue;
+    if (heldElsewhere.has(g.modelId) && !dev.resident.has(g.modelId)) {
+      const oldest = view.requests.get(g.requestIds[0]!)!;
       if (nowMs - oldest.spec.arrivalMs < oldest.slo.ttftMs / 4) continue;
     }
-    const list = out.get(g.modelId) ?? [];
-    list.push(...reqs);
+    for (const id of g.requestIds) {
+      if (list.length >= perModel) break;
+      list.push(view.requests.get(id)!);
+    }
     out.set(g.modelId, list);
   }
   return out;
@@ -55,7 +65,7 @@ export function mayServe(dev: DeviceState, modelId: ModelId): boolean {
   return !dev.profile.allowedModels || dev.profile.allowedModels.includes(modelId);
 }
 
-export function workOnDevice(view: SchedulerView, dev: DeviceState, deviceId: DeviceId, nowMs: number): Map<ModelId, ModelWork> {
+export function workOnDevice(view: SchedulerView, dev: DeviceState, deviceId: DeviceId, nowMs: number, perModel: number): Map<ModelId, ModelWork> {
   const work = new Map<ModelId, ModelWork>();
   const get = (modelId: ModelId): ModelWork => {
     let w = work.get(modelId);
@@ -65,16 +75,13 @@ export function workOnDevice(view: SchedulerView, dev: DeviceState, deviceId: De
     }
     return w;
   };
-  for (const r of view.requests.values()) {
-    if (r.deviceId !== deviceId) continue;
+  for (const r of view.boundTo.get(deviceId)!) {
     if (r.phase === "decoding") get(r.spec.modelId).decoding.push(r);
     else if (r.phase === "prefilling") get(r.spec.modelId).prefill.push(r);
   }
-  for (const [modelId, reqs] of eligibleWaiting(view, dev, nowMs)) get(modelId).prefill.push(...reqs);
-  for (const w of work.values()) {
-    w.decoding.sort(byDeadlineThenSeq);
-    w.prefill.sort((a, b) => (a.phase === b.phase ? a.seq - b.seq : a.phase === "prefilling" ? -1 : 1));
-  }
+  for (const w of work.values()) w.prefill.sort((a, b) => a.seq - b.seq);
+  for (const [modelId, reqs] of eligibleWaiting(view, dev, nowMs, perModel)) get(modelId).prefill.push(...reqs);
+  for (const w of work.values()) w.decoding.sort(byDeadlineThenSeq);
   return work;
 }
 
@@ -105,7 +112,7 @@ export function planTokenIntent(
   options: TokenPolicyOptions,
 ): { intents: Intent[]; turn: Turn | null } {
   const dev = view.devices.get(deviceId)!;
-  const work = workOnDevice(view, dev, deviceId, nowMs);
+  const work = workOnDevice(view, dev, deviceId, nowMs, options.maxGroupSize);
   if (work.size === 0) return { intents: [], turn: null };
   const switchMs = (m: ModelId): number => (dev.resident.get(m)?.ready ? 0 : predictor.loadMs(m));
   const maxBatch = (m: ModelId): number => view.models.get(m)!.maxBatch;

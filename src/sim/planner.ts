@@ -1,0 +1,134 @@
+/**
+ * "How many accelerators does this workload need?" For each policy, the smallest fleet whose
+ * simulated deadline-SLO attainment reaches the target, found by exponential then binary
+ * search over fleet sizes (attainment grows with devices; a test checks it on seeded runs).
+ * `dedicated` sizes every model on its own devices (at least one each, as a per-model
+ * deployment does) and adds them up.
+ */
+import type { SloTargets } from "../core/types.ts";
+import type { WorkloadRequest } from "../workload/workload.ts";
+import type { AcceleratorSpec } from "./accelerators.ts";
+import type { SimModelSpec } from "./modelPresets.ts";
+import { simulate, type SimConfig, type SimPolicy, type SimResult } from "./Simulation.ts";
+import { sloReport } from "../core/slo.ts";
+
+export interface PlanInput {
+  accelerator: AcceleratorSpec;
+  models: SimModelSpec[];
+  slo: (modelId: string) => SloTargets;
+  requests: WorkloadRequest[];
+  /** Attainment to reach (default 0.99). */
+  target: number;
+  /** Give up above this many devices. */
+  maxDevices: number;
+  simulation?: Partial<SimConfig>;
+}
+
+export interface PolicyPlan {
+  policy: SimPolicy;
+  /** null when even maxDevices does not reach the target. */
+  minDevices: number | null;
+  attainment: number;
+  goodput: number;
+  ttftP50Ms: number;
+  ttftP99Ms: number;
+  tbtP99Ms: number;
+  gapsOverTbt: number;
+  utilization: number;
+  switches: number;
+  /** dedicated: devices per model. */
+  perModel?: Record<string, number>;
+  simulations: number;
+}
+
+function run(input: PlanInput, policy: SimPolicy, devices: number, models = input.models, requests = input.requests, dedicated?: Record<string, number>): SimResult {
+  return simulate(
+    { accelerator: input.accelerator, models, slo: input.slo, devices, policy, ...(dedicated ? { dedicated } : {}), ...input.simulation },
+    requests,
+  );
+}
+
+/** Smallest n in [1, max] with ok(n), assuming ok is monotone; null if none. */
+function searchMin(max: number, ok: (n: number) => boolean): number | null {
+  let hi = 1;
+  while (hi <= max && !ok(hi)) hi *= 2;
+  if (hi > max) {
+    if (!ok(max)) return null;
+    hi = max;
+  }
+  let lo = Math.floor(hi / 2) + 1;
+  while (lo < hi) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (ok(mid)) hi = mid;
+    else lo = mid + 1;
+  }
+  return hi;
+}
+
+function summarize(policy: SimPolicy, minDevices: number | null, r: SimResult, simulations: number, perModel?: Record<string, number>): PolicyPlan {
+  return {
+    policy,
+    minDevices,
+    attainment: r.report.attainment,
+    goodput: r.report.goodput,
+    ttftP50Ms: r.report.ttftP50Ms,
+    ttftP99Ms: r.report.ttftP99Ms,
+    tbtP99Ms: r.report.tbtP99Ms,
+    gapsOverTbt: r.report.gapsOverTbt,
+    utilization: r.utilization,
+    switches: r.switches,
+    ...(perModel ? { perModel } : {}),
+    simulations,
+  };
+}
+
+export function planPolicy(input: PlanInput, policy: SimPolicy): PolicyPlan {
+  let sims = 0;
+  if (policy === "dedicated") {
+    const perModel: Record<string, number> = {};
+    const results: SimResult[] = [];
+    for (const m of input.models) {
+      const mine = input.requests.filter((r) => r.modelId === m.id);
+      const cache = new Map<number, SimResult>();
+      const at = (n: number) => {
+        if (!cache.has(n)) {
+          sims++;
+          cache.set(n, run(input, "dedicated", n, [m], mine, { [m.id]: n }));
+        }
+        return cache.get(n)!;
+      };
+      const n = mine.length === 0 ? 1 : searchMin(input.maxDevices, (k) => at(k).report.attainment >= input.target);
+      if (n === null) return summarize(policy, null, at(input.maxDevices), sims);
+      perModel[m.id] = n;
+      results.push(at(n));
+    }
+    const total = Object.values(perModel).reduce((a, b) => a + b, 0);
+    // Per-model runs are independent: the fleet's figures are their union.
+    const traces = results.flatMap((r) => r.traces);
+    const horizon = input.requests.length ? input.requests[input.requests.length - 1]!.arrivalMs : 0;
+    const busy = results.reduce((s, r, i) => s + r.utilization * (perModel[input.models[i]!.id] ?? 0), 0);
+    const merged: SimResult = {
+      traces,
+      report: sloReport(traces, input.slo, horizon),
+      utilization: total ? busy / total : 0,
+      switches: results.reduce((s, r) => s + r.switches, 0),
+      timeline: [],
+      simulatedMs: Math.max(...results.map((r) => r.simulatedMs)),
+    };
+    return summarize(policy, total, merged, sims, perModel);
+  }
+  const cache = new Map<number, SimResult>();
+  const at = (n: number) => {
+    if (!cache.has(n)) {
+      sims++;
+      cache.set(n, run(input, policy, n));
+    }
+    return cache.get(n)!;
+  };
+  const n = searchMin(input.maxDevices, (k) => at(k).report.attainment >= input.target);
+  return summarize(policy, n, at(n ?? input.maxDevices), sims);
+}
+
+export function planFleet(input: PlanInput, policies: SimPolicy[]): PolicyPlan[] {
+  return policies.map((p) => planPolicy(input, p));
+}

@@ -1,0 +1,144 @@
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { describe, it } from "node:test";
+import { generateWorkload, workloadSchema } from "../workload/workload.ts";
+import { readTrace } from "../workload/trace.ts";
+import { findAccelerator } from "./accelerators.ts";
+import { medianErrors, readProfiles } from "./calibration.ts";
+import { decodeStepMs, prefillMs } from "./costModel.ts";
+import { findModelPreset, type SimModelSpec } from "./modelPresets.ts";
+import { planPolicy } from "./planner.ts";
+import { buildReport } from "./report.ts";
+import { simulate } from "./Simulation.ts";
+
+const SHARED = path.resolve(import.meta.dirname, "../../../shared/data");
+const H800 = findAccelerator("H800")!;
+const slo = () => ({ ttftMs: 10_000, tbtMs: 100 });
+
+function market(): SimModelSpec[] {
+  const out: SimModelSpec[] = [];
+  const add = (preset: string, n: number) => {
+    for (let i = 1; i <= n; i++) out.push({ ...findModelPreset(preset)!, id: `${preset}-${i}` });
+  };
+  add("qwen2.5-7b", 4);
+  add("qwen3-30b-a3b", 2);
+  add("llama-2-13b", 2);
+  return out;
+}
+
+function workload(models: SimModelSpec[], over: Record<string, unknown> = {}) {
+  return generateWorkload(
+    workloadSchema.parse({
+      seed: 11,
+      durationSeconds: 120,
+      ratePerSecond: 3,
+      popularity: { kind: "zipf", s: 1.2 },
+      inputTokens: { mean: 400, cv: 1, max: 4000 },
+      outputTokens: { mean: 120, cv: 1, max: 800 },
+      ...over,
+    }),
+    models.map((m) => m.id),
+  );
+}
+
+describe("cost model", () => {
+  it("predicts measured vLLM steps: a few rows of the profiles", () => {
+    const qwen = findModelPreset("qwen2.5-7b")!;
+    // qwen2_5_7b on H800: decode batch 1 at 16 tokens 9.6 ms; prefill 4096 tokens 103 ms.
+    const within = (pred: number, measured: number, tol: number) => assert.ok(Math.abs(pred - measured) / measured < tol, `${pred} vs ${measured}`);
+    within(decodeStepMs(H800, qwen, 1, 16), 9.586, 0.2);
+    within(prefillMs(H800, qwen, 4096, 1), 102.9, 0.2);
+    within(decodeStepMs(H800, qwen, 200, 32), 28.15, 0.3);
+  });
+
+  it("has a median absolute error of at most 15% on decode and prefill for every profiled accelerator", () => {
+    const e = medianErrors(readProfiles(path.join(SHARED, "vllm-step-profiles.csv")));
+    for (const [device, err] of Object.entries(e.byDevice)) {
+      assert.ok(err.decode <= 0.15, `${device} decode ${err.decode}`);
+      assert.ok(err.prefill <= 0.15, `${device} prefill ${err.prefill}`);
+    }
+    assert.deepEqual(Object.keys(e.byDevice).sort(), ["A10", "A100", "H100", "H800"]);
+  });
+
+  it("gets the H20 asymmetry right: prefill ~4x slower than H800, decode about equal", () => {
+    const m = findModelPreset("qwen2.5-14b")!;
+    const h20 = findAccelerator("H20")!;
+    const pre = prefillMs(h20, m, 4096) / prefillMs(H800, m, 4096);
+    const dec = decodeStepMs(h20, m, 1, 512) / decodeStepMs(H800, m, 1, 512);
+    assert.ok(pre > 3 && pre < 7, `prefill ratio ${pre}`);
+    assert.ok(dec > 0.7 && dec < 1.2, `decode ratio ${dec}`);
+  });
+});
+
+describe("simulation", () => {
+  it("runs the real scheduler: the simulator holds no scheduling logic of its own", () => {
+    const dir = import.meta.dirname;
+    const sim = fs.readFileSync(path.join(dir, "Simulation.ts"), "utf8");
+    assert.match(sim, /import \{ Scheduler[^}]*\} from "\.\.\/scheduler\/Scheduler\.ts"/);
+    assert.match(sim, /new Scheduler\(/);
+    for (const f of fs.readdirSync(dir).filter((f) => f.endsWith(".ts"))) {
+      const text = fs.readFileSync(path.join(dir, f), "utf8");
+      assert.doesNotMatch(text, /tokenPolicy|requestPolicy|computeQuotas|MemoryLedger/, `${f} reimplements or reaches into scheduling`);
+    }
+  });
+
+  it("is deterministic: the same seed gives a byte-identical report", () => {
+    const models = market();
+    const once = () => {
+      const r = simulate({ accelerator: H800, models, slo, devices: 3, policy: "token", recordTimeline: true }, workload(models));
+      return JSON.stringify(buildReport({ accelerator: "H800", policy: "token", devices: 3 }, r, [], 60_000));
+    };
+    assert.equal(once(), once());
+  });
+
+  it("never lowers attainment when devices are added (seeded sweep)", () => {
+    const models = market();
+    const reqs = workload(models, { ratePerSecond: 4 });
+    let last = -1;
+    for (let n = 1; n <= 6; n++) {
+      const a = simulate({ accelerator: H800, models, slo, devices: n, policy: "token" }, reqs).report.attainment;
+      assert.ok(a >= last - 0.005, `attainment fell from ${last} to ${a} at ${n} devices`);
+      last = a;
+    }
+    assert.ok(last > 0.9);
+  });
+
+  it("token pooling needs no more devices than request-level swapping on a skewed market", () => {
+    const models = market();
+    const input = { accelerator: H800, models, slo, requests: workload(models), target: 0.95, maxDevices: 16 };
+    const token = planPolicy(input, "token");
+    const request = planPolicy(input, "request");
+    assert.ok(token.minDevices !== null && request.minDevices !== null);
+    assert.ok(token.minDevices! <= request.minDevices!, `token ${token.minDevices} vs request ${request.minDevices}`);
+  });
+
+  it("dedicated gives each device exactly one model, and every model at least one device", () => {
+    const models = market();
+    const input = { accelerator: H800, models, slo, requests: workload(models), target: 0.95, maxDevices: 8 };
+    const plan = planPolicy(input, "dedicated");
+    assert.equal(Object.keys(plan.perModel!).length, models.length);
+    assert.ok(Object.values(plan.perModel!).every((n) => n >= 1));
+    const r = simulate({ accelerator: H800, models, slo, devices: 0, policy: "dedicated", dedicated: plan.perModel!, recordTimeline: true }, input.requests);
+    const byDevice = new Map<number, Set<string>>();
+    for (const e of r.timeline) if (e.model) byDevice.set(e.device, (byDevice.get(e.device) ?? new Set()).add(e.model));
+    for (const [d, ms] of byDevice) assert.equal(ms.size, 1, `device ${d} ran ${[...ms]}`);
+  });
+
+  it("replays the shared Azure conversation trace", () => {
+    const models = market();
+    const reqs = readTrace({
+      file: path.join(SHARED, "azure-llm-inference-2023-conv.csv"),
+      models: models.map((m) => m.id),
+      popularity: { kind: "zipf", s: 1 },
+      seed: 1,
+      durationSeconds: 120,
+    });
+    assert.ok(reqs.length > 500 && reqs.length < 800, `${reqs.length} requests in 2 minutes (~5.5 req/s)`);
+    assert.deepEqual([reqs[0]!.inputTokens, reqs[0]!.outputTokens], [374, 44]);
+    assert.ok(reqs.every((r, i) => i === 0 || r.arrivalMs >= reqs[i - 1]!.arrivalMs));
+    const r = simulate({ accelerator: H800, models, slo, devices: 6, policy: "token" }, reqs);
+    assert.equal(r.traces.length, reqs.length);
+    assert.ok(r.report.attainment > 0.5);
+  });
+});
