@@ -244,6 +244,7 @@ export class Scheduler implements SchedulerView {
         maxQuotaMs: this.options.maxQuotaMs,
         decodeSliceMs: this.options.decodeSliceMs,
         maxGroupSize: this.options.maxGroupSize,
+        prefillChunkTokens: this.options.prefillChunkTokens,
       });
       intents = planned.intents;
       dev.turn = planned.turn;
@@ -359,9 +360,13 @@ export class Scheduler implements SchedulerView {
     rules: PolicyRules,
   ): { command: Command } | { evicted: ModelId[] } | null {
     if (dev.ledger.fits(needBytes)) return { evicted: [] };
+    // Models nobody on this device is using go first (nothing to park, nobody waiting to
+    // come back), then the least recently used.
+    const busy = new Set<ModelId>();
+    for (const r of this.boundTo.get(dev.profile.id)!) busy.add(r.spec.modelId);
     const victims = [...dev.resident.entries()]
       .filter(([id, r]) => id !== keepModel && r.ready && rules.mayEvict(id))
-      .sort((a, b) => a[1].lastUsedMs - b[1].lastUsedMs || (a[0] < b[0] ? -1 : 1));
+      .sort((a, b) => Number(busy.has(a[0])) - Number(busy.has(b[0])) || a[1].lastUsedMs - b[1].lastUsedMs || (a[0] < b[0] ? -1 : 1));
     let freed = 0;
     const evicted: ModelId[] = [];
     for (const [v] of victims) {
@@ -418,8 +423,12 @@ export class Scheduler implements SchedulerView {
     if (!dev.ledger.fits(needKvBytes)) {
       const room = this.makeRoom(dev, modelId, needKvBytes, rules);
       if (room === null) {
-        const same = held.filter((r) => !inIntent.has(r.spec.id));
-        return same.length > 0 ? this.swapOut(dev, modelId, same) : null;
+        // Never park one request of a model to make room for another of the same model: the
+        // two would trade places forever. A decode step runs with the requests already here;
+        // the others (and a new prompt) wait for memory that finishing requests free.
+        const here = intent.kind === "decode" ? target.filter((r) => r.kv === "device") : [];
+        if (here.length === 0 || intent.kind !== "decode") return null;
+        return this.withRelease(dev, { kind: "decode", deviceId, modelId, requestIds: here.map((r) => r.spec.id), steps: intent.steps });
       }
       if ("command" in room) return room.command;
       if (room.evicted.length > 0) return this.withRelease(dev, { kind: "evict", deviceId, modelIds: room.evicted });

@@ -28,7 +28,17 @@ export function planRequestIntents(view: SchedulerView, deviceId: DeviceId, pred
 
   // Admission in FIFO order: resident models start at once; the first request whose model
   // is resident nowhere may load it here (the residency mechanism evicts only idle models).
-  const waiting = view.waiting;
+  // Only each model's oldest waiting request can be next for that model: walk those heads in
+  // FIFO order (one per model, so a long queue costs nothing extra).
+  const heads = new Map<string, RequestRecord>();
+  for (const g of view.groups) {
+    const r = view.requests.get(g.requestIds[0]!)!;
+    const h = heads.get(g.modelId);
+    if (!h || r.seq < h.seq) heads.set(g.modelId, r);
+  }
+  const waiting = [...heads.values()].sort((a, b) => a.seq - b.seq);
+  const boundCount = new Map<string, number>();
+  for (const b of bound) boundCount.set(b.spec.modelId, (boundCount.get(b.spec.modelId) ?? 0) + 1);
   let admit: RequestRecord | undefined;
   let headOfFifoSeen = false;
   for (const r of waiting) {
@@ -37,7 +47,7 @@ export function planRequestIntents(view: SchedulerView, deviceId: DeviceId, pred
     const here = dev.resident.get(m);
     if (here) {
       const slots = view.models.get(m)!.maxBatch;
-      if (bound.filter((b) => b.spec.modelId === m).length < slots) {
+      if ((boundCount.get(m) ?? 0) < slots) {
         admit = r;
         break;
       }

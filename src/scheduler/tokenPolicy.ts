@@ -21,6 +21,7 @@ export interface TokenPolicyOptions {
   maxQuotaMs: number;
   decodeSliceMs: number;
   maxGroupSize: number;
+  prefillChunkTokens: number;
 }
 
 export interface ModelWork {
@@ -43,14 +44,38 @@ export function eligibleWaiting(view: SchedulerView, dev: DeviceState, nowMs: nu
     if (d === dev || d.down) continue;
     for (const m of d.resident.keys()) if (mayServe(d, m)) heldElsewhere.add(m);
   }
+  const roomWithoutPreempting = (d: DeviceState) => freeableWithoutPreempting(view, d);
+  let myRoom: number | undefined;
+  let bestOtherRoom: Map<ModelId, boolean> | undefined;
   const out = new Map<ModelId, RequestRecord[]>();
   for (const g of view.groups) {
     if (!mayServe(dev, g.modelId)) continue;
     const list = out.get(g.modelId) ?? [];
     if (list.length >= perModel) continue;
-    if (heldElsewhere.has(g.modelId) && !dev.resident.has(g.modelId)) {
+    if (!dev.resident.has(g.modelId)) {
       const oldest = view.requests.get(g.requestIds[0]!)!;
-      if (nowMs - oldest.spec.arrivalMs < oldest.slo.ttftMs / 4) continue;
+      const waited = nowMs - oldest.spec.arrivalMs;
+      const young = waited < oldest.slo.ttftMs / 4;
+      if (heldElsewhere.has(g.modelId)) {
+        // A second copy of a model costs a switch here and competes for its requests: only
+        // when the group has waited half its TTFT target and no one has to be preempted.
+        myRoom ??= roomWithoutPreempting(dev);
+        if (waited < oldest.slo.ttftMs / 2 || myRoom < view.models.get(g.modelId)!.weightBytes) continue;
+      } else if (young) {
+        // Resident nowhere: leave it to a device that can host it without preempting, if any.
+        const need = view.models.get(g.modelId)!.weightBytes;
+        myRoom ??= roomWithoutPreempting(dev);
+        if (myRoom < need) {
+          bestOtherRoom ??= new Map();
+          if (!bestOtherRoom.has(g.modelId)) {
+            let other = false;
+            for (const d of view.devices.values())
+              if (d !== dev && !d.down && mayServe(d, g.modelId) && roomWithoutPreempting(d) >= need) other = true;
+            bestOtherRoom.set(g.modelId, other);
+          }
+          if (bestOtherRoom.get(g.modelId)) continue;
+        }
+      }
     }
     for (const id of g.requestIds) {
       if (list.length >= perModel) break;
@@ -59,6 +84,15 @@ export function eligibleWaiting(view: SchedulerView, dev: DeviceState, nowMs: nu
     out.set(g.modelId, list);
   }
   return out;
+}
+
+/** Bytes a device could free without preempting anyone: free memory plus idle models. */
+export function freeableWithoutPreempting(view: SchedulerView, d: DeviceState): number {
+  const busy = new Set<ModelId>();
+  for (const r of view.boundTo.get(d.profile.id)!) busy.add(r.spec.modelId);
+  let bytes = d.ledger.freeBytes;
+  for (const m of d.resident.keys()) if (!busy.has(m)) bytes += view.models.get(m)!.weightBytes;
+  return bytes;
 }
 
 export function mayServe(dev: DeviceState, modelId: ModelId): boolean {
@@ -123,23 +157,42 @@ export function planTokenIntent(
   if (turn) {
     // The switch does not count against the quota: a model just switched in always gets its turn.
     const elapsed = turn.startedMs === null ? 0 : nowMs - turn.startedMs;
-    let otherSlack = Infinity;
+    const current = work.get(turn.modelId)!;
+    const currentStartBy = startByMs(current, predictor, maxBatch(turn.modelId));
+    // Other work splits in two. Work whose model is resident, or can be loaded into free or
+    // idle memory, is cheap to turn to: turns rotate at their quota, earliest deadline first.
+    // Work that would preempt live requests costs two switches (out and back): the turn is
+    // stretched while that work still has slack.
+    const room = freeableWithoutPreempting(view, dev);
+    let expensiveSlack = Infinity;
+    let cheapUrgent = false;
     for (const w of work.values()) {
       if (w.modelId === turn.modelId) continue;
-      // Keep a margin of half a switch: switch predictions are the least certain.
-      const sw = switchMs(w.modelId);
-      otherSlack = Math.min(otherSlack, startByMs(w, predictor, maxBatch(w.modelId)) - 1.5 * sw - nowMs);
+      const startBy = startByMs(w, predictor, maxBatch(w.modelId));
+      const resident = dev.resident.get(w.modelId)?.ready === true;
+      if (resident || room >= view.models.get(w.modelId)!.weightBytes) {
+        if (startBy - switchMs(w.modelId) < currentStartBy) cheapUrgent = true;
+      } else {
+        // Keep a margin of half a switch: switch predictions are the least certain.
+        expensiveSlack = Math.min(expensiveSlack, startBy - 1.5 * switchMs(w.modelId) - nowMs);
+      }
     }
-    const current = work.get(turn.modelId)!;
     const guardMs = 2 * Math.max(predictor.decodeStepMs(turn.modelId, Math.max(1, Math.min(current.decoding.length, maxBatch(turn.modelId)))), 1);
-    const keep = otherSlack === Infinity || elapsed < turn.quotaMs || (elapsed < options.maxQuotaMs && otherSlack > guardMs);
+    const keep =
+      elapsed < turn.quotaMs ||
+      (!cheapUrgent && (expensiveSlack === Infinity || (elapsed < options.maxQuotaMs && expensiveSlack > guardMs)));
     if (!keep) turn = null;
   }
   if (!turn) {
+    // Work that would evict a model with live requests is charged for bringing it back.
+    const room = freeableWithoutPreempting(view, dev);
+    let comeBackMs = 0;
+    for (const r of view.boundTo.get(deviceId)!) comeBackMs = Math.max(comeBackMs, predictor.loadMs(r.spec.modelId));
     let best: ModelWork | undefined;
     let bestKey = Infinity;
     for (const w of work.values()) {
-      const key = startByMs(w, predictor, maxBatch(w.modelId)) - switchMs(w.modelId);
+      const preempts = !dev.resident.get(w.modelId)?.ready && room < view.models.get(w.modelId)!.weightBytes;
+      const key = startByMs(w, predictor, maxBatch(w.modelId)) - switchMs(w.modelId) + (preempts ? comeBackMs : 0);
       // Ties (e.g. nothing urgent anywhere) go to a resident model: no switch needed.
       if (key < bestKey || (key === bestKey && best && switchMs(best.modelId) > 0 && switchMs(w.modelId) === 0)) {
         best = w;
@@ -169,8 +222,16 @@ export function planTokenIntent(
   }
   const cap = capMs === Infinity ? Infinity : Math.floor(capMs / Math.max(stepMs, 1e-6));
   const decode: Intent = { kind: "decode", modelId: w.modelId, requestIds: ids, steps: decodeSteps(batch, stepMs, options.decodeSliceMs, cap) };
-  // Earliest deadline first within the turn; the other is the fallback if memory blocks it.
-  const prefillFirst = pre !== undefined && prefillStartBy(pre, predictor) <= nextTokenDeadlineMs(batch[0]!);
+  // A waiting prompt joins the running batch while it has room and its next token is not
+  // due before the prompt's chunk is done (batching is what makes decode cheap); otherwise
+  // earliest deadline first. The other intent is the fallback if memory blocks the first.
+  let prefillFirst = false;
+  if (pre !== undefined) {
+    const chunkMs = predictor.prefillMs(w.modelId, Math.min(pre.spec.promptTokens - pre.prefilledTokens, options.prefillChunkTokens));
+    const decodeSlack = nextTokenDeadlineMs(batch[0]!) - stepMs - nowMs;
+    const roomInBatch = w.decoding.length < maxBatch(w.modelId);
+    prefillFirst = (roomInBatch && decodeSlack > chunkMs) || prefillStartBy(pre, predictor) <= nextTokenDeadlineMs(batch[0]!);
+  }
   return { intents: prefillFirst ? [...prefill, decode] : [decode, ...prefill], turn };
 }
 

@@ -29,6 +29,8 @@ export interface SimConfig {
   contextTokens?: number;
   scheduler?: Partial<SchedulerOptions>;
   recordTimeline?: boolean;
+  /** Safety net: fail instead of looping forever (default 50 million events). */
+  maxEvents?: number;
 }
 
 export interface TimelineEntry {
@@ -147,7 +149,13 @@ export function simulate(cfg: SimConfig, requests: WorkloadRequest[]): SimResult
     }
   };
 
+  let events = 0;
+  const maxEvents = cfg.maxEvents ?? 50_000_000;
   for (let ev = queue.pop(); ev; ev = queue.pop()) {
+    if (++events > maxEvents) {
+      const last = timeline.slice(-12).map((e) => `${e.device}:${e.kind}:${e.model ?? ""}@${e.startMs.toFixed(0)}`);
+      throw new Error(`simulation exceeded ${maxEvents} events at ${now.toFixed(0)} ms (last: ${last.join(" ")})`);
+    }
     now = ev.timeMs;
     const e = ev.payload;
     if (e.kind === "arrival") {
