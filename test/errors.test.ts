@@ -4,7 +4,7 @@ import fs from "node:fs";
 import { after, before, describe, it } from "node:test";
 import type { CommandRecord } from "../src/runtime/Pool.ts";
 import { kvPaths } from "../src/engine/kvStateFile.ts";
-import { postJson, standInPaths, startTestServer, waitFor } from "./helpers.ts";
+import { postJson, standInPaths, startPreemptionServer, startTestServer, waitFor } from "./helpers.ts";
 
 function assertOpenAiError(res: { status: number; json: any }, status: number, code: string): void {
   assert.equal(res.status, status, JSON.stringify(res.json));
@@ -128,18 +128,11 @@ describe("shutdown", () => {
 });
 
 describe("failures inside the pool", () => {
-  let server: Awaited<ReturnType<typeof startTestServer>>;
-  const commands: CommandRecord[] = [];
+  let server: Awaited<ReturnType<typeof startPreemptionServer>>;
+  let commands: CommandRecord[];
   before(async () => {
-    const paths = standInPaths();
-    server = await startTestServer({
-      devices: { count: 1, memory: "100MB" },
-      models: [
-        { id: "long", path: paths["llama-58m-q8-a"] },
-        { id: "urgent", path: paths["llama-58m-q8-b"], slo: { ttftMs: 400, tbtMs: 100 } },
-      ],
-    });
-    server.pool.on("command", (c) => commands.push(c));
+    server = await startPreemptionServer();
+    commands = server.commands;
   });
   after(async () => server.shutdown());
 

@@ -3,22 +3,14 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { CommandRecord } from "../src/runtime/Pool.ts";
-import { standInPaths, startTestServer, waitFor } from "./helpers.ts";
+import { startPreemptionServer, waitFor } from "./helpers.ts";
 
 describe("exactness under pooling", () => {
-  let server: Awaited<ReturnType<typeof startTestServer>>;
-  const commands: CommandRecord[] = [];
+  let server: Awaited<ReturnType<typeof startPreemptionServer>>;
+  let commands: CommandRecord[];
   before(async () => {
-    const paths = standInPaths();
-    server = await startTestServer({
-      // One device that holds one of the two 62 MB models at a time.
-      devices: { count: 1, memory: "100MB" },
-      models: [
-        { id: "long", path: paths["llama-58m-q8-a"] },
-        { id: "urgent", path: paths["llama-58m-q8-b"], slo: { ttftMs: 400, tbtMs: 100 } },
-      ],
-    });
-    server.pool.on("command", (c) => commands.push(c));
+    server = await startPreemptionServer();
+    commands = server.commands;
   });
   after(async () => server.shutdown());
 

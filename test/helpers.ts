@@ -1,6 +1,7 @@
 import path from "node:path";
 import OpenAI from "openai";
 import { startServer, type RunningServer } from "../src/cli/serve.ts";
+import type { CommandRecord } from "../src/runtime/Pool.ts";
 import { parseConfig } from "../src/config/loadConfig.ts";
 import { ensureStandIns } from "../src/engine/resolveModels.ts";
 import { STAND_IN_CATALOG } from "../src/config/standInCatalog.ts";
@@ -29,6 +30,27 @@ export async function startTestServer(config: Record<string, unknown> = {}): Pro
   const server = await startServer({ config: cfg, log: () => {} });
   const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused", maxRetries: 0 });
   return Object.assign(server, { client });
+}
+
+/**
+ * One device that holds one of two 62 MB models at a time: "long" (default SLO) and "urgent"
+ * (TTFT 400 ms), so an urgent request preempts a long one. Records every command.
+ */
+export async function startPreemptionServer(): Promise<Awaited<ReturnType<typeof startTestServer>> & { commands: CommandRecord[] }> {
+  const paths = standInPaths();
+  const server = await startTestServer({
+    // Admission control would refuse "urgent" whenever the machine is slow (its wait
+    // predictor counts running work as serial); these tests are about preemption.
+    scheduler: { admissionTtftFactor: 0 },
+    devices: { count: 1, memory: "100MB" },
+    models: [
+      { id: "long", path: paths["llama-58m-q8-a"] },
+      { id: "urgent", path: paths["llama-58m-q8-b"], slo: { ttftMs: 400, tbtMs: 100 } },
+    ],
+  });
+  const commands: CommandRecord[] = [];
+  server.pool.on("command", (c) => commands.push(c));
+  return Object.assign(server, { commands });
 }
 
 export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; json: any }> {

@@ -83,7 +83,7 @@ export function runSimulate(a: SimulateArgs): { json: string; html: string; file
     return out;
   };
   const main = simulate({ ...base, devices: a.devices, recordTimeline: true, ...(dedicated(a.devices) ? { dedicated: dedicated(a.devices)! } : {}) }, requests);
-  const sizes = [...new Set([0.25, 0.5, 0.75, 1, 1.25, 1.5, 2].map((f) => Math.max(1, Math.round(a.devices * f))))].sort((x, y) => x - y);
+  const sizes = [...new Set([0.5, 0.75, 1, 1.25, 1.5, 2].map((f) => Math.max(1, Math.round(a.devices * f))))].sort((x, y) => x - y);
   const sweep = sizes.map((n) => {
     const r = n === a.devices ? main : simulate({ ...base, devices: n, ...(dedicated(n) ? { dedicated: dedicated(n)! } : {}) }, requests);
     return { devices: n, attainment: r.report.attainment, goodput: r.report.goodput };

@@ -27,8 +27,9 @@ let llama: Llama | undefined;
 let init: WorkerInit | undefined;
 const models = new Map<ModelId, LoadedModel>();
 
-function send(reply: WorkerReply): void {
-  process.send!(reply);
+function send(reply: WorkerReply | WorkerProgress): void {
+  // The server may have closed the channel (shutdown, restart): nothing left to tell.
+  if (process.connected) process.send!(reply);
 }
 
 function stepOptions(s: Sampling, tokenIndex: number): { temperature: number; topP?: number; seed?: number } {
@@ -138,8 +139,7 @@ async function run(id: number, cmd: WorkerCommand): Promise<WorkerResult> {
           if (t === undefined || t === null) throw new Error(`decode produced no token for ${items[i]!.requestId}`);
           return t;
         });
-        const progress: WorkerProgress = { id, progress: { requestIds: items.map((it) => it.requestId), tokens } };
-        process.send!(progress);
+        send({ id, progress: { requestIds: items.map((it) => it.requestId), tokens } });
         // Sequences that ended (end token) or were cancelled leave the batch.
         items = items
           .map((it, i) => ({ ...it, token: tokens[i]!, tokenIndex: it.tokenIndex + 1 }))
@@ -223,3 +223,5 @@ process.on("message", (msg: WorkerMessage) => {
 });
 
 process.on("disconnect", () => process.exit(0));
+// A send racing the channel's close fails with EPIPE: the server is gone, so is our work.
+process.on("error", () => process.exit(0));
