@@ -5,6 +5,7 @@
  */
 import fs from "node:fs";
 import { createRequire } from "node:module";
+import path from "node:path";
 import { percentile, type SloReport } from "../core/slo.ts";
 import type { SimResult, TimelineEntry } from "./Simulation.ts";
 
@@ -60,7 +61,11 @@ export function buildReport(
   };
 }
 
-const chartJs = (): string => fs.readFileSync(createRequire(import.meta.url).resolve("chart.js/dist/chart.umd.min.js"), "utf8");
+/** Chart.js's browser bundle, inlined. Its `exports` map hides the file: find it beside the entry. */
+const chartJs = (): string => {
+  const entry = createRequire(import.meta.url).resolve("chart.js");
+  return fs.readFileSync(path.join(path.dirname(entry), "chart.umd.min.js"), "utf8");
+};
 
 export function reportHtml(r: SimulationReport): string {
   const data = JSON.stringify(r).replace(/</g, "\\u003c");

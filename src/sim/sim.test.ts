@@ -9,7 +9,7 @@ import { medianErrors, readProfiles } from "./calibration.ts";
 import { decodeStepMs, prefillMs } from "./costModel.ts";
 import { findModelPreset, type SimModelSpec } from "./modelPresets.ts";
 import { planPolicy } from "./planner.ts";
-import { buildReport } from "./report.ts";
+import { buildReport, reportHtml } from "./report.ts";
 import { simulate } from "./Simulation.ts";
 
 const SHARED = path.resolve(import.meta.dirname, "../../../shared/data");
@@ -90,6 +90,17 @@ describe("simulation", () => {
       return JSON.stringify(buildReport({ accelerator: "H800", policy: "token", devices: 3 }, r, [], 60_000));
     };
     assert.equal(once(), once());
+  });
+
+  it("writes a self-contained HTML report: charts inlined, no network", () => {
+    const models = market();
+    const r = simulate({ accelerator: H800, models, slo, devices: 3, policy: "token", recordTimeline: true }, workload(models));
+    const html = reportHtml(buildReport({ accelerator: "H800", policy: "token", devices: 3 }, r, [{ devices: 3, attainment: r.report.attainment, goodput: r.report.goodput }], 60_000));
+    assert.match(html, /Chart\.js v4/);
+    assert.doesNotMatch(html, /<script[^>]+src=|<link[^>]+href=["']?https?:/);
+    assert.match(html, /id="timeline"/);
+    const data = JSON.parse(/<script id="data" type="application\/json">([\s\S]*?)<\/script>/.exec(html)![1]!);
+    assert.ok(data.timeline.length > 0 && data.timeline.every((e: { startMs: number }) => e.startMs < 60_000));
   });
 
   it("never lowers attainment when devices are added (seeded sweep)", () => {
