@@ -4,6 +4,7 @@
 import { Command, InvalidArgumentError } from "commander";
 import { PitcherError } from "../core/errors.ts";
 import type { SimPolicy } from "../sim/Simulation.ts";
+import { formatBenchTable, runBench } from "./bench.ts";
 import { formatPlanTable, runPlan, runSimulate } from "./plan.ts";
 import { startServer } from "./serve.ts";
 
@@ -104,6 +105,20 @@ workloadOptions(
   console.log(`attainment ${rep.report.attainment}, goodput ${rep.report.goodput}/s, utilisation ${rep.utilization}, switches ${rep.switches}`);
   console.log(`wrote ${r.files.join(" and ")}`);
 });
+
+program
+  .command("bench")
+  .description("open-loop load against an OpenAI-compatible endpoint, scored by deadline SLO")
+  .requiredOption("--url <url>", "the endpoint, e.g. http://127.0.0.1:8080 (loopback or an address you own)")
+  .option("--workload <file>", "workload (YAML/JSON, the planner's format); default: 60 s Poisson at 4 req/s over every model")
+  .option("--rates <list>", "sweep these total arrival rates (req/s)", (v: string) => v.split(",").map((x) => positive(x)))
+  .option("--ttft <ms>", "TTFT target for models the server publishes none for", positive, 10_000)
+  .option("--tbt <ms>", "TBT target for models the server publishes none for", positive, 100)
+  .option("--json", "print JSON")
+  .action(async (o) => {
+    const rows = await runBench({ url: o.url, workload: o.workload, rates: o.rates, ttftMs: o.ttft, tbtMs: o.tbt, progress: !o.json && process.stderr.isTTY === true });
+    console.log(o.json ? JSON.stringify({ rates: rows }, null, 2) : formatBenchTable(rows));
+  });
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   console.error(e instanceof PitcherError ? `pitcher: ${e.message}` : e);

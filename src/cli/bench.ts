@@ -1,0 +1,90 @@
+/**
+ * Composition root of `pitcher bench`: replays a workload open-loop against any
+ * OpenAI-compatible endpoint at one or more rates and scores it with the deadline SLO.
+ */
+import fs from "node:fs";
+import YAML from "yaml";
+import cliProgress from "cli-progress";
+import { ConfigError } from "../core/errors.ts";
+import { sloReport, type SloReport } from "../core/slo.ts";
+import type { SloTargets } from "../core/types.ts";
+import { formatZodError } from "../config/loadConfig.ts";
+import { runLoad } from "../bench/loadClient.ts";
+import { generateWorkload, workloadSchema } from "../workload/workload.ts";
+
+export interface BenchArgs {
+  url: string;
+  workload?: string;
+  rates?: number[];
+  /** Scoring targets when the server does not publish per-model SLOs. */
+  ttftMs: number;
+  tbtMs: number;
+  progress: boolean;
+  drainTimeoutMs?: number;
+}
+
+export interface BenchRow {
+  rate: number;
+  overall: SloReport;
+  perModel: Record<string, SloReport>;
+  errors: Record<string, number>;
+}
+
+/** Models and their SLOs as the server lists them (Pitcher publishes `meta.slo`). */
+async function serverModels(url: string): Promise<{ ids: string[]; slo: Map<string, SloTargets> }> {
+  const res = await fetch(`${url}/v1/models`);
+  if (!res.ok) throw new ConfigError(`${url}/v1/models answered ${res.status}`);
+  const body = (await res.json()) as { data: { id: string; meta?: { slo?: { ttft_ms: number; tbt_ms: number } } }[] };
+  const slo = new Map<string, SloTargets>();
+  for (const m of body.data) if (m.meta?.slo) slo.set(m.id, { ttftMs: m.meta.slo.ttft_ms, tbtMs: m.meta.slo.tbt_ms });
+  return { ids: body.data.map((m) => m.id), slo };
+}
+
+export async function runBench(a: BenchArgs): Promise<BenchRow[]> {
+  const url = a.url.replace(/\/+$/, "").replace(/\/v1$/, "");
+  let raw: unknown = {};
+  if (a.workload) {
+    try {
+      const text = fs.readFileSync(a.workload, "utf8");
+      raw = a.workload.endsWith(".json") ? JSON.parse(text) : YAML.parse(text);
+    } catch (e) {
+      throw new ConfigError(`${a.workload}: ${(e as Error).message}`);
+    }
+  }
+  const parsed = workloadSchema.safeParse(raw ?? {});
+  if (!parsed.success) throw new ConfigError(`${a.workload ?? "workload"}: ${formatZodError(parsed.error)}`);
+  const { ids, slo } = await serverModels(url);
+  const sloOf = (m: string) => slo.get(m) ?? { ttftMs: a.ttftMs, tbtMs: a.tbtMs };
+  const rows: BenchRow[] = [];
+  for (const rate of a.rates ?? [parsed.data.ratePerSecond]) {
+    const requests = generateWorkload({ ...parsed.data, ratePerSecond: rate }, ids);
+    const bar = a.progress ? new cliProgress.SingleBar({ format: `${rate} req/s [{bar}] {value}/{total} done` }, cliProgress.Presets.shades_classic) : undefined;
+    bar?.start(requests.length, 0);
+    const load = await runLoad(requests, { baseUrl: url, ...(a.drainTimeoutMs ? { drainTimeoutMs: a.drainTimeoutMs } : {}), onDone: () => bar?.increment() });
+    bar?.stop();
+    const perModel: Record<string, SloReport> = {};
+    for (const m of [...new Set(load.traces.map((t) => t.modelId))].sort())
+      perModel[m] = sloReport(load.traces.filter((t) => t.modelId === m), sloOf, load.durationMs);
+    rows.push({ rate, overall: sloReport(load.traces, sloOf, load.durationMs), perModel, errors: load.errors });
+  }
+  return rows;
+}
+
+export function formatBenchTable(rows: BenchRow[]): string {
+  const head = ["rate/s", "requests", "attainment", "goodput/s", "TTFT p50", "TTFT p99", "TBT p50", "TBT p99", "gaps>TBT", "errors"];
+  const lines = rows.map((r) => [
+    String(r.rate),
+    String(r.overall.requests),
+    r.overall.attainment.toFixed(3),
+    r.overall.goodput.toFixed(2),
+    r.overall.ttftP50Ms.toFixed(0),
+    r.overall.ttftP99Ms.toFixed(0),
+    r.overall.tbtP50Ms.toFixed(0),
+    r.overall.tbtP99Ms.toFixed(0),
+    (r.overall.gapsOverTbt * 100).toFixed(1) + "%",
+    Object.entries(r.errors).map(([k, v]) => `${k}:${v}`).join(" ") || "-",
+  ]);
+  const w = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  const fmt = (c: string[]) => c.map((x, i) => x.padStart(w[i]!)).join("  ");
+  return [fmt(head), ...lines.map(fmt)].join("\n");
+}
