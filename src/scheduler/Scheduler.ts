@@ -23,7 +23,7 @@ import { Predictor } from "./Predictor.ts";
 import { DEFAULT_MAX_QUOTA_MS } from "./quota.ts";
 import { isIdleOn, planRequestIntents } from "./requestPolicy.ts";
 import type { DeviceState, RequestRecord, SchedulerView, WaitingGroup } from "./state.ts";
-import { kvKey, kvReservationBytes, kvTokens, nextTokenDeadlineMs, weightKey } from "./state.ts";
+import { kvKey, kvReservationBytes, kvTokens, modelsInUse, nextTokenDeadlineMs, weightKey } from "./state.ts";
 import { mayServe, planTokenIntent } from "./tokenPolicy.ts";
 
 export type PolicyName = "token" | "request";
@@ -362,8 +362,7 @@ export class Scheduler implements SchedulerView {
     if (dev.ledger.fits(needBytes)) return { evicted: [] };
     // Models nobody on this device is using go first (nothing to park, nobody waiting to
     // come back), then the least recently used.
-    const busy = new Set<ModelId>();
-    for (const r of this.boundTo.get(dev.profile.id)!) busy.add(r.spec.modelId);
+    const busy = modelsInUse(this, dev.profile.id);
     const victims = [...dev.resident.entries()]
       .filter(([id, r]) => id !== keepModel && r.ready && rules.mayEvict(id))
       .sort((a, b) => Number(busy.has(a[0])) - Number(busy.has(b[0])) || a[1].lastUsedMs - b[1].lastUsedMs || (a[0] < b[0] ? -1 : 1));

@@ -8,7 +8,7 @@
 import type { DeviceId, ModelId } from "../core/types.ts";
 import type { Intent } from "./intent.ts";
 import type { Predictor } from "./Predictor.ts";
-import type { RequestRecord, SchedulerView } from "./state.ts";
+import { modelsInUse, type RequestRecord, type SchedulerView } from "./state.ts";
 import { decodeSteps } from "./steps.ts";
 import { mayServe } from "./tokenPolicy.ts";
 
@@ -18,7 +18,7 @@ export function boundRequests(view: SchedulerView, deviceId: DeviceId): RequestR
 
 /** A model is idle on a device when none of the device's requests use it. */
 export function isIdleOn(view: SchedulerView, deviceId: DeviceId, modelId: ModelId): boolean {
-  return !boundRequests(view, deviceId).some((r) => r.spec.modelId === modelId);
+  return !modelsInUse(view, deviceId).has(modelId);
 }
 
 /** Intents in order of preference; the scheduler runs the first one memory allows. */
@@ -57,7 +57,7 @@ export function planRequestIntents(view: SchedulerView, deviceId: DeviceId, pred
     if (elsewhere || headOfFifoSeen) continue;
     headOfFifoSeen = true;
     const canMakeRoom =
-      dev.ledger.fits(view.models.get(m)!.weightBytes) || [...dev.resident.keys()].some((x) => isIdleOn(view, deviceId, x));
+      dev.ledger.fits(view.models.get(m)!.weightBytes) || [...dev.resident.keys()].some((x) => !boundCount.has(x));
     if (canMakeRoom) {
       admit = r;
       break;

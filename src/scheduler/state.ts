@@ -79,6 +79,13 @@ export interface SchedulerView {
   readonly waiting: ReadonlySet<RequestRecord>;
 }
 
+/** Models that requests bound to the device (prefilling or decoding) are using. */
+export function modelsInUse(view: SchedulerView, deviceId: DeviceId): Set<ModelId> {
+  const inUse = new Set<ModelId>();
+  for (const r of view.boundTo.get(deviceId)!) inUse.add(r.spec.modelId);
+  return inUse;
+}
+
 export function kvReservationBytes(model: ModelProfile, spec: RequestSpec): number {
   return Math.min(spec.promptTokens + spec.maxOutputTokens, model.contextTokens) * model.kvBytesPerToken;
 }

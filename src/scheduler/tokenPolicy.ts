@@ -15,7 +15,7 @@ import type { Predictor } from "./Predictor.ts";
 import { computeQuotas } from "./quota.ts";
 import { decodeSteps } from "./steps.ts";
 import type { DeviceState, RequestRecord, SchedulerView, Turn } from "./state.ts";
-import { nextTokenDeadlineMs } from "./state.ts";
+import { modelsInUse, nextTokenDeadlineMs } from "./state.ts";
 
 export interface TokenPolicyOptions {
   maxQuotaMs: number;
@@ -38,14 +38,25 @@ export interface ModelWork {
  * oldest request has waited a quarter of its TTFT target. At most one group's worth per
  * model: a turn prefills one group (grouped FCFS), the rest wait for the next turn.
  */
-export function eligibleWaiting(view: SchedulerView, dev: DeviceState, nowMs: number, perModel: number): Map<ModelId, RequestRecord[]> {
+export function eligibleWaiting(
+  view: SchedulerView,
+  dev: DeviceState,
+  nowMs: number,
+  perModel: number,
+  /** freeableWithoutPreempting(view, dev), computed once per plan by the caller. */
+  myRoom: number,
+): Map<ModelId, RequestRecord[]> {
   const heldElsewhere = new Set<ModelId>();
   for (const d of view.devices.values()) {
     if (d === dev || d.down) continue;
     for (const m of d.resident.keys()) if (mayServe(d, m)) heldElsewhere.add(m);
   }
-  const roomWithoutPreempting = (d: DeviceState) => freeableWithoutPreempting(view, d);
-  let myRoom: number | undefined;
+  const otherRoom = new Map<DeviceState, number>();
+  const roomOf = (d: DeviceState): number => {
+    let r = otherRoom.get(d);
+    if (r === undefined) otherRoom.set(d, (r = freeableWithoutPreempting(view, d)));
+    return r;
+  };
   let bestOtherRoom: Map<ModelId, boolean> | undefined;
   const out = new Map<ModelId, RequestRecord[]>();
   for (const g of view.groups) {
@@ -59,18 +70,16 @@ export function eligibleWaiting(view: SchedulerView, dev: DeviceState, nowMs: nu
       if (heldElsewhere.has(g.modelId)) {
         // A second copy of a model costs a switch here and competes for its requests: only
         // when the group has waited half its TTFT target and no one has to be preempted.
-        myRoom ??= roomWithoutPreempting(dev);
         if (waited < oldest.slo.ttftMs / 2 || myRoom < view.models.get(g.modelId)!.weightBytes) continue;
       } else if (young) {
         // Resident nowhere: leave it to a device that can host it without preempting, if any.
         const need = view.models.get(g.modelId)!.weightBytes;
-        myRoom ??= roomWithoutPreempting(dev);
         if (myRoom < need) {
           bestOtherRoom ??= new Map();
           if (!bestOtherRoom.has(g.modelId)) {
             let other = false;
             for (const d of view.devices.values())
-              if (d !== dev && !d.down && mayServe(d, g.modelId) && roomWithoutPreempting(d) >= need) other = true;
+              if (d !== dev && !d.down && mayServe(d, g.modelId) && roomOf(d) >= need) other = true;
             bestOtherRoom.set(g.modelId, other);
           }
           if (bestOtherRoom.get(g.modelId)) continue;
@@ -88,8 +97,7 @@ export function eligibleWaiting(view: SchedulerView, dev: DeviceState, nowMs: nu
 
 /** Bytes a device could free without preempting anyone: free memory plus idle models. */
 export function freeableWithoutPreempting(view: SchedulerView, d: DeviceState): number {
-  const busy = new Set<ModelId>();
-  for (const r of view.boundTo.get(d.profile.id)!) busy.add(r.spec.modelId);
+  const busy = modelsInUse(view, d.profile.id);
   let bytes = d.ledger.freeBytes;
   for (const m of d.resident.keys()) if (!busy.has(m)) bytes += view.models.get(m)!.weightBytes;
   return bytes;
@@ -99,7 +107,14 @@ export function mayServe(dev: DeviceState, modelId: ModelId): boolean {
   return !dev.profile.allowedModels || dev.profile.allowedModels.includes(modelId);
 }
 
-export function workOnDevice(view: SchedulerView, dev: DeviceState, deviceId: DeviceId, nowMs: number, perModel: number): Map<ModelId, ModelWork> {
+export function workOnDevice(
+  view: SchedulerView,
+  dev: DeviceState,
+  deviceId: DeviceId,
+  nowMs: number,
+  perModel: number,
+  room: number,
+): Map<ModelId, ModelWork> {
   const work = new Map<ModelId, ModelWork>();
   const get = (modelId: ModelId): ModelWork => {
     let w = work.get(modelId);
@@ -114,7 +129,7 @@ export function workOnDevice(view: SchedulerView, dev: DeviceState, deviceId: De
     else if (r.phase === "prefilling") get(r.spec.modelId).prefill.push(r);
   }
   for (const w of work.values()) w.prefill.sort((a, b) => a.seq - b.seq);
-  for (const [modelId, reqs] of eligibleWaiting(view, dev, nowMs, perModel)) get(modelId).prefill.push(...reqs);
+  for (const [modelId, reqs] of eligibleWaiting(view, dev, nowMs, perModel, room)) get(modelId).prefill.push(...reqs);
   for (const w of work.values()) w.decoding.sort(byDeadlineThenSeq);
   return work;
 }
@@ -146,7 +161,10 @@ export function planTokenIntent(
   options: TokenPolicyOptions,
 ): { intents: Intent[]; turn: Turn | null } {
   const dev = view.devices.get(deviceId)!;
-  const work = workOnDevice(view, dev, deviceId, nowMs, options.maxGroupSize);
+  // Nothing changes state within one plan: what the device could free without preempting
+  // is computed once and serves the waiting groups, the turn check and the next-turn choice.
+  const room = freeableWithoutPreempting(view, dev);
+  const work = workOnDevice(view, dev, deviceId, nowMs, options.maxGroupSize, room);
   if (work.size === 0) return { intents: [], turn: null };
   const switchMs = (m: ModelId): number => (dev.resident.get(m)?.ready ? 0 : predictor.loadMs(m));
   const maxBatch = (m: ModelId): number => view.models.get(m)!.maxBatch;
@@ -163,7 +181,6 @@ export function planTokenIntent(
     // idle memory, is cheap to turn to: turns rotate at their quota, earliest deadline first.
     // Work that would preempt live requests costs two switches (out and back): the turn is
     // stretched while that work still has slack.
-    const room = freeableWithoutPreempting(view, dev);
     let expensiveSlack = Infinity;
     let cheapUrgent = false;
     for (const w of work.values()) {
@@ -185,7 +202,6 @@ export function planTokenIntent(
   }
   if (!turn) {
     // Work that would evict a model with live requests is charged for bringing it back.
-    const room = freeableWithoutPreempting(view, dev);
     let comeBackMs = 0;
     for (const r of view.boundTo.get(deviceId)!) comeBackMs = Math.max(comeBackMs, predictor.loadMs(r.spec.modelId));
     let best: ModelWork | undefined;

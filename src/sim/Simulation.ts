@@ -6,6 +6,7 @@
 import type { Command, DeviceProfile, ModelProfile, SloTargets } from "../core/types.ts";
 import { sloReport, type RequestTrace, type SloReport } from "../core/slo.ts";
 import { Scheduler, type SchedulerOptions } from "../scheduler/Scheduler.ts";
+import { kvTokens } from "../scheduler/state.ts";
 import type { WorkloadRequest } from "../workload/workload.ts";
 import type { AcceleratorSpec } from "./accelerators.ts";
 import { decodeStepMs, kvSwapMsPerToken, prefillMs, switchMs } from "./costModel.ts";
@@ -132,7 +133,7 @@ export function simulate(cfg: SimConfig, requests: WorkloadRequest[]): SimResult
         let tokens = 0;
         for (const id of cmd.requestIds) {
           const r = scheduler.requests.get(id);
-          if (r) tokens += r.prefilledTokens + r.generatedTokens;
+          if (r) tokens += kvTokens(r);
         }
         return 1 + tokens * kvSwapMsPerToken(acc, specs.get(cmd.modelId)!);
       }
