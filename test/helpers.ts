@@ -1,6 +1,6 @@
 import path from "node:path";
 import OpenAI from "openai";
-import { startServer, type RunningServer } from "../src/cli/serve.ts";
+import { startServer, type RunningServer, type ServeOptions } from "../src/cli/serve.ts";
 import type { CommandRecord } from "../src/runtime/Pool.ts";
 import { parseConfig } from "../src/config/loadConfig.ts";
 import { ensureStandIns } from "../src/engine/resolveModels.ts";
@@ -17,7 +17,7 @@ export function standInPaths(): Record<string, string> {
 
 export const STAND_IN_IDS = STAND_IN_CATALOG.map((e) => e.id);
 
-export async function startTestServer(config: Record<string, unknown> = {}): Promise<RunningServer & { client: OpenAI }> {
+export async function startTestServer(config: Record<string, unknown> = {}, serve: Partial<ServeOptions> = {}): Promise<RunningServer & { client: OpenAI }> {
   const cfg = parseConfig(
     {
       cacheDir: CACHE_DIR,
@@ -27,7 +27,7 @@ export async function startTestServer(config: Record<string, unknown> = {}): Pro
     },
     "test",
   );
-  const server = await startServer({ config: cfg, log: () => {} });
+  const server = await startServer({ config: cfg, log: () => {}, ...serve });
   const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: "unused", maxRetries: 0 });
   return Object.assign(server, { client });
 }
@@ -36,7 +36,7 @@ export async function startTestServer(config: Record<string, unknown> = {}): Pro
  * One device that holds one of two 62 MB models at a time: "long" (default SLO) and "urgent"
  * (TTFT 400 ms), so an urgent request preempts a long one. Records every command.
  */
-export async function startPreemptionServer(): Promise<Awaited<ReturnType<typeof startTestServer>> & { commands: CommandRecord[] }> {
+export async function startPreemptionServer(serve: Partial<ServeOptions> = {}): Promise<Awaited<ReturnType<typeof startTestServer>> & { commands: CommandRecord[] }> {
   const paths = standInPaths();
   const server = await startTestServer({
     // Admission control would refuse "urgent" whenever the machine is slow (its wait
@@ -47,7 +47,7 @@ export async function startPreemptionServer(): Promise<Awaited<ReturnType<typeof
       { id: "long", path: paths["llama-58m-q8-a"] },
       { id: "urgent", path: paths["llama-58m-q8-b"], slo: { ttftMs: 400, tbtMs: 100 } },
     ],
-  });
+  }, serve);
   const commands: CommandRecord[] = [];
   server.pool.on("command", (c) => commands.push(c));
   return Object.assign(server, { commands });

@@ -1,6 +1,7 @@
 /**
  * The OpenAI-compatible HTTP API on Fastify: /v1/chat/completions, /v1/completions,
- * /v1/models, /health. Errors of every kind leave through one handler as the OpenAI error
+ * /v1/models, /health; and the operator's views: /metrics (Prometheus), /dashboard (live
+ * page) with its server-sent event feed /dashboard/events. Errors of every kind leave through one handler as the OpenAI error
  * body with the right status.
  */
 import { randomUUID } from "node:crypto";
@@ -15,12 +16,20 @@ import {
   PitcherError,
   ShuttingDownError,
 } from "../core/errors.ts";
+import { dashboardHtml } from "../observe/dashboardHtml.ts";
+import { LiveState } from "../observe/LiveState.ts";
+import { PoolMetrics } from "../observe/PoolMetrics.ts";
 import type { GenerationParams, GenerationResult, Pool } from "../runtime/Pool.ts";
 import { chatBodySchema, completionBodySchema, parseBody, refuseUnsupported, type ChatBody, type CompletionBody } from "./requestSchemas.ts";
 
 export interface AppOptions {
   bodyLimitBytes: number;
   logger?: boolean;
+  /** Metrics and dashboard state of this pool (made here when not given). */
+  metrics?: PoolMetrics;
+  live?: LiveState;
+  /** How often the dashboard feed pushes the pool's state. */
+  dashboardPushMs?: number;
 }
 
 export function errorBody(e: PitcherError): { error: { message: string; type: string; param: string | null; code: string } } {
@@ -60,6 +69,42 @@ export function buildApp(pool: Pool, options: AppOptions): FastifyInstance {
     activeRequests: pool.activeRequests,
     devices: pool.scheduler.snapshot().devices.map((d) => ({ id: d.id, up: !d.down, residentModels: d.residentModels.map((m) => m.modelId) })),
   }));
+
+  const metrics = options.metrics ?? new PoolMetrics(pool);
+  const live = options.live ?? new LiveState(pool);
+  app.get("/metrics", async (_req, reply) => {
+    void reply.header("content-type", metrics.contentType);
+    return metrics.text();
+  });
+
+  app.get("/dashboard", async (_req, reply) => {
+    void reply.header("content-type", "text/html; charset=utf-8");
+    return dashboardHtml();
+  });
+  // Server push: the first message carries the whole window, later ones what is new.
+  const feeds = new Set<() => void>();
+  app.get("/dashboard/events", (req, reply) => {
+    reply.hijack();
+    reply.raw.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
+    let cursor = 0;
+    const push = () => {
+      const state = live.view(cursor);
+      cursor = state.cursor;
+      reply.raw.write(`event: state\ndata: ${JSON.stringify(state)}\n\n`);
+    };
+    push();
+    const timer = setInterval(push, options.dashboardPushMs ?? 500);
+    const end = () => {
+      clearInterval(timer);
+      feeds.delete(end);
+      if (!reply.raw.destroyed) reply.raw.end();
+    };
+    feeds.add(end);
+    req.raw.on("close", end);
+  });
+  app.addHook("preClose", async () => {
+    for (const end of [...feeds]) end();
+  });
 
   app.get("/v1/models", async () => ({
     object: "list",

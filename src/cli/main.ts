@@ -43,14 +43,17 @@ program
   .option("--host <host>", "address to listen on (default 127.0.0.1)")
   .option("--port <port>", "port to listen on (default 8080)", port)
   .option("--config <file>", "YAML or JSON configuration file")
-  .action(async (opts: { host?: string; port?: number; config?: string }) => {
+  .option("--no-request-log", "do not write the one-JSON-line-per-request log to stdout")
+  .action(async (opts: { host?: string; port?: number; config?: string; requestLog: boolean }) => {
     const server = await startServer({
       ...(opts.config ? { configFile: opts.config } : {}),
       ...(opts.host ? { host: opts.host } : {}),
       ...(opts.port !== undefined ? { port: opts.port } : {}),
       httpLogger: false,
+      ...(opts.requestLog ? { requestLog: process.stdout } : {}),
     });
     console.log(`Pitcher listening on ${server.url} (${server.pool.models.size} models, ${server.pool.devices.size} devices, policy ${server.pool.scheduler.options.policy})`);
+    console.log(`dashboard ${server.url}/dashboard · metrics ${server.url}/metrics`);
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;

@@ -14,6 +14,9 @@ import { parseByteSize, type PitcherConfig } from "../config/schema.ts";
 import { DeviceProcess } from "../engine/DeviceProcess.ts";
 import { resolveModels, type ServedModel } from "../engine/resolveModels.ts";
 import { Tokenizers } from "../engine/Tokenizers.ts";
+import { LiveState } from "../observe/LiveState.ts";
+import { PoolMetrics } from "../observe/PoolMetrics.ts";
+import { attachRequestLog } from "../observe/requestLog.ts";
 import { calibrate } from "../runtime/calibrate.ts";
 import { Pool } from "../runtime/Pool.ts";
 import { Scheduler, type PolicyName } from "../scheduler/Scheduler.ts";
@@ -26,6 +29,10 @@ export interface ServeOptions {
   port?: number;
   log?: (msg: string) => void;
   httpLogger?: boolean;
+  /** Where the one-line-per-request JSON log goes (the CLI: stdout); none when absent. */
+  requestLog?: NodeJS.WritableStream;
+  /** How often the dashboard feed pushes the pool's state (default 500 ms). */
+  dashboardPushMs?: number;
 }
 
 export interface RunningServer {
@@ -93,7 +100,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       log(`calibrated ${r.modelId}: warm load ${r.warmLoadMs.toFixed(0)} ms, decode ${r.decodeStepMs.toFixed(2)} ms/step, prefill ${r.prefillMsPerToken.toFixed(2)} ms/token`);
   }
 
-  const app = buildApp(pool, { bodyLimitBytes: config.server.bodyLimitBytes, logger: opts.httpLogger ?? false });
+  if (opts.requestLog) attachRequestLog(pool, opts.requestLog);
+  const app = buildApp(pool, { bodyLimitBytes: config.server.bodyLimitBytes, logger: opts.httpLogger ?? false, metrics: new PoolMetrics(pool), live: new LiveState(pool), ...(opts.dashboardPushMs ? { dashboardPushMs: opts.dashboardPushMs } : {}) });
   const host = opts.host ?? config.server.host;
   const port = opts.port ?? config.server.port;
   await app.listen({ host, port });

@@ -57,13 +57,24 @@ export interface RequestOutcome {
   error?: string;
 }
 
-export interface CommandRecord {
+export interface CommandStart {
   deviceId: DeviceId;
   kind: Command["kind"];
   modelId?: ModelId;
   startMs: number;
-  endMs: number;
   requestIds: RequestId[];
+  /** Models this command drops from the device (evict, or load making room). */
+  evictModelIds: ModelId[];
+}
+
+export interface CommandRecord extends CommandStart {
+  endMs: number;
+  /** KV swaps: bytes written or read. */
+  bytes?: number;
+  /** Decode: steps run. */
+  steps?: number;
+  /** The worker crashed or refused the command as a whole. */
+  crashed?: boolean;
 }
 
 interface Live {
@@ -82,7 +93,10 @@ interface Live {
 
 export interface PoolEvents {
   outcome: [RequestOutcome];
+  commandStart: [CommandStart];
   command: [CommandRecord];
+  /** One scheduler decision (plan call) and how long it took. */
+  decision: [{ deviceId: DeviceId; durationMs: number; planned: boolean }];
   device: [{ deviceId: DeviceId; event: "crashed" | "restarted"; detail: string }];
 }
 
@@ -184,7 +198,9 @@ export class Pool extends EventEmitter<PoolEvents> {
   pump(): void {
     for (const [deviceId, device] of this.devices) {
       if (this.recovering.has(deviceId) || this.scheduler.isBusy(deviceId)) continue;
+      const t0 = performance.now();
       const cmd = this.scheduler.plan(deviceId, this.now());
+      this.emit("decision", { deviceId, durationMs: performance.now() - t0, planned: cmd !== null });
       if (cmd) {
         void this.execute(device, cmd);
       } else {
@@ -230,6 +246,15 @@ export class Pool extends EventEmitter<PoolEvents> {
 
   private async execute(device: DeviceProcess, cmd: Command): Promise<void> {
     const startMs = this.now();
+    const start: CommandStart = {
+      deviceId: device.id,
+      kind: cmd.kind,
+      ...("modelId" in cmd ? { modelId: cmd.modelId } : {}),
+      startMs,
+      requestIds: cmd.kind === "decode" || cmd.kind === "swapIn" || cmd.kind === "swapOut" ? [...cmd.requestIds] : cmd.kind === "prefill" ? [cmd.requestId] : [],
+      evictModelIds: cmd.kind === "load" ? [...cmd.evict] : cmd.kind === "evict" ? [...cmd.modelIds] : [],
+    };
+    this.emit("commandStart", start);
     // Decode steps stream their tokens while the command goes on: the worker does not wait
     // for us, and text work (detokenize, stop strings, streaming) overlaps its compute.
     const onProgress =
@@ -246,6 +271,7 @@ export class Pool extends EventEmitter<PoolEvents> {
       reply = await device.call(this.toWorker(cmd), cmd.release, onProgress);
     } catch (e) {
       const detail = e instanceof DeviceCrashedError ? e.detail : (e as Error).message;
+      this.emit("command", { ...start, endMs: this.now(), crashed: true });
       void this.recover(device, detail);
       return;
     } finally {
@@ -268,12 +294,10 @@ export class Pool extends EventEmitter<PoolEvents> {
     if (firstToken !== undefined && cmd.kind === "prefill") this.streamText(cmd.requestId);
     for (const f of finished) this.complete(f, errors.has(f.requestId) ? new KvRestoreFailedError(errors.get(f.requestId)!) : undefined);
     this.emit("command", {
-      deviceId: device.id,
-      kind: cmd.kind,
-      ...("modelId" in cmd ? { modelId: cmd.modelId } : {}),
-      startMs,
+      ...start,
       endMs,
-      requestIds: cmd.kind === "decode" || cmd.kind === "swapIn" || cmd.kind === "swapOut" ? cmd.requestIds : cmd.kind === "prefill" ? [cmd.requestId] : [],
+      ...(reply.result.bytes !== undefined ? { bytes: reply.result.bytes } : {}),
+      ...(reply.result.steps !== undefined ? { steps: reply.result.steps } : {}),
     });
     if (finished.length > 0) this.pump();
   }

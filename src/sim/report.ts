@@ -7,6 +7,7 @@ import fs from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { percentile, type SloReport } from "../core/slo.ts";
+import { timelineScript } from "../observe/timelineView.ts";
 import type { SimResult, TimelineEntry } from "./Simulation.ts";
 
 export interface SimulationReport {
@@ -73,15 +74,16 @@ export function reportHtml(r: SimulationReport): string {
 <html lang="en"><head><meta charset="utf-8"><title>Pitcher simulation: ${r.policy} on ${r.devices} × ${r.accelerator}</title>
 <style>body{font:14px system-ui,sans-serif;margin:24px;max-width:1200px}h1{font-size:20px}.grid{display:grid;grid-template-columns:1fr 1fr;gap:24px}
 table{border-collapse:collapse}td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}canvas{max-height:360px}</style>
-<script>${chartJs()}</script></head><body>
+<script>${chartJs()}</script><script>${timelineScript()}</script></head><body>
 <h1>Pitcher simulation: <code>${r.policy}</code> on ${r.devices} × ${r.accelerator}</h1>
 <table id="summary"></table>
 <div class="grid"><div><h2>Attainment vs devices</h2><canvas id="sweep"></canvas></div>
 <div><h2>TTFT and TBT-gap distributions (CDF)</h2><canvas id="lat"></canvas></div></div>
-<h2>Per-device timeline (what ran when, coloured by model)</h2><canvas id="timeline" style="max-height:none"></canvas>
+<h2>Per-device timeline (what ran when, coloured by model)</h2><div id="timeline"></div>
 <script id="data" type="application/json">${data}</script>
 <script>
 const R = JSON.parse(document.getElementById("data").textContent);
+Chart.defaults.animation = false;
 const rows = [["requests", R.requests], ["SLO attainment", R.report.attainment], ["goodput (req/s)", R.report.goodput],
   ["TTFT p50 / p99 (ms)", R.report.ttftP50Ms + " / " + R.report.ttftP99Ms], ["TBT gap p99 (ms)", R.report.tbtP99Ms],
   ["gaps over TBT target", R.report.gapsOverTbt], ["device utilisation", R.utilization], ["model switches", R.switches]];
@@ -92,15 +94,9 @@ new Chart(document.getElementById("lat"), { type: "line", data: { datasets: [
   { label: "TTFT (ms)", data: R.ttftCdf.map(([x, y]) => ({ x, y })) }, { label: "TBT gap (ms)", data: R.tbtCdf.map(([x, y]) => ({ x, y })) }] },
   options: { parsing: false, scales: { x: { type: "logarithmic", title: { display: true, text: "ms" } }, y: { title: { display: true, text: "percentile" } } } } });
 const models = [...new Set(R.timeline.filter(e => e.model).map(e => e.model))].sort();
-const colour = m => m ? "hsl(" + (models.indexOf(m) * 360 / Math.max(1, models.length)) + ",65%,55%)" : "#999";
 const devs = [...new Set(R.timeline.map(e => e.device))].sort((a, b) => a - b);
-const el = document.getElementById("timeline"); el.height = 40 + 26 * devs.length;
-new Chart(el, { type: "bar", data: { labels: devs.map(d => "device " + d), datasets: [{ label: "commands",
-  data: R.timeline.map(e => ({ x: [e.startMs / 1000, e.endMs / 1000], y: "device " + e.device, kind: e.kind, model: e.model })),
-  backgroundColor: R.timeline.map(e => e.kind === "load" ? "#222" : colour(e.model)), borderSkipped: false, barPercentage: 0.9, categoryPercentage: 1 }] },
-  options: { indexAxis: "y", animation: false, parsing: { xAxisKey: "x", yAxisKey: "y" }, plugins: { legend: { display: false },
-    tooltip: { callbacks: { label: c => c.raw.kind + (c.raw.model ? " " + c.raw.model : "") } } },
-    scales: { x: { type: "linear", title: { display: true, text: "seconds (loads in black)" } } } } });
+pitcherTimeline(document.getElementById("timeline"), { devices: devs.map(d => "device " + d), models,
+  segments: R.timeline.map(e => ({ ...e, device: "device " + e.device })), fromMs: 0, toMs: Math.max(1, ...R.timeline.map(e => e.endMs)) });
 </script></body></html>
 `;
 }

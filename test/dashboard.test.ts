@@ -1,0 +1,109 @@
+/**
+ * Pages in a real browser, Debian's Chromium driven by playwright-core. The live dashboard:
+ * it loads GET /dashboard, requests go to two models, and both show up on the device
+ * timeline (pushed by the server, no reload). The simulator's report draws the same
+ * timeline view. Screenshots are saved to artifacts/.
+ */
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { chromium, type Browser } from "playwright-core";
+import { findAccelerator } from "../src/sim/accelerators.ts";
+import { findModelPreset } from "../src/sim/modelPresets.ts";
+import { buildReport, reportHtml } from "../src/sim/report.ts";
+import { simulate } from "../src/sim/Simulation.ts";
+import { generateWorkload, workloadSchema } from "../src/workload/workload.ts";
+import { ROOT, STAND_IN_IDS, startTestServer } from "./helpers.ts";
+
+/** Debian's package installs /usr/bin/chromium; PITCHER_CHROMIUM points elsewhere. */
+export function chromiumPath(): string {
+  const candidates = [process.env.PITCHER_CHROMIUM, "/usr/bin/chromium", "/usr/bin/chromium-browser"].filter((p): p is string => !!p);
+  const found = candidates.find((p) => fs.existsSync(p));
+  if (!found) throw new Error(`No Chromium found (tried ${candidates.join(", ")}); install Debian's chromium package (.ci/run does) or set PITCHER_CHROMIUM`);
+  return found;
+}
+
+describe("dashboard in Chromium", () => {
+  let server: Awaited<ReturnType<typeof startTestServer>>;
+  let browser: Browser;
+  before(async () => {
+    server = await startTestServer({ devices: { count: 2, memory: "80MB" } }, { dashboardPushMs: 200 });
+    browser = await chromium.launch({ executablePath: chromiumPath(), args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.shutdown();
+  });
+
+  it("shows requests to two models on the timeline, with residency, memory and SLO per model", async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    const external: string[] = [];
+    page.on("request", (r) => {
+      if (!r.url().startsWith(server.url)) external.push(r.url());
+    });
+    await page.goto(`${server.url}/dashboard`);
+    await page.waitForSelector("#status.live", { timeout: 15_000 });
+    // Nothing has run yet: every model listed, no segment on the timeline.
+    assert.equal(await page.locator("#models tbody tr").count(), STAND_IN_IDS.length);
+    assert.equal(await page.locator("svg.pitcher-timeline rect[data-kind]").count(), 0);
+
+    const [a, b] = [STAND_IN_IDS[0]!, STAND_IN_IDS[4]!];
+    await Promise.all(
+      [a, b, a, b].map((model, i) => server.client.completions.create({ model, prompt: `Request ${i}`, max_tokens: 24, temperature: 0 })),
+    );
+    for (const m of [a, b]) {
+      await page.waitForSelector(`svg.pitcher-timeline rect[data-kind="decode"][data-model="${m}"]`, { timeout: 15_000 });
+      await page.waitForSelector(`svg.pitcher-timeline rect[data-kind="load"][data-model="${m}"]`, { timeout: 15_000 });
+    }
+    // Live SLO per model: both requests of each model were scored.
+    for (const m of [a, b]) {
+      const row = page.locator(`#models tr[data-model="${m}"]`);
+      await assert.doesNotReject(row.locator("td").nth(5).filter({ hasText: /^2$/ }).waitFor({ timeout: 5_000 }));
+      assert.match((await row.locator("td").nth(3).textContent())!, /%$/);
+    }
+    // Residency and the memory split per device.
+    assert.ok((await page.locator("[data-resident]").count()) >= 1, "a resident model is shown");
+    assert.match((await page.locator(".device").first().textContent())!, /weights [\d.]+ MB · KV [\d.]+ MB · free/);
+
+    fs.mkdirSync(path.join(ROOT, "artifacts"), { recursive: true });
+    await page.screenshot({ path: path.join(ROOT, "artifacts", "dashboard.png"), fullPage: true });
+    assert.deepEqual(errors, [], "no script errors");
+    assert.deepEqual(external, [], "no request leaves the server (no CDN)");
+  });
+});
+
+describe("simulation report in Chromium", () => {
+  it("draws the simulated devices with the dashboard's timeline view", async () => {
+    const models = ["qwen2.5-7b", "llama-2-13b", "qwen3-30b-a3b"].map((p, i) => ({ ...findModelPreset(p)!, id: `m${i}` }));
+    const requests = generateWorkload(
+      workloadSchema.parse({ seed: 3, durationSeconds: 30, ratePerSecond: 2, popularity: { kind: "uniform" }, inputTokens: 300, outputTokens: 60 }),
+      models.map((m) => m.id),
+    );
+    const r = simulate({ accelerator: findAccelerator("H800")!, models, slo: () => ({ ttftMs: 10_000, tbtMs: 100 }), devices: 2, policy: "token", recordTimeline: true }, requests);
+    const report = buildReport({ accelerator: "H800", policy: "token", devices: 2 }, r, [{ devices: 2, attainment: r.report.attainment, goodput: r.report.goodput }], 30_000);
+    fs.mkdirSync(path.join(ROOT, "artifacts"), { recursive: true });
+    const file = path.join(ROOT, "artifacts", "simulation-report.html");
+    fs.writeFileSync(file, reportHtml(report));
+
+    const browser = await chromium.launch({ executablePath: chromiumPath(), args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+      const errors: string[] = [];
+      page.on("pageerror", (e) => errors.push(e.message));
+      await page.goto(`file://${file}`);
+      await page.waitForSelector("svg.pitcher-timeline");
+      const rects = page.locator("svg.pitcher-timeline rect[data-kind]");
+      assert.equal(await rects.count(), report.timeline.length, "one bar per simulated command");
+      const kinds = new Set(await rects.evaluateAll((els) => els.map((e) => e.getAttribute("data-kind"))));
+      for (const k of ["load", "prefill", "decode"]) assert.ok(kinds.has(k), `a ${k} bar is drawn`);
+      assert.equal(await page.locator("svg.pitcher-timeline text", { hasText: /^device [01]$/ }).count(), 2);
+      await page.screenshot({ path: path.join(ROOT, "artifacts", "simulation-report.png"), fullPage: true });
+      assert.deepEqual(errors, []);
+    } finally {
+      await browser.close();
+    }
+  });
+});
