@@ -39,8 +39,9 @@ describe("pitcher bench", () => {
     assert.ok(row!.overall.tbtP99Ms > 0 && row!.overall.ttftP50Ms > 0);
   });
 
-  it("sweeps rates from the command line and prints JSON", async () => {
-    const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "bench", "--url", server.url, "--workload", workloadFile, "--rates", "1,2", "--json"], { cwd: ROOT });
+  it("sweeps rates from the command line, prints JSON and writes the HTML report", async () => {
+    const prefix = path.join(path.dirname(workloadFile), "report");
+    const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "bench", "--url", server.url, "--workload", workloadFile, "--rates", "1,2", "--json", "--report", prefix], { cwd: ROOT });
     let out = "";
     child.stdout.on("data", (d) => (out += d));
     const code = await new Promise((r) => child.on("exit", r));
@@ -48,5 +49,12 @@ describe("pitcher bench", () => {
     const json = JSON.parse(out) as { rates: { rate: number; overall: { requests: number; attainment: number } }[] };
     assert.deepEqual(json.rates.map((r) => r.rate), [1, 2]);
     assert.ok(json.rates[1]!.overall.requests > json.rates[0]!.overall.requests);
+    const saved = JSON.parse(fs.readFileSync(`${prefix}.json`, "utf8"));
+    assert.deepEqual(saved.rates.map((r: { rate: number }) => r.rate), [1, 2]);
+    assert.ok(saved.rates.every((r: { ttftCdf: unknown[]; tbtCdf: unknown[] }) => r.ttftCdf.length === 50 && r.tbtCdf.length === 50), "latency distributions");
+    const html = fs.readFileSync(`${prefix}.html`, "utf8");
+    assert.match(html, /Chart\.js v4/, "Chart.js inlined");
+    assert.doesNotMatch(html, /<script[^>]+src=|<link[^>]+href=["']?https?:/, "no CDN");
+    for (const id of ["attainment", "goodput", "ttft", "tbt"]) assert.match(html, new RegExp(`<canvas id="${id}">`));
   });
 });

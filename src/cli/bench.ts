@@ -6,9 +6,11 @@ import fs from "node:fs";
 import YAML from "yaml";
 import cliProgress from "cli-progress";
 import { ConfigError } from "../core/errors.ts";
-import { sloReport, type SloReport } from "../core/slo.ts";
+import { cdfPoints, sloReport, type SloReport } from "../core/slo.ts";
 import type { SloTargets } from "../core/types.ts";
 import { formatZodError } from "../config/loadConfig.ts";
+import path from "node:path";
+import { benchReportHtml, type BenchReport } from "../bench/benchReport.ts";
 import { runLoad } from "../bench/loadClient.ts";
 import { generateWorkload, workloadSchema } from "../workload/workload.ts";
 
@@ -28,6 +30,9 @@ export interface BenchRow {
   overall: SloReport;
   perModel: Record<string, SloReport>;
   errors: Record<string, number>;
+  /** Latency distributions: (ms, percentile) pairs. */
+  ttftCdf: [number, number][];
+  tbtCdf: [number, number][];
 }
 
 /** Models and their SLOs as the server lists them (Pitcher publishes `meta.slo`). */
@@ -65,7 +70,13 @@ export async function runBench(a: BenchArgs): Promise<BenchRow[]> {
     const perModel: Record<string, SloReport> = {};
     for (const m of [...new Set(load.traces.map((t) => t.modelId))].sort())
       perModel[m] = sloReport(load.traces.filter((t) => t.modelId === m), sloOf, load.durationMs);
-    rows.push({ rate, overall: sloReport(load.traces, sloOf, load.durationMs), perModel, errors: load.errors });
+    const ttft: number[] = [];
+    const gaps: number[] = [];
+    for (const t of load.traces) {
+      if (t.tokenTimesMs.length > 0) ttft.push(t.tokenTimesMs[0]! - t.arrivalMs);
+      for (let k = 1; k < t.tokenTimesMs.length; k++) gaps.push(t.tokenTimesMs[k]! - t.tokenTimesMs[k - 1]!);
+    }
+    rows.push({ rate, overall: sloReport(load.traces, sloOf, load.durationMs), perModel, errors: load.errors, ttftCdf: cdfPoints(ttft), tbtCdf: cdfPoints(gaps) });
   }
   return rows;
 }
@@ -87,4 +98,13 @@ export function formatBenchTable(rows: BenchRow[]): string {
   const w = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const fmt = (c: string[]) => c.map((x, i) => x.padStart(w[i]!)).join("  ");
   return [fmt(head), ...lines.map(fmt)].join("\n");
+}
+
+/** `--report <prefix>`: the rows as JSON and as a page with charts. */
+export function writeBenchReport(prefix: string, report: BenchReport): string[] {
+  fs.mkdirSync(path.dirname(path.resolve(prefix)), { recursive: true });
+  const files = [`${prefix}.json`, `${prefix}.html`];
+  fs.writeFileSync(files[0]!, JSON.stringify(report, null, 1));
+  fs.writeFileSync(files[1]!, benchReportHtml(report));
+  return files;
 }

@@ -4,7 +4,7 @@
 import { Command, InvalidArgumentError } from "commander";
 import { PitcherError } from "../core/errors.ts";
 import type { SimPolicy } from "../sim/Simulation.ts";
-import { formatBenchTable, runBench } from "./bench.ts";
+import { formatBenchTable, runBench, writeBenchReport } from "./bench.ts";
 import { formatPlanTable, runPlan, runSimulate } from "./plan.ts";
 import { startServer } from "./serve.ts";
 
@@ -118,9 +118,14 @@ program
   .option("--ttft <ms>", "TTFT target for models the server publishes none for", positive, 10_000)
   .option("--tbt <ms>", "TBT target for models the server publishes none for", positive, 100)
   .option("--json", "print JSON")
+  .option("--report <prefix>", "also write <prefix>.json and <prefix>.html (charts, self-contained)")
   .action(async (o) => {
     const rows = await runBench({ url: o.url, workload: o.workload, rates: o.rates, ttftMs: o.ttft, tbtMs: o.tbt, progress: !o.json && process.stderr.isTTY === true });
     console.log(o.json ? JSON.stringify({ rates: rows }, null, 2) : formatBenchTable(rows));
+    if (o.report) {
+      const files = writeBenchReport(o.report, { url: o.url, workload: o.workload ?? "default (60 s Poisson at 4 req/s over every model)", rates: rows });
+      console.error(`wrote ${files.join(" and ")}`);
+    }
   });
 
 program.parseAsync(process.argv).catch((e: unknown) => {

@@ -32,6 +32,19 @@ export function percentile(values: number[], p: number): number {
   return s[i]!;
 }
 
+/** An empirical CDF as `points` (value, percentile) pairs, values rounded to 0.1. */
+export function cdfPoints(values: number[], points = 50): [number, number][] {
+  if (values.length === 0) return [];
+  const s = [...values].sort((a, b) => a - b);
+  const out: [number, number][] = [];
+  for (let i = 1; i <= points; i++) {
+    const p = (i / points) * 100;
+    const k = Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1));
+    out.push([Math.round(s[k]! * 10) / 10, p]);
+  }
+  return out;
+}
+
 export interface SloReport {
   requests: number;
   completed: number;

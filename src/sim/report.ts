@@ -3,10 +3,8 @@
  * and a self-contained HTML page with charts — attainment against fleet size, TTFT and TBT
  * distributions, and a per-device timeline of what ran. Chart.js is inlined: no CDN.
  */
-import fs from "node:fs";
-import { createRequire } from "node:module";
-import path from "node:path";
-import { percentile, type SloReport } from "../core/slo.ts";
+import { cdfPoints as cdf, type SloReport } from "../core/slo.ts";
+import { chartJs } from "../observe/chartJs.ts";
 import { timelineScript } from "../observe/timelineView.ts";
 import type { SimResult, TimelineEntry } from "./Simulation.ts";
 
@@ -22,16 +20,6 @@ export interface SimulationReport {
   ttftCdf: [number, number][];
   tbtCdf: [number, number][];
   timeline: TimelineEntry[];
-}
-
-function cdf(values: number[], points = 50): [number, number][] {
-  if (values.length === 0) return [];
-  const out: [number, number][] = [];
-  for (let i = 1; i <= points; i++) {
-    const p = (i / points) * 100;
-    out.push([Math.round(percentile(values, p) * 10) / 10, p]);
-  }
-  return out;
 }
 
 export function buildReport(
@@ -61,12 +49,6 @@ export function buildReport(
       .map((e) => ({ ...e, startMs: round(e.startMs), endMs: round(Math.min(e.endMs, timelineUntilMs)) })),
   };
 }
-
-/** Chart.js's browser bundle, inlined. Its `exports` map hides the file: find it beside the entry. */
-const chartJs = (): string => {
-  const entry = createRequire(import.meta.url).resolve("chart.js");
-  return fs.readFileSync(path.join(path.dirname(entry), "chart.umd.min.js"), "utf8");
-};
 
 export function reportHtml(r: SimulationReport): string {
   const data = JSON.stringify(r).replace(/</g, "\\u003c");
