@@ -12,6 +12,7 @@ import { chromium, type Browser } from "playwright-core";
 import { findAccelerator } from "../src/sim/accelerators.ts";
 import { findModelPreset } from "../src/sim/modelPresets.ts";
 import { buildReport, reportHtml } from "../src/sim/report.ts";
+import { analyticCosts } from "../src/sim/SimCosts.ts";
 import { simulate } from "../src/sim/Simulation.ts";
 import { generateWorkload, workloadSchema } from "../src/workload/workload.ts";
 import { ROOT, STAND_IN_IDS, startTestServer } from "./helpers.ts";
@@ -82,7 +83,7 @@ describe("simulation report in Chromium", () => {
       workloadSchema.parse({ seed: 3, durationSeconds: 30, ratePerSecond: 2, popularity: { kind: "uniform" }, inputTokens: 300, outputTokens: 60 }),
       models.map((m) => m.id),
     );
-    const r = simulate({ accelerator: findAccelerator("H800")!, models, slo: () => ({ ttftMs: 10_000, tbtMs: 100 }), devices: 2, policy: "token", recordTimeline: true }, requests);
+    const r = simulate({ costs: analyticCosts(findAccelerator("H800")!, models), slo: () => ({ ttftMs: 10_000, tbtMs: 100 }), devices: 2, policy: "token", recordTimeline: true }, requests);
     const report = buildReport({ accelerator: "H800", policy: "token", devices: 2 }, r, [{ devices: 2, attainment: r.report.attainment, goodput: r.report.goodput }], 30_000);
     fs.mkdirSync(path.join(ROOT, "artifacts"), { recursive: true });
     const file = path.join(ROOT, "artifacts", "simulation-report.html");

@@ -6,6 +6,7 @@ import { PitcherError } from "../core/errors.ts";
 import type { SimPolicy } from "../sim/Simulation.ts";
 import { formatBenchTable, runBench, writeBenchReport } from "./bench.ts";
 import { formatPlanTable, runPlan, runSimulate } from "./plan.ts";
+import { formatProfileTable, runProfile } from "./profile.ts";
 import { startServer } from "./serve.ts";
 
 const POLICIES: SimPolicy[] = ["dedicated", "request", "token"];
@@ -35,6 +36,12 @@ function port(v: string): number {
 }
 
 const program = new Command();
+// `pitcher plan | head` closes our stdout early: not an error.
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code === "EPIPE") process.exit(0);
+  throw e;
+});
+
 program.name("pitcher").description("Serve many LLMs from a few devices with token-level preemptive scheduling.");
 
 program
@@ -75,6 +82,7 @@ const workloadOptions = (c: Command) =>
   c
     .option("--models <file>", "model catalog (YAML/JSON); default: the embedded model market")
     .option("--accelerator <id>", "accelerator (H20, H800, H100, A100, A100-40G, A10, L40S or one from the catalog)", "H20")
+    .option("--profile <file>", "plan this machine: a profile written by `pitcher profile` (its devices, models and server settings)")
     .option("--workload <file>", "workload (YAML/JSON); default: the embedded market workload")
     .option("--seed <n>", "override the workload seed", positive)
     .option("--duration <s>", "override the workload duration (seconds)", positive)
@@ -126,6 +134,19 @@ program
       const files = writeBenchReport(o.report, { url: o.url, workload: o.workload ?? "default (60 s Poisson at 4 req/s over every model)", rates: rows });
       console.error(`wrote ${files.join(" and ")}`);
     }
+  });
+
+program
+  .command("profile")
+  .description("measure this machine's devices on the serving catalog and write a profile for `pitcher plan --profile`")
+  .option("--config <file>", "the serving configuration (YAML or JSON); default: the embedded catalog")
+  .option("--out <file>", "where to write the profile", "machine-profile.json")
+  .option("--models <list>", "only these models of the catalog (comma-separated)", (v: string) => v.split(",").filter(Boolean))
+  .option("--repeats <n>", "repetitions of each decode and swap measurement (median kept)", positive, 3)
+  .action(async (o) => {
+    const p = await runProfile({ ...(o.config ? { configFile: o.config } : {}), out: o.out, ...(o.models ? { models: o.models } : {}), repeats: o.repeats, progress: process.stderr.isTTY === true });
+    console.log(formatProfileTable(p));
+    console.log(`wrote ${o.out}; plan this machine with: pitcher plan --profile ${o.out} --workload <file>`);
   });
 
 program.parseAsync(process.argv).catch((e: unknown) => {

@@ -3,17 +3,21 @@
  */
 import fs from "node:fs";
 import path from "node:path";
-import { DEFAULT_SLO } from "../core/types.ts";
-import type { AcceleratorSpec } from "../sim/accelerators.ts";
-import { loadMarket, loadWorkload, resolveAccelerator, type Market } from "../sim/planInputs.ts";
+import { ConfigError } from "../core/errors.ts";
+import { DEFAULT_SLO, type SloTargets } from "../core/types.ts";
+import { measuredCosts } from "../sim/machineProfile.ts";
+import { loadMachineProfile, loadMarket, loadWorkload, resolveAccelerator } from "../sim/planInputs.ts";
 import { planFleet, type PolicyPlan } from "../sim/planner.ts";
 import { buildReport, reportHtml } from "../sim/report.ts";
 import { simulate, type SimPolicy } from "../sim/Simulation.ts";
+import { analyticCosts, type SimCosts } from "../sim/SimCosts.ts";
 import type { WorkloadRequest } from "../workload/workload.ts";
 
 export interface PlanArgs {
   models?: string;
   accelerator: string;
+  /** A machine profile (`pitcher profile`): plan this machine's devices and models instead. */
+  profile?: string;
   workload?: string;
   target: number;
   policies: SimPolicy[];
@@ -23,20 +27,33 @@ export interface PlanArgs {
   rate?: number;
 }
 
-export function prepare(a: Omit<PlanArgs, "target" | "policies" | "maxDevices">): { market: Market; acc: AcceleratorSpec; requests: WorkloadRequest[] } {
+export interface Prepared {
+  costs: SimCosts;
+  slo: (modelId: string) => SloTargets;
+  requests: WorkloadRequest[];
+}
+
+export function prepare(a: Omit<PlanArgs, "target" | "policies" | "maxDevices">): Prepared {
+  const overrides = { seed: a.seed, durationSeconds: a.duration, ratePerSecond: a.rate };
+  if (a.profile) {
+    if (a.models) throw new ConfigError("--profile brings its own models; leave out --models");
+    const p = loadMachineProfile(a.profile);
+    const costs = measuredCosts(p);
+    const slo = new Map(p.models.map((m) => [m.id, m.slo]));
+    // Default workload: the one `pitcher bench` sends by default, so the two compare.
+    const requests = loadWorkload(a.workload, costs.modelIds, overrides, {});
+    return { costs, slo: (m) => slo.get(m) ?? DEFAULT_SLO, requests };
+  }
   const market = loadMarket(a.models);
   const acc = resolveAccelerator(a.accelerator, market);
-  const requests = loadWorkload(a.workload, market, { seed: a.seed, durationSeconds: a.duration, ratePerSecond: a.rate });
-  return { market, acc, requests };
+  const requests = loadWorkload(a.workload, market.models.map((m) => m.id), overrides);
+  return { costs: analyticCosts(acc, market.models), slo: (m) => market.slo.get(m) ?? DEFAULT_SLO, requests };
 }
 
 export function runPlan(a: PlanArgs): { accelerator: string; target: number; requests: number; models: number; policies: PolicyPlan[] } {
-  const { market, acc, requests } = prepare(a);
-  const policies = planFleet(
-    { accelerator: acc, models: market.models, slo: (m) => market.slo.get(m) ?? DEFAULT_SLO, requests, target: a.target, maxDevices: a.maxDevices },
-    a.policies,
-  );
-  return { accelerator: acc.id, target: a.target, requests: requests.length, models: market.models.length, policies };
+  const { costs, slo, requests } = prepare(a);
+  const policies = planFleet({ costs, slo, requests, target: a.target, maxDevices: a.maxDevices }, a.policies);
+  return { accelerator: costs.id, target: a.target, requests: requests.length, models: costs.modelIds.length, policies };
 }
 
 export function formatPlanTable(p: ReturnType<typeof runPlan>): string {
@@ -69,17 +86,16 @@ export interface SimulateArgs extends Omit<PlanArgs, "target" | "policies" | "ma
 }
 
 export function runSimulate(a: SimulateArgs): { json: string; html: string; files: string[] } {
-  const { market, acc, requests } = prepare(a);
-  const slo = (m: string) => market.slo.get(m) ?? DEFAULT_SLO;
-  const base = { accelerator: acc, models: market.models, slo, policy: a.policy } as const;
+  const { costs, slo, requests } = prepare(a);
+  const base = { costs, slo, policy: a.policy } as const;
   // dedicated: spread the devices over the models by request share (at least one each).
   const dedicated = (n: number): Record<string, number> | undefined => {
     if (a.policy !== "dedicated") return undefined;
-    const counts = new Map(market.models.map((m) => [m.id, 0]));
+    const counts = new Map(costs.modelIds.map((m) => [m, 0]));
     for (const r of requests) counts.set(r.modelId, (counts.get(r.modelId) ?? 0) + 1);
     const out: Record<string, number> = {};
-    const spare = Math.max(0, n - market.models.length);
-    for (const m of market.models) out[m.id] = 1 + Math.floor((spare * (counts.get(m.id) ?? 0)) / Math.max(1, requests.length));
+    const spare = Math.max(0, n - costs.modelIds.length);
+    for (const m of costs.modelIds) out[m] = 1 + Math.floor((spare * (counts.get(m) ?? 0)) / Math.max(1, requests.length));
     return out;
   };
   const main = simulate({ ...base, devices: a.devices, recordTimeline: true, ...(dedicated(a.devices) ? { dedicated: dedicated(a.devices)! } : {}) }, requests);
@@ -88,7 +104,7 @@ export function runSimulate(a: SimulateArgs): { json: string; html: string; file
     const r = n === a.devices ? main : simulate({ ...base, devices: n, ...(dedicated(n) ? { dedicated: dedicated(n)! } : {}) }, requests);
     return { devices: n, attainment: r.report.attainment, goodput: r.report.goodput };
   });
-  const report = buildReport({ accelerator: acc.id, policy: a.policy, devices: a.devices }, main, sweep, a.timelineSeconds * 1000);
+  const report = buildReport({ accelerator: costs.id, policy: a.policy, devices: a.devices }, main, sweep, a.timelineSeconds * 1000);
   const json = JSON.stringify(report, null, 1);
   const html = reportHtml(report);
   fs.mkdirSync(path.dirname(path.resolve(a.out)), { recursive: true });

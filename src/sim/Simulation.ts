@@ -3,28 +3,26 @@
  * No scheduling logic lives here: the simulation only turns commands into durations with
  * the cost model, advances the clock and records what happened.
  */
-import type { Command, DeviceProfile, ModelProfile, SloTargets } from "../core/types.ts";
+import type { Command, DeviceProfile, SloTargets } from "../core/types.ts";
 import { sloReport, type RequestTrace, type SloReport } from "../core/slo.ts";
 import { Scheduler, type SchedulerOptions } from "../scheduler/Scheduler.ts";
 import { kvTokens } from "../scheduler/state.ts";
 import type { WorkloadRequest } from "../workload/workload.ts";
-import type { AcceleratorSpec } from "./accelerators.ts";
-import { decodeStepMs, kvSwapMsPerToken, prefillMs, switchMs } from "./costModel.ts";
 import { EventQueue } from "./EventQueue.ts";
-import { kvBytesPerToken, weightBytes, type SimModelSpec } from "./modelPresets.ts";
+import type { SimCosts } from "./SimCosts.ts";
 
 export type SimPolicy = "dedicated" | "request" | "token";
 
 export interface SimConfig {
-  accelerator: AcceleratorSpec;
-  models: SimModelSpec[];
+  /** The devices and what commands cost on them (SimCosts.ts). */
+  costs: SimCosts;
+  /** Models served (default: every model of `costs`). */
+  modelIds?: string[];
   slo: (modelId: string) => SloTargets;
   devices: number;
   policy: SimPolicy;
   /** dedicated: devices per model (sum = devices). */
   dedicated?: Record<string, number>;
-  /** Share of device memory for weights + KV (the rest: activations, runtime). */
-  usableMemoryFraction?: number;
   /** Largest decode batch per model. */
   maxBatch?: number;
   contextTokens?: number;
@@ -52,47 +50,27 @@ export interface SimResult {
   simulatedMs: number;
 }
 
-export function modelProfile(acc: AcceleratorSpec, m: SimModelSpec, slo: SloTargets, maxBatch: number, contextTokens: number): ModelProfile {
-  const d1 = decodeStepMs(acc, m, 1, 512);
-  const d8 = decodeStepMs(acc, m, 8, 512);
-  return {
-    id: m.id,
-    weightBytes: weightBytes(m),
-    kvBytesPerToken: kvBytesPerToken(m),
-    contextTokens,
-    maxBatch,
-    slo,
-    estimates: {
-      decodeStepMs: d1,
-      decodeExtraPerSequenceMs: (d8 - d1) / 7,
-      prefillMsPerToken: prefillMs(acc, m, 1024) / 1024,
-      loadMs: switchMs(acc, m),
-      unloadMs: 5,
-      kvSwapMsPerToken: kvSwapMsPerToken(acc, m),
-    },
-  };
-}
-
 type Ev = { kind: "arrival"; req: WorkloadRequest } | { kind: "done"; device: number; cmd: Command; durationMs: number };
 
 export function simulate(cfg: SimConfig, requests: WorkloadRequest[]): SimResult {
-  const acc = cfg.accelerator;
-  const maxBatch = cfg.maxBatch ?? 64;
-  const contextTokens = cfg.contextTokens ?? 32768;
-  const memoryBytes = acc.memoryGB * 1e9 * (cfg.usableMemoryFraction ?? 0.9);
-  const specs = new Map(cfg.models.map((m) => [m.id, m]));
-  const profiles = cfg.models.map((m) => modelProfile(acc, m, cfg.slo(m.id), maxBatch, contextTokens));
+  const costs = cfg.costs;
+  const maxBatch = cfg.maxBatch ?? costs.defaults?.maxBatch ?? 64;
+  const contextTokens = cfg.contextTokens ?? costs.defaults?.contextTokens ?? 32768;
+  const memoryBytes = costs.memoryBytes;
+  const modelIds = cfg.modelIds ?? costs.modelIds;
+  const profiles = modelIds.map((m) => costs.profile(m, cfg.slo(m), maxBatch, contextTokens));
 
   const devices: DeviceProfile[] = [];
   if (cfg.policy === "dedicated") {
-    for (const m of cfg.models)
-      for (let i = 0; i < (cfg.dedicated?.[m.id] ?? 0); i++) devices.push({ id: `d${devices.length}`, memoryBytes, allowedModels: [m.id] });
+    for (const m of modelIds)
+      for (let i = 0; i < (cfg.dedicated?.[m] ?? 0); i++) devices.push({ id: `d${devices.length}`, memoryBytes, allowedModels: [m] });
   } else {
     for (let i = 0; i < cfg.devices; i++) devices.push({ id: `d${i}`, memoryBytes });
   }
   const scheduler = new Scheduler(profiles, devices, {
     prefillChunkTokens: 4096,
     decodeSliceMs: 250,
+    ...costs.defaults?.scheduler,
     ...cfg.scheduler,
     // Dedicated devices hold one model each, so request-level serving never swaps.
     policy: cfg.policy === "token" ? "token" : "request",
@@ -111,14 +89,12 @@ export function simulate(cfg: SimConfig, requests: WorkloadRequest[]): SimResult
     switch (cmd.kind) {
       case "load":
         switches++;
-        return switchMs(acc, specs.get(cmd.modelId)!);
+        // Dropping weights to make room is part of a switch's cost (the cost model's fixed part).
+        return costs.loadMs(cmd.modelId);
       case "evict":
-        return 5;
-      case "prefill": {
-        // Later chunks attend to the earlier ones: price the chunk as the difference.
-        const m = specs.get(cmd.modelId)!;
-        return Math.max(prefillMs(acc, m, cmd.toToken) - (cmd.fromToken > 0 ? prefillMs(acc, m, cmd.fromToken) : 0), acc.stepOverheadMs);
-      }
+        return cmd.modelIds.reduce((t, m) => t + costs.evictMs(m), 0);
+      case "prefill":
+        return costs.prefillMs(cmd.modelId, cmd.fromToken, cmd.toToken);
       case "decode": {
         let ctx = 0;
         for (const id of cmd.requestIds) {
@@ -126,7 +102,7 @@ export function simulate(cfg: SimConfig, requests: WorkloadRequest[]): SimResult
           ctx += r.spec.promptTokens + r.generatedTokens;
         }
         const avg = ctx / cmd.requestIds.length + cmd.steps / 2;
-        return cmd.steps * decodeStepMs(acc, specs.get(cmd.modelId)!, cmd.requestIds.length, avg);
+        return cmd.steps * costs.decodeStepMs(cmd.modelId, cmd.requestIds.length, avg);
       }
       case "swapOut":
       case "swapIn": {
@@ -135,7 +111,7 @@ export function simulate(cfg: SimConfig, requests: WorkloadRequest[]): SimResult
           const r = scheduler.requests.get(id);
           if (r) tokens += kvTokens(r);
         }
-        return 1 + tokens * kvSwapMsPerToken(acc, specs.get(cmd.modelId)!);
+        return costs.kvSwapMs(cmd.modelId, tokens);
       }
     }
   };

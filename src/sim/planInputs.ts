@@ -14,6 +14,7 @@ import { readTrace } from "../workload/trace.ts";
 import { generateWorkload, workloadSchema, type WorkloadRequest } from "../workload/workload.ts";
 import { ACCELERATORS, findAccelerator, type AcceleratorSpec } from "./accelerators.ts";
 import { DEFAULT_MARKET_WORKLOAD, defaultMarketModels } from "./market.ts";
+import { machineProfileSchema, type MachineProfile } from "./machineProfile.ts";
 import { findModelPreset, MODEL_PRESETS, type SimModelSpec } from "./modelPresets.ts";
 
 const sloSchema = z.object({ ttftMs: z.number().positive().optional(), tbtMs: z.number().positive().optional() }).strict();
@@ -137,12 +138,28 @@ export function resolveAccelerator(id: string, market: Market): AcceleratorSpec 
   return a;
 }
 
-export function loadWorkload(file: string | undefined, market: Market, overrides: { seed?: number; durationSeconds?: number; ratePerSecond?: number } = {}): WorkloadRequest[] {
-  const raw = file ? readFile(file) : DEFAULT_MARKET_WORKLOAD;
+/** A machine profile written by `pitcher profile`, validated. */
+export function loadMachineProfile(file: string): MachineProfile {
+  const parsed = machineProfileSchema.safeParse(readFile(file));
+  if (!parsed.success) throw new ConfigError(`${file}: not a machine profile written by \`pitcher profile\`: ${formatZodError(parsed.error)}`);
+  return parsed.data;
+}
+
+/**
+ * The requests of a workload file (or of `defaultWorkload` without one) over the given
+ * models. Default: the embedded market's workload.
+ */
+export function loadWorkload(
+  file: string | undefined,
+  modelIds: string[],
+  overrides: { seed?: number; durationSeconds?: number; ratePerSecond?: number } = {},
+  defaultWorkload: unknown = DEFAULT_MARKET_WORKLOAD,
+): WorkloadRequest[] {
+  const raw = file ? readFile(file) : defaultWorkload;
   const parsed = planWorkloadSchema.safeParse({ ...(raw as object), ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) });
   if (!parsed.success) throw new ConfigError(`${file ?? "default workload"}: ${formatZodError(parsed.error)}`);
   const w = parsed.data;
-  const ids = market.models.map((m) => m.id);
+  const ids = modelIds;
   let requests: WorkloadRequest[];
   if (w.trace) {
     const traceFile = file ? path.resolve(path.dirname(file), w.trace.file) : w.trace.file;

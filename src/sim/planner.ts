@@ -7,14 +7,12 @@
  */
 import type { SloTargets } from "../core/types.ts";
 import type { WorkloadRequest } from "../workload/workload.ts";
-import type { AcceleratorSpec } from "./accelerators.ts";
-import type { SimModelSpec } from "./modelPresets.ts";
+import type { SimCosts } from "./SimCosts.ts";
 import { simulate, type SimConfig, type SimPolicy, type SimResult } from "./Simulation.ts";
 import { sloReport } from "../core/slo.ts";
 
 export interface PlanInput {
-  accelerator: AcceleratorSpec;
-  models: SimModelSpec[];
+  costs: SimCosts;
   slo: (modelId: string) => SloTargets;
   requests: WorkloadRequest[];
   /** Attainment to reach (default 0.99). */
@@ -41,9 +39,9 @@ export interface PolicyPlan {
   simulations: number;
 }
 
-function run(input: PlanInput, policy: SimPolicy, devices: number, models = input.models, requests = input.requests, dedicated?: Record<string, number>): SimResult {
+function run(input: PlanInput, policy: SimPolicy, devices: number, modelIds = input.costs.modelIds, requests = input.requests, dedicated?: Record<string, number>): SimResult {
   return simulate(
-    { accelerator: input.accelerator, models, slo: input.slo, devices, policy, ...(dedicated ? { dedicated } : {}), ...input.simulation },
+    { costs: input.costs, modelIds, slo: input.slo, devices, policy, ...(dedicated ? { dedicated } : {}), ...input.simulation },
     requests,
   );
 }
@@ -87,26 +85,26 @@ export function planPolicy(input: PlanInput, policy: SimPolicy): PolicyPlan {
   if (policy === "dedicated") {
     const perModel: Record<string, number> = {};
     const results: SimResult[] = [];
-    for (const m of input.models) {
-      const mine = input.requests.filter((r) => r.modelId === m.id);
+    for (const m of input.costs.modelIds) {
+      const mine = input.requests.filter((r) => r.modelId === m);
       const cache = new Map<number, SimResult>();
       const at = (n: number) => {
         if (!cache.has(n)) {
           sims++;
-          cache.set(n, run(input, "dedicated", n, [m], mine, { [m.id]: n }));
+          cache.set(n, run(input, "dedicated", n, [m], mine, { [m]: n }));
         }
         return cache.get(n)!;
       };
       const n = mine.length === 0 ? 1 : searchMin(input.maxDevices, (k) => at(k).report.attainment >= input.target);
       if (n === null) return summarize(policy, null, at(input.maxDevices), sims);
-      perModel[m.id] = n;
+      perModel[m] = n;
       results.push(at(n));
     }
     const total = Object.values(perModel).reduce((a, b) => a + b, 0);
     // Per-model runs are independent: the fleet's figures are their union.
     const traces = results.flatMap((r) => r.traces);
     const horizon = input.requests.length ? input.requests[input.requests.length - 1]!.arrivalMs : 0;
-    const busy = results.reduce((s, r, i) => s + r.utilization * (perModel[input.models[i]!.id] ?? 0), 0);
+    const busy = results.reduce((s, r, i) => s + r.utilization * (perModel[input.costs.modelIds[i]!] ?? 0), 0);
     const merged: SimResult = {
       traces,
       report: sloReport(traces, input.slo, horizon),

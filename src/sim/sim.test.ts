@@ -10,6 +10,7 @@ import { decodeStepMs, prefillMs } from "./costModel.ts";
 import { findModelPreset, type SimModelSpec } from "./modelPresets.ts";
 import { planPolicy } from "./planner.ts";
 import { buildReport, reportHtml } from "./report.ts";
+import { analyticCosts } from "./SimCosts.ts";
 import { simulate } from "./Simulation.ts";
 
 const SHARED = path.resolve(import.meta.dirname, "../../../shared/data");
@@ -86,7 +87,7 @@ describe("simulation", () => {
   it("is deterministic: the same seed gives a byte-identical report", () => {
     const models = market();
     const once = () => {
-      const r = simulate({ accelerator: H800, models, slo, devices: 3, policy: "token", recordTimeline: true }, workload(models));
+      const r = simulate({ costs: analyticCosts(H800, models), slo, devices: 3, policy: "token", recordTimeline: true }, workload(models));
       return JSON.stringify(buildReport({ accelerator: "H800", policy: "token", devices: 3 }, r, [], 60_000));
     };
     assert.equal(once(), once());
@@ -94,7 +95,7 @@ describe("simulation", () => {
 
   it("writes a self-contained HTML report: charts inlined, no network", () => {
     const models = market();
-    const r = simulate({ accelerator: H800, models, slo, devices: 3, policy: "token", recordTimeline: true }, workload(models));
+    const r = simulate({ costs: analyticCosts(H800, models), slo, devices: 3, policy: "token", recordTimeline: true }, workload(models));
     const html = reportHtml(buildReport({ accelerator: "H800", policy: "token", devices: 3 }, r, [{ devices: 3, attainment: r.report.attainment, goodput: r.report.goodput }], 60_000));
     assert.match(html, /Chart\.js v4/);
     assert.doesNotMatch(html, /<script[^>]+src=|<link[^>]+href=["']?https?:/);
@@ -108,7 +109,7 @@ describe("simulation", () => {
     const reqs = workload(models, { ratePerSecond: 4 });
     let last = -1;
     for (let n = 1; n <= 6; n++) {
-      const a = simulate({ accelerator: H800, models, slo, devices: n, policy: "token" }, reqs).report.attainment;
+      const a = simulate({ costs: analyticCosts(H800, models), slo, devices: n, policy: "token" }, reqs).report.attainment;
       assert.ok(a >= last - 0.005, `attainment fell from ${last} to ${a} at ${n} devices`);
       last = a;
     }
@@ -117,7 +118,7 @@ describe("simulation", () => {
 
   it("token pooling needs no more devices than request-level swapping on a skewed market", () => {
     const models = market();
-    const input = { accelerator: H800, models, slo, requests: workload(models), target: 0.95, maxDevices: 16 };
+    const input = { costs: analyticCosts(H800, models), slo, requests: workload(models), target: 0.95, maxDevices: 16 };
     const token = planPolicy(input, "token");
     const request = planPolicy(input, "request");
     assert.ok(token.minDevices !== null && request.minDevices !== null);
@@ -126,11 +127,11 @@ describe("simulation", () => {
 
   it("dedicated gives each device exactly one model, and every model at least one device", () => {
     const models = market();
-    const input = { accelerator: H800, models, slo, requests: workload(models), target: 0.95, maxDevices: 8 };
+    const input = { costs: analyticCosts(H800, models), slo, requests: workload(models), target: 0.95, maxDevices: 8 };
     const plan = planPolicy(input, "dedicated");
     assert.equal(Object.keys(plan.perModel!).length, models.length);
     assert.ok(Object.values(plan.perModel!).every((n) => n >= 1));
-    const r = simulate({ accelerator: H800, models, slo, devices: 0, policy: "dedicated", dedicated: plan.perModel!, recordTimeline: true }, input.requests);
+    const r = simulate({ costs: analyticCosts(H800, models), slo, devices: 0, policy: "dedicated", dedicated: plan.perModel!, recordTimeline: true }, input.requests);
     const byDevice = new Map<number, Set<string>>();
     for (const e of r.timeline) if (e.model) byDevice.set(e.device, (byDevice.get(e.device) ?? new Set()).add(e.model));
     for (const [d, ms] of byDevice) assert.equal(ms.size, 1, `device ${d} ran ${[...ms]}`);
@@ -149,7 +150,7 @@ describe("simulation", () => {
     assert.equal(reqs.length, 456);
     assert.deepEqual([reqs[0]!.inputTokens, reqs[0]!.outputTokens], [374, 44]);
     assert.ok(reqs.every((r, i) => i === 0 || r.arrivalMs >= reqs[i - 1]!.arrivalMs));
-    const r = simulate({ accelerator: H800, models, slo, devices: 6, policy: "token" }, reqs);
+    const r = simulate({ costs: analyticCosts(H800, models), slo, devices: 6, policy: "token" }, reqs);
     assert.equal(r.traces.length, reqs.length);
     assert.ok(r.report.attainment > 0.5);
   });

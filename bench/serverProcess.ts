@@ -1,0 +1,31 @@
+/** A Pitcher server in its own process, as a user starts it (benchmarks). */
+import { spawn } from "node:child_process";
+import path from "node:path";
+
+export const ROOT = path.resolve(import.meta.dirname, "..");
+
+export async function startServerProcess(configFile: string): Promise<{ url: string; stop(): Promise<void> }> {
+  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve", "--config", configFile, "--port", "0", "--no-request-log"], {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let err = "";
+  child.stderr.on("data", (d) => (err += d));
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = "";
+    child.stdout.on("data", (d) => {
+      out += d;
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    child.on("exit", () => reject(new Error(`server exited: ${err}`)));
+  });
+  return {
+    url,
+    async stop() {
+      const done = new Promise((r) => child.on("exit", r));
+      child.kill("SIGTERM");
+      await done;
+    },
+  };
+}

@@ -1,0 +1,158 @@
+/**
+ * `pitcher profile`: measure each model of a serving catalog on a real device of this
+ * machine, through the same worker and protocol the server uses, and fit the machine
+ * profile the planner prices commands with (../sim/machineProfile.ts). Times are wall time
+ * as the server sees them (worker round trip included).
+ *
+ * Per model: cold and warm loads and evictions; prefill chunks over prompt sizes and
+ * context offsets; decode steps over batch sizes and context lengths; KV swaps out and in
+ * over lengths.
+ */
+import os from "node:os";
+import type { DeviceProcess } from "../engine/DeviceProcess.ts";
+import { loadCommand } from "../engine/loadCommand.ts";
+import type { WorkerCommand } from "../engine/protocol.ts";
+import type { ServedModel } from "../engine/resolveModels.ts";
+import { fitModelCosts, type MachineProfile, type ModelCosts, type ModelSamples } from "../sim/machineProfile.ts";
+
+export interface ProfileOptions {
+  prefillChunkTokens: number;
+  /** Repetitions of each decode and swap measurement (median kept). */
+  repeats: number;
+  onStep?: (modelId: string, what: string) => void;
+}
+
+const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor((v.length - 1) / 2)]!;
+
+/** Prompt tokens any vocabulary accepts: spread over the ids, never 0. */
+function tokensOf(m: ServedModel, n: number, salt: number): number[] {
+  const v = Math.max(2, m.vocabularySize - 1);
+  return Array.from({ length: n }, (_, i) => 1 + ((i * 7919 + salt * 104729) % v));
+}
+
+export async function profileModel(device: DeviceProcess, m: ServedModel, o: ProfileOptions): Promise<ModelSamples> {
+  const timed = async (cmd: WorkerCommand) => {
+    const t0 = performance.now();
+    const r = await device.call(cmd);
+    return { ms: performance.now() - t0, result: r.result };
+  };
+  const greedy = { temperature: 0 };
+  const C = m.profile.contextTokens;
+  const B = m.profile.maxBatch;
+  const chunk = o.prefillChunkTokens;
+  // No end tokens: a profiled decode never stops early.
+  const load = loadCommand(m, [], chunk);
+  const s: ModelSamples = { decode: [], prefill: [], load: [], evict: [], kvSwap: [] };
+  let seq = 0;
+
+  o.onStep?.(m.id, "load");
+  await timed(load); // cold: from disk into the page cache
+  for (let i = 0; i < 3; i++) {
+    s.evict.push((await timed({ op: "evict", modelIds: [m.id] })).ms);
+    s.load.push((await timed(load)).ms);
+  }
+
+  /** Prefill a fresh request to `tokens` in chunks of `step`, recording each chunk; returns its id and last token. */
+  const prefill = async (tokens: number, step: number, record: boolean) => {
+    const id = `profile-${m.id}-${seq++}`;
+    const prompt = tokensOf(m, tokens, seq);
+    let last = 0;
+    for (let from = 0; from < tokens; from += step) {
+      const to = Math.min(tokens, from + step);
+      const final = to === tokens;
+      const r = await timed({ op: "prefill", modelId: m.id, requestId: id, tokens: prompt.slice(from, to), final, sampling: greedy });
+      if (record) s.prefill.push([to - from, from, r.ms]);
+      if (final) last = r.result.tokens![0]!;
+    }
+    return { id, last, tokens };
+  };
+  const release = (ids: string[]) => device.call({ op: "release", requestIds: ids });
+
+  o.onStep?.(m.id, "prefill");
+  const lengths = [...new Set([Math.min(C - 16, Math.floor((3 * C) / 4)), 256, 64].filter((n) => n > 0 && n < C))];
+  for (const n of lengths) {
+    const r = await prefill(n, chunk, true);
+    await release([r.id]);
+  }
+  for (const n of [8, Math.max(1, Math.floor(chunk / 4))]) {
+    const r = await prefill(Math.min(n * 8, C - 16), n, true);
+    await release([r.id]);
+  }
+
+  o.onStep?.(m.id, "decode");
+  const batches = [...new Set([1, 2, B].filter((b) => b <= B))];
+  const contexts = [...new Set([32, Math.floor(C / 4), Math.floor(C / 2)].filter((c) => c + 16 < C))];
+  const steps = 8;
+  for (const b of batches)
+    for (const c of contexts) {
+      const reqs = [];
+      for (let i = 0; i < b; i++) reqs.push(await prefill(c, chunk, false));
+      const perStep: number[] = [];
+      for (let k = 0; k < o.repeats; k++) {
+        const r = await timed({
+          op: "decode",
+          modelId: m.id,
+          steps,
+          items: reqs.map((q) => ({ requestId: q.id, token: q.last, tokenIndex: 1 + k * steps, sampling: greedy })),
+        });
+        perStep.push(r.ms / (r.result.steps ?? steps));
+        for (const [i, q] of reqs.entries()) q.last = r.result.tokens?.[i] ?? q.last;
+      }
+      s.decode.push([b, c + steps * o.repeats / 2, median(perStep)]);
+      await release(reqs.map((q) => q.id));
+    }
+
+  o.onStep?.(m.id, "KV swap");
+  for (const t of contexts) {
+    const r = await prefill(t, chunk, false);
+    const outs: number[] = [];
+    const ins: number[] = [];
+    for (let k = 0; k < o.repeats; k++) {
+      outs.push((await timed({ op: "swapOut", modelId: m.id, requestIds: [r.id] })).ms);
+      ins.push((await timed({ op: "swapIn", modelId: m.id, requestIds: [r.id] })).ms);
+    }
+    s.kvSwap.push([t, median(outs), median(ins)]);
+    await release([r.id]);
+  }
+  await device.call({ op: "evict", modelIds: [m.id] });
+  return s;
+}
+
+export interface MachineSettings {
+  id: string;
+  devices: MachineProfile["devices"];
+  server: MachineProfile["server"];
+}
+
+export async function profileMachine(device: DeviceProcess, models: ServedModel[], settings: MachineSettings, o: ProfileOptions): Promise<MachineProfile> {
+  const out: ModelCosts[] = [];
+  for (const m of models) {
+    const samples = await profileModel(device, m, o);
+    out.push({
+      id: m.id,
+      ...(m.description ? { description: m.description } : {}),
+      weightBytes: m.profile.weightBytes,
+      kvBytesPerToken: m.profile.kvBytesPerToken,
+      contextTokens: m.profile.contextTokens,
+      maxBatch: m.profile.maxBatch,
+      slo: m.profile.slo,
+      ...fitModelCosts(samples),
+      samples: roundSamples(samples),
+    });
+  }
+  return {
+    kind: "pitcher-machine-profile",
+    version: 1,
+    id: settings.id,
+    measuredAt: new Date().toISOString(),
+    host: { cpu: os.cpus()[0]?.model ?? "unknown", cores: os.availableParallelism(), memoryBytes: os.totalmem() },
+    devices: settings.devices,
+    server: settings.server,
+    models: out,
+  };
+}
+
+function roundSamples(s: ModelSamples): ModelSamples {
+  const r = (rows: number[][]) => rows.map((row) => row.map((x) => Math.round(x * 1000) / 1000));
+  return { decode: r(s.decode), prefill: r(s.prefill), load: s.load.map((x) => Math.round(x * 1000) / 1000), evict: s.evict.map((x) => Math.round(x * 1000) / 1000), kvSwap: r(s.kvSwap) };
+}
