@@ -220,6 +220,55 @@ describe("token policy", () => {
     assert.equal(log.tokens.get("r"), 25);
   });
 
+  it("a prompt waits for a free slot instead of parking a running request that is on time", () => {
+    const s = new Scheduler([model("a", { maxBatch: 2 })], [{ id: "d0", memoryBytes: 70 * MB }], { policy: "token" });
+    const reqs: RequestSpec[] = [
+      { id: "r1", modelId: "a", arrivalMs: 0, promptTokens: 8, maxOutputTokens: 40 },
+      { id: "r2", modelId: "a", arrivalMs: 0, promptTokens: 8, maxOutputTokens: 40 },
+      { id: "r3", modelId: "a", arrivalMs: 20, promptTokens: 8, maxOutputTokens: 40 },
+    ];
+    const log = drive(s, reqs);
+    assert.ok(!log.commands.some((c) => c.kind === "swapOut"), "no KV was parked");
+    const r3Prefill = log.commands.findIndex((c) => c.kind === "prefill" && c.requestId === "r3");
+    const firstEnd = log.finished.findIndex((f) => f.requestId === "r1" || f.requestId === "r2");
+    assert.ok(firstEnd >= 0 && r3Prefill > 0);
+    assert.equal(log.tokens.get("r3"), 40);
+  });
+
+  it("requests that can no longer meet their SLO yield to requests that still can", () => {
+    // "late" arrived long ago: its TTFT deadline has passed. "fresh" of another model can
+    // still make its own. With one model resident at a time, fresh goes first.
+    const s = new Scheduler([model("a"), model("b")], [{ id: "d0", memoryBytes: 70 * MB }], { policy: "token" });
+    s.submit({ id: "late", modelId: "a", arrivalMs: 0, promptTokens: 8, maxOutputTokens: 4 }, 0);
+    s.submit({ id: "fresh", modelId: "b", arrivalMs: 2500, promptTokens: 8, maxOutputTokens: 4 }, 2500);
+    const first = s.plan("d0", 2500)!;
+    assert.equal(first.kind, "load", JSON.stringify(first));
+    assert.equal(first.kind === "load" && first.modelId, "b");
+    // Both still finish: fresh first.
+    const finished: string[] = [];
+    let now = 2500;
+    for (let cmd: Command | null = first; cmd; cmd = s.plan("d0", now)) {
+      now += costMs(cmd);
+      finished.push(...s.onCommandDone("d0", { durationMs: costMs(cmd) }, now).map((f) => f.requestId));
+    }
+    assert.deepEqual(finished, ["fresh", "late"]);
+  });
+
+  it("does not preempt a running batch whose deadlines a trip away and back would break, when that spares fewer requests", () => {
+    const b = model("b", { slo: { ttftMs: 700, tbtMs: 100 } });
+    const a = model("a", { slo: { ttftMs: 300, tbtMs: 4 } });
+    const s = new Scheduler([a, b], [{ id: "d0", memoryBytes: 70 * MB }], { policy: "token" });
+    // a's tokens (3 ms steps) are due every 4 ms: it gains 1 ms of slack per token, and a trip
+    // to b and back (two 200 ms loads) would break its deadlines. b can only miss one.
+    const reqs: RequestSpec[] = [
+      { id: "a1", modelId: "a", arrivalMs: 0, promptTokens: 16, maxOutputTokens: 400 },
+      { id: "b1", modelId: "b", arrivalMs: 100, promptTokens: 16, maxOutputTokens: 4 },
+    ];
+    const log = drive(s, reqs);
+    assert.ok(!log.commands.some((c) => c.kind === "swapOut"), "a was not preempted");
+    assert.deepEqual(log.finished.map((f) => f.requestId), ["a1", "b1"]);
+  });
+
   it("chunks long prompts", () => {
     const s = new Scheduler([model("a")], [{ id: "d0", memoryBytes: 70 * MB }], { policy: "token", prefillChunkTokens: 64 });
     const log = drive(s, [{ id: "p", modelId: "a", arrivalMs: 0, promptTokens: 200, maxOutputTokens: 2 }]);

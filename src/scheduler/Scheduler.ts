@@ -17,13 +17,14 @@ import type {
   RequestId,
   RequestSpec,
 } from "../core/types.ts";
+import { tokenDeadlineMs } from "../core/types.ts";
 import type { Intent, PolicyRules } from "./intent.ts";
 import { MemoryLedger } from "./MemoryLedger.ts";
 import { Predictor } from "./Predictor.ts";
 import { DEFAULT_MAX_QUOTA_MS } from "./quota.ts";
 import { isIdleOn, planRequestIntents } from "./requestPolicy.ts";
 import type { DeviceState, RequestRecord, SchedulerView, WaitingGroup } from "./state.ts";
-import { kvKey, kvReservationBytes, kvTokens, modelsInUse, nextTokenDeadlineMs, weightKey } from "./state.ts";
+import { hasMissedSlo, kvKey, kvReservationBytes, kvTokens, modelsInUse, nextTokenDeadlineMs, weightKey } from "./state.ts";
 import { mayServe, planTokenIntent } from "./tokenPolicy.ts";
 
 export type PolicyName = "token" | "request";
@@ -125,7 +126,7 @@ export class Scheduler implements SchedulerView {
       if (waitMs > slo.ttftMs * this.options.admissionTtftFactor)
         return { accepted: false, retryAfterMs: Math.ceil(waitMs - slo.ttftMs), reason: `predicted wait ${Math.round(waitMs)} ms exceeds the TTFT target` };
     }
-    const r: RequestRecord = { spec, slo, phase: "queued", prefilledTokens: 0, generatedTokens: 0, kv: "none", seq: this.seq++ };
+    const r: RequestRecord = { spec, slo, phase: "queued", prefilledTokens: 0, generatedTokens: 0, kv: "none", seq: this.seq++, missedSlo: false };
     this.requests.set(spec.id, r);
     this.waiting.add(r);
     const group = this.groups.find((g) => g.modelId === spec.modelId && g.requestIds.length < this.options.maxGroupSize);
@@ -177,6 +178,7 @@ export class Scheduler implements SchedulerView {
         r.prefilledTokens = cmd.toToken;
         if (cmd.final) {
           r.phase = "decoding";
+          if (nowMs > nextTokenDeadlineMs(r)) r.missedSlo = true;
           r.generatedTokens = 1;
           if (r.generatedTokens >= r.spec.maxOutputTokens) finished.push(this.end(r.spec.id, "length")!);
         }
@@ -186,9 +188,15 @@ export class Scheduler implements SchedulerView {
         this.touch(dev, cmd.modelId, nowMs);
         const steps = Math.max(1, outcome.steps ?? cmd.steps);
         this.predictor.observeDecode(cmd.modelId, cmd.requestIds.length, outcome.durationMs / steps);
+        const stepMs = outcome.durationMs / steps;
         for (const id of cmd.requestIds) {
           const r = live(id);
           if (!r) continue;
+          // Step i's token came at (start + i·step) and was due by the deadline of its index:
+          // both grow linearly, so the first and the last step tell whether any came late.
+          const n = Math.min(steps, r.spec.maxOutputTokens - r.generatedTokens);
+          const due = (i: number) => tokenDeadlineMs(r.spec.arrivalMs, r.slo, r.generatedTokens + i - 1);
+          if (n > 0 && (nowMs - outcome.durationMs + stepMs > due(1) || nowMs - outcome.durationMs + n * stepMs > due(n))) r.missedSlo = true;
           r.generatedTokens = Math.min(r.spec.maxOutputTokens, r.generatedTokens + steps);
           if (r.generatedTokens >= r.spec.maxOutputTokens) finished.push(this.end(id, "length")!);
         }
@@ -413,7 +421,10 @@ export class Scheduler implements SchedulerView {
     const held = this.onDevice(deviceId, modelId);
     const over = held.length + needKv.length - model.maxBatch;
     if (over > 0) {
-      const victims = held.filter((r) => !inIntent.has(r.spec.id)).sort((a, b) => nextTokenDeadlineMs(b) - nextTokenDeadlineMs(a));
+      // Park first who can no longer meet the SLO, then whose next token is due last.
+      const victims = held
+        .filter((r) => !inIntent.has(r.spec.id))
+        .sort((a, b) => Number(hasMissedSlo(b, nowMs)) - Number(hasMissedSlo(a, nowMs)) || nextTokenDeadlineMs(b) - nextTokenDeadlineMs(a));
       if (victims.length < over) throw new Error(`intent for ${modelId} needs more than ${model.maxBatch} slots`);
       return this.swapOut(dev, modelId, victims.slice(0, over));
     }

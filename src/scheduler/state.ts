@@ -22,6 +22,8 @@ export interface RequestRecord {
   kv: KvLocation;
   /** Admission order, for FCFS ties. */
   seq: number;
+  /** A token came after its deadline: the request can no longer meet its SLO. */
+  missedSlo: boolean;
 }
 
 /** Tokens held in KV: the prompt so far plus every output token but the pending last one. */
@@ -32,6 +34,14 @@ export function kvTokens(r: RequestRecord): number {
 /** Deadline of the request's next output token under the deadline SLO. */
 export function nextTokenDeadlineMs(r: RequestRecord): number {
   return tokenDeadlineMs(r.spec.arrivalMs, r.slo, r.generatedTokens);
+}
+
+/**
+ * The request can no longer meet its deadline SLO: a token already came late, or its next
+ * token is overdue now.
+ */
+export function hasMissedSlo(r: RequestRecord, nowMs: number): boolean {
+  return r.missedSlo || nowMs > nextTokenDeadlineMs(r);
 }
 
 export interface ResidentModel {

@@ -15,7 +15,7 @@ import type { Predictor } from "./Predictor.ts";
 import { computeQuotas } from "./quota.ts";
 import { decodeSteps } from "./steps.ts";
 import type { DeviceState, RequestRecord, SchedulerView, Turn } from "./state.ts";
-import { modelsInUse, nextTokenDeadlineMs } from "./state.ts";
+import { hasMissedSlo, modelsInUse, nextTokenDeadlineMs } from "./state.ts";
 
 export interface TokenPolicyOptions {
   maxQuotaMs: number;
@@ -30,6 +30,10 @@ export interface ModelWork {
   decoding: RequestRecord[];
   /** Requests bound to this device with prompt left, then waiting ones it may take. */
   prefill: RequestRecord[];
+  /** How many of `decoding` (at its front) can still meet their SLO. */
+  onTime: number;
+  /** Whether `prefill[0]` can still meet its SLO. */
+  prefillOnTime: boolean;
 }
 
 /**
@@ -69,8 +73,10 @@ export function eligibleWaiting(
       const young = waited < oldest.slo.ttftMs / 4;
       if (heldElsewhere.has(g.modelId)) {
         // A second copy of a model costs a switch here and competes for its requests: only
-        // when the group has waited half its TTFT target and no one has to be preempted.
-        if (waited < oldest.slo.ttftMs / 2 || myRoom < view.models.get(g.modelId)!.weightBytes) continue;
+        // when the group has waited half its TTFT target, is more than one batch, and no one
+        // has to be preempted.
+        const model = view.models.get(g.modelId)!;
+        if (waited < oldest.slo.ttftMs / 2 || g.requestIds.length <= model.maxBatch || myRoom < model.weightBytes) continue;
       } else if (young) {
         // Resident nowhere: leave it to a device that can host it without preempting, if any.
         const need = view.models.get(g.modelId)!.weightBytes;
@@ -86,10 +92,15 @@ export function eligibleWaiting(
         }
       }
     }
+    // Requests that can still meet their SLO go first; those that cannot follow, in order.
+    const late: RequestRecord[] = [];
     for (const id of g.requestIds) {
       if (list.length >= perModel) break;
-      list.push(view.requests.get(id)!);
+      const r = view.requests.get(id)!;
+      if (hasMissedSlo(r, nowMs)) late.push(r);
+      else list.push(r);
     }
+    for (const r of late) if (list.length < perModel) list.push(r);
     out.set(g.modelId, list);
   }
   return out;
@@ -119,7 +130,7 @@ export function workOnDevice(
   const get = (modelId: ModelId): ModelWork => {
     let w = work.get(modelId);
     if (!w) {
-      w = { modelId, decoding: [], prefill: [] };
+      w = { modelId, decoding: [], prefill: [], onTime: 0, prefillOnTime: false };
       work.set(modelId, w);
     }
     return w;
@@ -128,28 +139,34 @@ export function workOnDevice(
     if (r.phase === "decoding") get(r.spec.modelId).decoding.push(r);
     else if (r.phase === "prefilling") get(r.spec.modelId).prefill.push(r);
   }
-  for (const w of work.values()) w.prefill.sort((a, b) => a.seq - b.seq);
   for (const [modelId, reqs] of eligibleWaiting(view, dev, nowMs, perModel, room)) get(modelId).prefill.push(...reqs);
-  for (const w of work.values()) w.decoding.sort(byDeadlineThenSeq);
+  // Requests that can still meet their SLO come first (earliest deadline first); those that
+  // cannot yield to them and follow in admission order.
+  const missed = (r: RequestRecord) => hasMissedSlo(r, nowMs);
+  for (const w of work.values()) {
+    w.prefill.sort((a, b) => Number(missed(a)) - Number(missed(b)) || Number(a.phase === "queued") - Number(b.phase === "queued") || a.seq - b.seq);
+    w.decoding.sort((a, b) => Number(missed(a)) - Number(missed(b)) || (missed(a) ? 0 : nextTokenDeadlineMs(a) - nextTokenDeadlineMs(b)) || a.seq - b.seq);
+    w.onTime = w.decoding.findIndex(missed) < 0 ? w.decoding.length : w.decoding.findIndex(missed);
+    w.prefillOnTime = w.prefill.length > 0 && !missed(w.prefill[0]!);
+  }
   return work;
-}
-
-function byDeadlineThenSeq(a: RequestRecord, b: RequestRecord): number {
-  return nextTokenDeadlineMs(a) - nextTokenDeadlineMs(b) || a.seq - b.seq;
 }
 
 function prefillStartBy(r: RequestRecord, predictor: Predictor): number {
   return tokenDeadlineMs(r.spec.arrivalMs, r.slo, 0) - predictor.prefillMs(r.spec.modelId, r.spec.promptTokens - r.prefilledTokens);
 }
 
-/** Latest time the model's most urgent work can start and still meet its deadline. */
+/**
+ * Latest time the model's most urgent work can start and still meet its deadline. Work that
+ * can no longer meet its SLO sets no deadline (Infinity): it runs when nothing else must.
+ */
 export function startByMs(w: ModelWork, predictor: Predictor, maxBatch: number): number {
   let t = Infinity;
-  if (w.decoding.length > 0) {
+  if (w.onTime > 0) {
     const step = predictor.decodeStepMs(w.modelId, Math.min(w.decoding.length, maxBatch));
     t = Math.min(t, nextTokenDeadlineMs(w.decoding[0]!) - step);
   }
-  if (w.prefill.length > 0) t = Math.min(t, prefillStartBy(w.prefill[0]!, predictor));
+  if (w.prefillOnTime) t = Math.min(t, prefillStartBy(w.prefill[0]!, predictor));
   return t;
 }
 
@@ -182,6 +199,7 @@ export function planTokenIntent(
     // Work that would preempt live requests costs two switches (out and back): the turn is
     // stretched while that work still has slack.
     let expensiveSlack = Infinity;
+    let expensive: ModelWork | undefined;
     let cheapUrgent = false;
     for (const w of work.values()) {
       if (w.modelId === turn.modelId) continue;
@@ -191,13 +209,24 @@ export function planTokenIntent(
         if (startBy - switchMs(w.modelId) < currentStartBy) cheapUrgent = true;
       } else {
         // Keep a margin of half a switch: switch predictions are the least certain.
-        expensiveSlack = Math.min(expensiveSlack, startBy - 1.5 * switchMs(w.modelId) - nowMs);
+        const slack = startBy - 1.5 * switchMs(w.modelId) - nowMs;
+        if (slack < expensiveSlack) {
+          expensiveSlack = slack;
+          expensive = w;
+        }
       }
     }
-    const guardMs = 2 * Math.max(predictor.decodeStepMs(turn.modelId, Math.max(1, Math.min(current.decoding.length, maxBatch(turn.modelId)))), 1);
-    const keep =
-      elapsed < turn.quotaMs ||
-      (!cheapUrgent && (expensiveSlack === Infinity || (elapsed < options.maxQuotaMs && expensiveSlack > guardMs)));
+    const batchSize = Math.max(1, Math.min(current.decoding.length, maxBatch(turn.modelId)));
+    const guardMs = 2 * Math.max(predictor.decodeStepMs(turn.modelId, batchSize), 1);
+    let keep = elapsed < turn.quotaMs || (!cheapUrgent && elapsed < options.maxQuotaMs && expensiveSlack > guardMs);
+    if (!keep && !cheapUrgent && expensive && elapsed < options.maxQuotaMs && current.onTime > 0) {
+      // Someone misses either way: the waiting work if the turn goes on, or the running batch
+      // if it is preempted, since its deadlines keep running while the device switches away
+      // and back. Preempt only when that costs fewer requests their SLO.
+      keep =
+        missedIfPreempted(current, expensive, nowMs, predictor, switchMs(expensive.modelId), batchSize, maxBatch(expensive.modelId)) > 0 ||
+        missedIfKept(current, expensive, nowMs, predictor, batchSize) === 0;
+    }
     if (!keep) turn = null;
   }
   if (!turn) {
@@ -222,7 +251,21 @@ export function planTokenIntent(
 
   const w = work.get(turn.modelId)!;
   const batch = w.decoding.slice(0, maxBatch(w.modelId));
-  const pre = w.prefill[0];
+  // A prompt needs a slot in the model's context. With every slot held by a request that can
+  // still meet its SLO, the prompt waits for one to finish: parking a running request to
+  // start another only trades whose deadline slips, and costs two KV copies.
+  let pre: RequestRecord | undefined = w.prefill[0];
+  if (pre && pre.kv !== "device") {
+    let held = 0;
+    let heldMissed = 0;
+    for (const r of w.decoding)
+      if (r.kv === "device") {
+        held++;
+        if (hasMissedSlo(r, nowMs)) heldMissed++;
+      }
+    for (const r of w.prefill) if (r.kv === "device") held++;
+    if (held >= maxBatch(w.modelId) && heldMissed === 0) pre = undefined;
+  }
   const prefill: Intent[] = pre ? [{ kind: "prefill", modelId: w.modelId, requestId: pre.spec.id }] : [];
   if (batch.length === 0) return { intents: prefill, turn };
   const ids: RequestId[] = batch.map((r) => r.spec.id);
@@ -230,7 +273,7 @@ export function planTokenIntent(
   // Run several steps back to back, but stop in time for this model's waiting prefill, for
   // the end of a quota that other models wait on, and for other models' start-by times.
   let capMs = Infinity;
-  if (pre) capMs = Math.min(capMs, prefillStartBy(pre, predictor) - nowMs);
+  if (pre && w.prefillOnTime) capMs = Math.min(capMs, prefillStartBy(pre, predictor) - nowMs);
   for (const o of work.values()) {
     if (o.modelId === w.modelId) continue;
     capMs = Math.min(capMs, Math.max(0, startByMs(o, predictor, maxBatch(o.modelId)) - 1.5 * switchMs(o.modelId) - nowMs));
@@ -244,11 +287,45 @@ export function planTokenIntent(
   let prefillFirst = false;
   if (pre !== undefined) {
     const chunkMs = predictor.prefillMs(w.modelId, Math.min(pre.spec.promptTokens - pre.prefilledTokens, options.prefillChunkTokens));
-    const decodeSlack = nextTokenDeadlineMs(batch[0]!) - stepMs - nowMs;
+    // Work that can no longer meet its SLO has no deadline to keep.
+    const batchDue = w.onTime > 0 ? nextTokenDeadlineMs(batch[0]!) : Infinity;
+    const prefillDue = w.prefillOnTime ? prefillStartBy(pre, predictor) : Infinity;
     const roomInBatch = w.decoding.length < maxBatch(w.modelId);
-    prefillFirst = (roomInBatch && decodeSlack > chunkMs) || prefillStartBy(pre, predictor) <= nextTokenDeadlineMs(batch[0]!);
+    prefillFirst = (roomInBatch && batchDue - stepMs - nowMs > chunkMs) || (prefillDue !== Infinity && prefillDue <= batchDue);
   }
   return { intents: prefillFirst ? [...prefill, decode] : [decode, ...prefill], turn };
+}
+
+/**
+ * Running requests of `current` that would miss a deadline if the device served `other`
+ * first: switching there, prefilling and decoding a batch of its work to the end (turns
+ * are kept while that costs fewer misses), and switching back.
+ */
+function missedIfPreempted(current: ModelWork, other: ModelWork, nowMs: number, predictor: Predictor, switchMs: number, batchSize: number, otherMaxBatch: number): number {
+  let otherMs = 0;
+  let otherTokens = 0;
+  const otherBatch = [...other.decoding.slice(0, other.onTime), ...other.prefill.filter((r) => !hasMissedSlo(r, nowMs))].slice(0, otherMaxBatch);
+  for (const r of otherBatch) {
+    otherMs += predictor.prefillMs(r.spec.modelId, r.spec.promptTokens - r.prefilledTokens);
+    otherTokens = Math.max(otherTokens, r.spec.maxOutputTokens - r.generatedTokens);
+  }
+  otherMs += otherTokens * predictor.decodeStepMs(other.modelId, Math.max(1, otherBatch.length));
+  // With a margin: the device may take longer to come back than its own plan says.
+  const awayMs = 1.5 * (2 * switchMs + otherMs) + predictor.decodeStepMs(current.modelId, batchSize);
+  let n = 0;
+  for (let i = 0; i < current.onTime; i++) if (nextTokenDeadlineMs(current.decoding[i]!) < nowMs + awayMs) n++;
+  return n;
+}
+
+/** Waiting requests of `other` that would miss their first token if `current`'s running batch finished first. */
+function missedIfKept(current: ModelWork, other: ModelWork, nowMs: number, predictor: Predictor, batchSize: number): number {
+  let tokens = 0;
+  for (let i = 0; i < current.onTime; i++) tokens = Math.max(tokens, current.decoding[i]!.spec.maxOutputTokens - current.decoding[i]!.generatedTokens);
+  const finishMs = nowMs + tokens * predictor.decodeStepMs(current.modelId, batchSize);
+  let n = 0;
+  for (const r of other.prefill) if (!hasMissedSlo(r, nowMs) && prefillStartBy(r, predictor) < finishMs) n++;
+  for (let i = 0; i < other.onTime; i++) if (nextTokenDeadlineMs(other.decoding[i]!) < finishMs) n++;
+  return n;
 }
 
 /**
