@@ -47,6 +47,9 @@ describe("pitcher profile → plan --profile", () => {
     assert.equal(profile.devices.count, 2);
     assert.equal(profile.devices.memoryBytes, 40e6);
     assert.equal(profile.server.maxBatch, 2);
+    // Two devices: how much one slows the other was measured on the bigger model.
+    assert.equal(profile.contention?.busyDevices, 2);
+    assert.ok(profile.contention!.soloStepMs > 0 && profile.contention!.slowdown >= 1);
     for (const m of profile.models) {
       assert.deepEqual(m.slo, { ttftMs: 1500, tbtMs: 120 });
       assert.deepEqual([...new Set(m.samples.decode.map((s) => s[0]))].sort(), [1, 2], "batch sizes 1 and 2 (the model's max)");

@@ -37,12 +37,14 @@ export async function runProfile(a: ProfileArgs): Promise<MachineProfile> {
   const count = config.devices.count ?? Math.max(1, Math.floor(os.availableParallelism() / threads));
   const kvDir = fs.mkdtempSync(path.join(fs.existsSync("/dev/shm") ? "/dev/shm" : os.tmpdir(), "pitcher-profile-"));
   const device = new DeviceProcess("profile", { threads, gpu: config.devices.gpu, kvDir });
+  const neighbour = count > 1 ? new DeviceProcess("profile-2", { threads, gpu: config.devices.gpu, kvDir }) : undefined;
   const bar = a.progress ? new cliProgress.SingleBar({ format: "profiling [{bar}] {value}/{total} models · {model}: {what}" }, cliProgress.Presets.shades_classic) : undefined;
   bar?.start(models.length, 0, { model: "", what: "" });
   let done = 0;
   let current = "";
   try {
     await device.start();
+    await neighbour?.start();
     const profile = await profileMachine(
       device,
       models,
@@ -63,11 +65,12 @@ export async function runProfile(a: ProfileArgs): Promise<MachineProfile> {
         prefillChunkTokens: config.scheduler.prefillChunkTokens,
         repeats: a.repeats,
         onStep: (model, what) => {
-          if (current && model !== current) bar?.update(++done);
+          if (current && model !== current && done < models.length) bar?.update(++done);
           current = model;
           bar?.update(done, { model, what });
         },
       },
+      neighbour,
     );
     bar?.update(models.length, { model: "", what: "done" });
     fs.mkdirSync(path.dirname(path.resolve(a.out)), { recursive: true });
@@ -76,6 +79,7 @@ export async function runProfile(a: ProfileArgs): Promise<MachineProfile> {
   } finally {
     bar?.stop();
     await device.stop();
+    await neighbour?.stop();
     fs.rmSync(kvDir, { recursive: true, force: true });
   }
 }
@@ -92,5 +96,11 @@ export function formatProfileTable(p: MachineProfile): string {
   ]);
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (c: string[]) => c.map((x, i) => (i === 0 ? x.padEnd(w[i]!) : x.padStart(w[i]!))).join("  ");
-  return [`machine ${p.id}: ${p.devices.count} device(s) × ${p.devices.threadsPerDevice} thread(s), ${(p.devices.memoryBytes / 1e6).toFixed(0)} MB each`, line(head), ...rows.map(line)].join("\n");
+  const c = p.contention;
+  return [
+    `machine ${p.id}: ${p.devices.count} device(s) × ${p.devices.threadsPerDevice} thread(s), ${(p.devices.memoryBytes / 1e6).toFixed(0)} MB each`,
+    line(head),
+    ...rows.map(line),
+    ...(c ? [`contention: ${c.modelId} decodes at ${c.soloStepMs.toFixed(2)} ms/step alone, ${c.sharedStepMs.toFixed(2)} ms/step with ${c.busyDevices - 1} other device busy (×${c.slowdown.toFixed(2)})`] : []),
+  ].join("\n");
 }

@@ -118,13 +118,61 @@ export async function profileModel(device: DeviceProcess, m: ServedModel, o: Pro
   return s;
 }
 
+/**
+ * Devices of one machine share its cores and memory bandwidth. Decode on `a` alone, then
+ * again while `b` decodes the same model without pause: the ratio is how much slower a
+ * device runs when its neighbours are busy.
+ */
+export async function measureContention(a: DeviceProcess, b: DeviceProcess, m: ServedModel, o: ProfileOptions): Promise<NonNullable<MachineProfile["contention"]>> {
+  const greedy = { temperature: 0 };
+  const load = loadCommand(m, [], o.prefillChunkTokens);
+  const ready = async (d: DeviceProcess, id: string) => {
+    await d.call(load);
+    const r = await d.call({ op: "prefill", modelId: m.id, requestId: id, tokens: tokensOf(m, 32, 1), final: true, sampling: greedy });
+    return r.result.tokens![0]!;
+  };
+  const tokA = await ready(a, "contention-a");
+  const tokB = await ready(b, "contention-b");
+  const steps = 16;
+  const run = async (d: DeviceProcess, id: string, token: number, index: number) => {
+    const t0 = performance.now();
+    const r = await d.call({ op: "decode", modelId: m.id, steps, items: [{ requestId: id, token, tokenIndex: index, sampling: greedy }] });
+    return (performance.now() - t0) / (r.result.steps ?? steps);
+  };
+  const solo: number[] = [];
+  for (let k = 0; k < o.repeats + 1; k++) solo.push(await run(a, "contention-a", tokA, 1 + k * steps));
+  let busy = true;
+  const neighbour = (async () => {
+    for (let k = 0; busy && k < 10_000; k++) await run(b, "contention-b", tokB, 1 + k * steps);
+  })();
+  await run(b, "contention-b", tokB, 1); // b is under way
+  const shared: number[] = [];
+  for (let k = 0; k < o.repeats + 1; k++) shared.push(await run(a, "contention-a", tokA, 1 + (o.repeats + 1 + k) * steps));
+  busy = false;
+  await neighbour;
+  for (const [d, id] of [[a, "contention-a"], [b, "contention-b"]] as const) {
+    await d.call({ op: "release", requestIds: [id] });
+    await d.call({ op: "evict", modelIds: [m.id] });
+  }
+  const soloMs = median(solo);
+  const sharedMs = median(shared);
+  return { modelId: m.id, busyDevices: 2, soloStepMs: soloMs, sharedStepMs: sharedMs, slowdown: Math.max(1, sharedMs / soloMs) };
+}
+
 export interface MachineSettings {
   id: string;
   devices: MachineProfile["devices"];
   server: MachineProfile["server"];
 }
 
-export async function profileMachine(device: DeviceProcess, models: ServedModel[], settings: MachineSettings, o: ProfileOptions): Promise<MachineProfile> {
+export async function profileMachine(
+  device: DeviceProcess,
+  models: ServedModel[],
+  settings: MachineSettings,
+  o: ProfileOptions,
+  /** A second device of the machine, to measure how devices slow each other down. */
+  neighbour?: DeviceProcess,
+): Promise<MachineProfile> {
   const out: ModelCosts[] = [];
   for (const m of models) {
     const samples = await profileModel(device, m, o);
@@ -140,6 +188,13 @@ export async function profileMachine(device: DeviceProcess, models: ServedModel[
       samples: roundSamples(samples),
     });
   }
+  let contention: MachineProfile["contention"];
+  if (neighbour && models.length > 0) {
+    // The largest model: the one that leans hardest on the shared memory bandwidth.
+    const biggest = models.reduce((x, y) => (y.profile.weightBytes > x.profile.weightBytes ? y : x));
+    o.onStep?.(biggest.id, "contention");
+    contention = await measureContention(device, neighbour, biggest, o);
+  }
   return {
     kind: "pitcher-machine-profile",
     version: 1,
@@ -149,6 +204,7 @@ export async function profileMachine(device: DeviceProcess, models: ServedModel[
     devices: settings.devices,
     server: settings.server,
     models: out,
+    ...(contention ? { contention } : {}),
   };
 }
 

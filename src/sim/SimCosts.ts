@@ -25,6 +25,11 @@ export interface SimCosts {
   /** One decode step of `batch` sequences holding `contextTokens` tokens on average. */
   decodeStepMs(modelId: string, batch: number, contextTokens: number): number;
   kvSwapMs(modelId: string, tokens: number): number;
+  /**
+   * How much slower a command runs while `busyDevices` devices (itself included) work at
+   * once: devices that share a machine's cores and memory bandwidth (a CPU). Absent: 1.
+   */
+  contention?(busyDevices: number): number;
   /** Settings of the engine and scheduler these costs were measured under (a profile's server). */
   defaults?: { maxBatch?: number; contextTokens?: number; scheduler?: Partial<SchedulerOptions> };
 }

@@ -121,7 +121,9 @@ export function simulate(cfg: SimConfig, requests: WorkloadRequest[]): SimResult
       const cmd = scheduler.plan(devices[d]!.id, now);
       if (!cmd) continue;
       idle.delete(d);
-      const durationMs = durationOf(cmd);
+      // Devices sharing a machine slow each other down (priced when the command starts).
+      const slowdown = costs.contention ? costs.contention(devices.length - idle.size) : 1;
+      const durationMs = durationOf(cmd) * slowdown;
       queue.push(now + durationMs, 1, { kind: "done", device: d, cmd, durationMs });
     }
   };

@@ -58,6 +58,14 @@ export const machineProfileSchema = z
       })
       .strict(),
     models: z.array(modelCostsSchema).min(1),
+    /**
+     * Devices of one machine share cores and memory bandwidth: decode steps of one model
+     * alone and while another device decodes without pause.
+     */
+    contention: z
+      .object({ modelId: z.string(), busyDevices: z.number().int().min(2), soloStepMs: z.number().positive(), sharedStepMs: z.number().positive(), slowdown: z.number().min(1) })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -134,6 +142,10 @@ export function measuredCosts(p: MachineProfile): SimCosts {
     },
     decodeStepMs: (id, b, c) => decode(get(id), b, c),
     kvSwapMs: (id, t) => get(id).kvSwap.fixedMs + get(id).kvSwap.perTokenMs * t,
+    // Measured with two busy devices; in between and beyond, in proportion to the busy ones.
+    ...(p.contention
+      ? { contention: (busy: number) => 1 + ((p.contention!.slowdown - 1) * Math.max(0, busy - 1)) / (p.contention!.busyDevices - 1) }
+      : {}),
     defaults: {
       maxBatch: p.server.maxBatch,
       contextTokens: p.server.contextTokens,

@@ -11,6 +11,7 @@ import { findModelPreset, type SimModelSpec } from "./modelPresets.ts";
 import { planPolicy } from "./planner.ts";
 import { buildReport, reportHtml } from "./report.ts";
 import { analyticCosts } from "./SimCosts.ts";
+import { machineProfileSchema, measuredCosts, type MachineProfile } from "./machineProfile.ts";
 import { simulate } from "./Simulation.ts";
 
 const SHARED = path.resolve(import.meta.dirname, "../../../shared/data");
@@ -153,5 +154,57 @@ describe("simulation", () => {
     const r = simulate({ costs: analyticCosts(H800, models), slo, devices: 6, policy: "token" }, reqs);
     assert.equal(r.traces.length, reqs.length);
     assert.ok(r.report.attainment > 0.5);
+  });
+});
+
+describe("machine profile costs", () => {
+  const line = { fixedMs: 1, perSequenceMs: 2, perContextTokenMs: 0.001, medianError: 0 };
+  const profile = (slowdown?: number): MachineProfile =>
+    machineProfileSchema.parse({
+      kind: "pitcher-machine-profile",
+      version: 1,
+      id: "test-machine",
+      measuredAt: "2026-01-01T00:00:00Z",
+      host: { cpu: "test", cores: 2, memoryBytes: 1e9 },
+      devices: { count: 2, threadsPerDevice: 1, gpu: false, memoryBytes: 80e6 },
+      server: { policy: "token", prefillChunkTokens: 64, maxGroupSize: 8, maxQuotaMs: 4000, admissionTtftFactor: 0, maxBatch: 4, contextTokens: 1024 },
+      models: ["m0", "m1", "m2"].map((id) => ({
+        id,
+        weightBytes: 60e6,
+        kvBytesPerToken: 8192,
+        contextTokens: 1024,
+        maxBatch: 4,
+        slo: { ttftMs: 2000, tbtMs: 100 },
+        loadMs: 200,
+        evictMs: 5,
+        decode: line,
+        prefill: { fixedMs: 1, perTokenMs: 0.5, perTokenContextMs: 0, medianError: 0 },
+        kvSwap: { fixedMs: 1, perTokenMs: 0.01, medianError: 0 },
+        samples: { decode: [], prefill: [], load: [], evict: [], kvSwap: [] },
+      })),
+      ...(slowdown ? { contention: { modelId: "m0", busyDevices: 2, soloStepMs: 3, sharedStepMs: 3 * slowdown, slowdown } } : {}),
+    });
+
+  it("prices commands with the fitted lines and the server's settings", () => {
+    const c = measuredCosts(profile());
+    assert.equal(c.decodeStepMs("m0", 2, 100), 1 + 2 * 2 + 0.001 * 2 * 100);
+    assert.equal(c.prefillMs("m1", 0, 64), 1 + 0.5 * 64);
+    assert.equal(c.loadMs("m2"), 200);
+    assert.equal(c.memoryBytes, 80e6);
+    assert.equal(c.defaults?.scheduler?.prefillChunkTokens, 64);
+    assert.equal(c.contention, undefined);
+  });
+
+  it("slows commands down while the machine's other device is busy", () => {
+    const c = measuredCosts(profile(1.5));
+    assert.equal(c.contention!(1), 1);
+    assert.equal(c.contention!(2), 1.5);
+    const requests = generateWorkload(workloadSchema.parse({ seed: 5, durationSeconds: 30, ratePerSecond: 4, inputTokens: 64, outputTokens: 32 }), c.modelIds);
+    const run = (p: MachineProfile) => simulate({ costs: measuredCosts(p), slo: () => ({ ttftMs: 2000, tbtMs: 100 }), devices: 2, policy: "token", recordTimeline: true }, requests);
+    const alone = run(profile());
+    const shared = run(profile(1.5));
+    const busy = (r: ReturnType<typeof run>) => r.timeline.reduce((s, e) => s + e.endMs - e.startMs, 0);
+    assert.ok(busy(shared) > 1.2 * busy(alone), `busy time ${busy(shared)} vs ${busy(alone)}`);
+    assert.ok(shared.report.ttftP50Ms > alone.report.ttftP50Ms);
   });
 });
