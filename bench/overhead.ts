@@ -5,7 +5,7 @@
  *
  *   node --import tsx bench/overhead.ts --tokens 256 --rounds 3
  */
-import { spawn } from "node:child_process";
+import { startServerProcess } from "./serverProcess.ts";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -41,22 +41,8 @@ async function plainTokensPerSecond(): Promise<number> {
 // The server runs as its own process, as users run it; this process is only the client.
 const cfgFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pitcher-overhead-")), "pitcher.json");
 fs.writeFileSync(cfgFile, JSON.stringify({ cacheDir: CACHE, devices: { count: 1, threadsPerDevice: 1 }, scheduler: { calibrate: false }, models: [{ id: "m", path: file }] }));
-const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve", "--config", cfgFile, "--port", "0"], {
-  cwd: path.resolve(import.meta.dirname, ".."),
-  stdio: ["ignore", "pipe", "inherit"],
-});
-const server = {
-  url: await new Promise<string>((resolve) =>
-    child.stdout.on("data", (d) => {
-      const m = /listening on (http:\/\/\S+)/.exec(String(d));
-      if (m) resolve(m[1]!);
-    }),
-  ),
-  shutdown: async () => {
-    child.kill("SIGTERM");
-    await new Promise((r) => child.on("exit", r));
-  },
-};
+const running = await startServerProcess(cfgFile);
+const server = { url: running.url, shutdown: () => running.stop() };
 async function pitcherTokensPerSecond(): Promise<number> {
   const res = await fetch(`${server.url}/v1/completions`, {
     method: "POST",

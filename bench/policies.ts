@@ -27,6 +27,7 @@ const opts = new Command()
   .option("--duration <s>", "seconds per rate", "60")
   .option("--ttft <ms>", "TTFT target the servers schedule for", "2000")
   .option("--popularity <kind>", "uniform or zipf", "uniform")
+  .option("--output <n>", "output tokens per request", "32")
   .option("--seed <n>", "workload seed", "7")
   .option("--out <file>", "JSON results", "")
   .parse()
@@ -92,7 +93,7 @@ for (const policy of String(opts.policies).split(",")) {
       ratePerSecond: rate,
       popularity: opts.popularity === "zipf" ? { kind: "zipf", s: 1 } : { kind: "uniform" },
       inputTokens: 64,
-      outputTokens: 32,
+      outputTokens: Number(opts.output),
     });
     const requests = generateWorkload(spec, models.map((m) => m.id));
     const load = await runLoad(requests, { baseUrl: server.url, drainTimeoutMs: 30_000 });
