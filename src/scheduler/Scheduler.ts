@@ -82,6 +82,7 @@ export class Scheduler implements SchedulerView {
   readonly groups: WaitingGroup[] = [];
   readonly boundTo = new Map<DeviceId, Set<RequestRecord>>();
   readonly waiting = new Set<RequestRecord>();
+  readonly holders = new Map<ModelId, number>();
   readonly predictor: Predictor;
   readonly options: SchedulerOptions;
   private seq = 0;
@@ -228,6 +229,7 @@ export class Scheduler implements SchedulerView {
     }
     dev.down = true;
     dev.running = null;
+    for (const m of dev.resident.keys()) this.countHolder(m, -1);
     dev.resident.clear();
     dev.ledger.clear();
     dev.pendingRelease = [];
@@ -329,6 +331,12 @@ export class Scheduler implements SchedulerView {
     return d;
   }
 
+  private countHolder(modelId: ModelId, delta: number): void {
+    const n = (this.holders.get(modelId) ?? 0) + delta;
+    if (n > 0) this.holders.set(modelId, n);
+    else this.holders.delete(modelId);
+  }
+
   private touch(dev: DeviceState, modelId: ModelId, nowMs: number): void {
     const r = dev.resident.get(modelId);
     if (r) r.lastUsedMs = nowMs;
@@ -387,6 +395,7 @@ export class Scheduler implements SchedulerView {
     for (const v of evicted) {
       dev.ledger.free(weightKey(v));
       dev.resident.delete(v);
+      this.countHolder(v, -1);
       if (dev.turn?.modelId === v) dev.turn = null;
     }
     return { evicted };
@@ -413,6 +422,7 @@ export class Scheduler implements SchedulerView {
       if ("command" in room) return room.command;
       dev.ledger.allocate(weightKey(modelId), "weights", model.weightBytes);
       dev.resident.set(modelId, { ready: false, lastUsedMs: nowMs });
+      this.countHolder(modelId, +1);
       return this.withRelease(dev, { kind: "load", deviceId, modelId, evict: room.evicted });
     }
     if (!dev.resident.get(modelId)!.ready) return null;

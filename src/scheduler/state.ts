@@ -87,6 +87,8 @@ export interface SchedulerView {
   readonly boundTo: ReadonlyMap<DeviceId, ReadonlySet<RequestRecord>>;
   /** Waiting requests in arrival order (FIFO). */
   readonly waiting: ReadonlySet<RequestRecord>;
+  /** How many live devices hold each model (resident or loading). */
+  readonly holders: ReadonlyMap<ModelId, number>;
 }
 
 /** Models that requests bound to the device (prefilling or decoding) are using. */

@@ -50,19 +50,11 @@ export function eligibleWaiting(
   /** freeableWithoutPreempting(view, dev), computed once per plan by the caller. */
   myRoom: number,
 ): Map<ModelId, RequestRecord[]> {
-  const heldElsewhere = new Set<ModelId>();
-  for (const d of view.devices.values()) {
-    if (d === dev || d.down) continue;
-    for (const m of d.resident.keys()) if (mayServe(d, m)) heldElsewhere.add(m);
-  }
-  const otherRoom = new Map<DeviceState, number>();
-  const roomOf = (d: DeviceState): number => {
-    let r = otherRoom.get(d);
-    if (r === undefined) otherRoom.set(d, (r = freeableWithoutPreempting(view, d)));
-    return r;
-  };
-  let bestOtherRoom: Map<ModelId, boolean> | undefined;
   const out = new Map<ModelId, RequestRecord[]>();
+  // Called for every idle device at every event: nothing is built unless a group needs it.
+  if (view.groups.length === 0) return out;
+  let otherRoom: Map<DeviceState, number> | undefined;
+  let bestOtherRoom: Map<ModelId, boolean> | undefined;
   for (const g of view.groups) {
     if (!mayServe(dev, g.modelId)) continue;
     const list = out.get(g.modelId) ?? [];
@@ -71,12 +63,12 @@ export function eligibleWaiting(
       const oldest = view.requests.get(g.requestIds[0]!)!;
       const waited = nowMs - oldest.spec.arrivalMs;
       const young = waited < oldest.slo.ttftMs / 4;
-      if (heldElsewhere.has(g.modelId)) {
+      // Not resident here, so any holder is another device (failed devices hold nothing).
+      if (view.holders.has(g.modelId)) {
         // A second copy of a model costs a switch here and competes for its requests: only
-        // when the group has waited half its TTFT target, is more than one batch, and no one
-        // has to be preempted.
-        const model = view.models.get(g.modelId)!;
-        if (waited < oldest.slo.ttftMs / 2 || g.requestIds.length <= model.maxBatch || myRoom < model.weightBytes) continue;
+        // when the group has waited half its TTFT target, no one has to be preempted, and
+        // no copy is still loading (that one will take the group).
+        if (waited < oldest.slo.ttftMs / 2 || myRoom < view.models.get(g.modelId)!.weightBytes || copyLoading(view, g.modelId)) continue;
       } else if (young) {
         // Resident nowhere: leave it to a device that can host it without preempting, if any.
         const need = view.models.get(g.modelId)!.weightBytes;
@@ -84,8 +76,13 @@ export function eligibleWaiting(
           bestOtherRoom ??= new Map();
           if (!bestOtherRoom.has(g.modelId)) {
             let other = false;
-            for (const d of view.devices.values())
-              if (d !== dev && !d.down && mayServe(d, g.modelId) && roomOf(d) >= need) other = true;
+            otherRoom ??= new Map();
+            for (const d of view.devices.values()) {
+              if (d === dev || d.down || !mayServe(d, g.modelId)) continue;
+              let r = otherRoom.get(d);
+              if (r === undefined) otherRoom.set(d, (r = freeableWithoutPreempting(view, d)));
+              if (r >= need) other = true;
+            }
             bestOtherRoom.set(g.modelId, other);
           }
           if (bestOtherRoom.get(g.modelId)) continue;
@@ -104,6 +101,11 @@ export function eligibleWaiting(
     out.set(g.modelId, list);
   }
   return out;
+}
+
+function copyLoading(view: SchedulerView, modelId: ModelId): boolean {
+  for (const d of view.devices.values()) if (d.resident.get(modelId)?.ready === false) return true;
+  return false;
 }
 
 /** Bytes a device could free without preempting anyone: free memory plus idle models. */
