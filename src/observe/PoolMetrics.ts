@@ -52,12 +52,18 @@ export class PoolMetrics {
     const loads = new Counter({ name: "pitcher_model_loads_total", help: "Model weight loads onto a device.", labelNames: ["model", "device"], registers: r });
     const loadTime = new Histogram({
       name: "pitcher_model_load_seconds",
-      help: "Duration of model loads (including evicting what made room).",
+      help: "Duration of model loads (including evicting what made room for them).",
       labelNames: ["model"],
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers: r,
     });
     const evictions = new Counter({ name: "pitcher_model_evictions_total", help: "Models evicted from a device.", labelNames: ["model", "device"], registers: r });
+    const evictTime = new Histogram({
+      name: "pitcher_model_evict_seconds",
+      help: "Duration of evict commands (an eviction that makes room for a load is part of the load's duration).",
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers: r,
+    });
     const swapBytes = new Counter({ name: "pitcher_kv_swap_bytes_total", help: "KV cache bytes moved to (out) or from (in) the host tier.", labelNames: ["direction"], registers: r });
     const swapTime = new Histogram({
       name: "pitcher_kv_swap_seconds",
@@ -156,6 +162,7 @@ export class PoolMetrics {
       busy.inc({ device: c.deviceId, kind: c.kind }, seconds(ms));
       if (c.crashed) return;
       for (const m of c.evictModelIds) evictions.inc({ model: m, device: c.deviceId });
+      if (c.kind === "evict") evictTime.observe(seconds(ms));
       if (c.kind === "load" && c.modelId) {
         loads.inc({ model: c.modelId, device: c.deviceId });
         loadTime.observe({ model: c.modelId }, seconds(ms));

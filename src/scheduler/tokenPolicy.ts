@@ -66,9 +66,17 @@ export function eligibleWaiting(
       // Not resident here, so any holder is another device (failed devices hold nothing).
       if (view.holders.has(g.modelId)) {
         // A second copy of a model costs a switch here and competes for its requests: only
-        // when the group has waited half its TTFT target, no one has to be preempted, and
-        // no copy is still loading (that one will take the group).
-        if (waited < oldest.slo.ttftMs / 2 || myRoom < view.models.get(g.modelId)!.weightBytes || copyLoading(view, g.modelId)) continue;
+        // for a group that has waited half its TTFT target and is more than the holder can
+        // take in one batch (or a full group), without preempting anyone, and while no copy
+        // is still loading (that one will take the group).
+        const model = view.models.get(g.modelId)!;
+        if (
+          waited < oldest.slo.ttftMs / 2 ||
+          g.requestIds.length < Math.min(model.maxBatch + 1, perModel) ||
+          myRoom < model.weightBytes ||
+          copyLoading(view, g.modelId)
+        )
+          continue;
       } else if (young) {
         // Resident nowhere: leave it to a device that can host it without preempting, if any.
         const need = view.models.get(g.modelId)!.weightBytes;
