@@ -164,7 +164,7 @@ describe("failures inside the pool", () => {
     };
     server.pool.on("command", onCommand);
     try {
-      const victim = postJson(`${server.url}/v1/completions`, { model: "long", prompt: "park me", max_tokens: 200, temperature: 0 });
+      const victim = postJson(`${server.url}/v1/completions`, { model: "long", prompt: "park me", max_tokens: 400, temperature: 0 });
       await waitFor(() => commands.some((c) => c.kind === "decode" && c.modelId === "long"));
       const urgent = await server.client.completions.create({ model: "urgent", prompt: "now", max_tokens: 4, temperature: 0 });
       assert.equal(urgent.usage!.completion_tokens, 4);

@@ -18,7 +18,7 @@ describe("exactness under pooling", () => {
 
   async function preemptedRun(sampling: { temperature: number; seed?: number }): Promise<string> {
     commands.length = 0;
-    const long = server.client.completions.create({ model: "long", prompt, max_tokens: 160, ...sampling });
+    const long = server.client.completions.create({ model: "long", prompt, max_tokens: 400, ...sampling });
     // Once the long request decodes, urgent requests for the other model arrive.
     await waitFor(() => commands.some((c) => c.kind === "decode" && c.modelId === "long"));
     const urgent = await Promise.all(
@@ -26,7 +26,7 @@ describe("exactness under pooling", () => {
     );
     for (const u of urgent) assert.equal(u.usage!.completion_tokens, 8);
     const r = await long;
-    assert.equal(r.usage!.completion_tokens, 160);
+    assert.equal(r.usage!.completion_tokens, 400);
     const longId = commands.find((c) => c.kind === "prefill" && c.modelId === "long")!.requestIds[0]!;
     const kinds = commands.map((c) => `${c.kind}:${c.modelId ?? ""}:${c.requestIds.includes(longId) ? "L" : ""}`);
     const out = kinds.indexOf("swapOut:long:L");
@@ -39,13 +39,13 @@ describe("exactness under pooling", () => {
   }
 
   it("greedy: preempted output equals the output served alone", async () => {
-    const alone = await server.client.completions.create({ model: "long", prompt, max_tokens: 160, temperature: 0 });
+    const alone = await server.client.completions.create({ model: "long", prompt, max_tokens: 400, temperature: 0 });
     const pooled = await preemptedRun({ temperature: 0 });
     assert.equal(pooled, alone.choices[0]!.text);
   });
 
   it("seeded sampling: preempted output equals the output served alone", async () => {
-    const alone = await server.client.completions.create({ model: "long", prompt, max_tokens: 160, temperature: 0.9, seed: 42 });
+    const alone = await server.client.completions.create({ model: "long", prompt, max_tokens: 400, temperature: 0.9, seed: 42 });
     const pooled = await preemptedRun({ temperature: 0.9, seed: 42 });
     assert.equal(pooled, alone.choices[0]!.text);
   });

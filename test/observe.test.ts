@@ -38,7 +38,7 @@ describe("metrics and request log", () => {
   after(async () => server.shutdown());
 
   it("counts outcomes, SLOs, tokens, loads, evictions, preemptions and KV swaps; logs one line per request", async () => {
-    const long = server.client.completions.create({ model: "long", prompt: "The pool serves many models", max_tokens: 120, temperature: 0 });
+    const long = server.client.completions.create({ model: "long", prompt: "The pool serves many models", max_tokens: 400, temperature: 0 });
     await waitFor(() => server.commands.some((c) => c.kind === "decode" && c.modelId === "long"));
     const urgent = await server.client.completions.create({ model: "urgent", prompt: "Urgent", max_tokens: 8, temperature: 0 });
     const longResult = await long;
@@ -68,9 +68,9 @@ describe("metrics and request log", () => {
     assert.equal(v("pitcher_requests_total", { model: "urgent", outcome: "cancelled" }), 1);
     const scored = ["long", "urgent"].map((m) => v("pitcher_slo_requests_total", { model: m, result: "met" })! + v("pitcher_slo_requests_total", { model: m, result: "missed" })!);
     assert.deepEqual(scored, [1, 1], "each completed request scored once; the cancelled one not at all");
-    assert.equal(v("pitcher_generated_tokens_total", { model: "long" }), 120);
+    assert.equal(v("pitcher_generated_tokens_total", { model: "long" }), 400);
     assert.equal(v("pitcher_ttft_seconds_count", { model: "long" }), 1);
-    assert.equal(v("pitcher_tbt_seconds_count", { model: "long" }), 119, "one gap between each pair of tokens");
+    assert.equal(v("pitcher_tbt_seconds_count", { model: "long" }), 399, "one gap between each pair of tokens");
     assert.ok(v("pitcher_preemptions_total", { model: "long" })! >= 1, "the long request was preempted");
     assert.ok(v("pitcher_model_loads_total", { model: "long", device: "dev0" })! >= 2, "long was loaded, evicted and reloaded");
     assert.ok(v("pitcher_model_evictions_total", { model: "long", device: "dev0" })! >= 1);
@@ -93,7 +93,7 @@ describe("metrics and request log", () => {
     const l = byId.get(longResult.id)!;
     assert.equal(l.model, "long");
     assert.equal(l.outcome, "length");
-    assert.equal(l.completion_tokens, 120);
+    assert.equal(l.completion_tokens, 400);
     assert.ok(l.ttft_ms > 0 && l.e2e_ms >= l.ttft_ms && l.max_tbt_gap_ms > 0);
     assert.match(l.slo, /^(met|missed)$/);
     assert.equal(byId.get(urgent.id)!.slo_ttft_ms, 400);
