@@ -5,7 +5,6 @@
  *
  *   node --import tsx bench/policies.ts --scenario default --rates 2,4,6,8 --duration 60
  */
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -16,6 +15,7 @@ import { STAND_IN_CATALOG } from "../src/config/standInCatalog.ts";
 import { writeStandInModel } from "../src/engine/gguf/writeStandInModel.ts";
 import { ensureStandIns } from "../src/engine/resolveModels.ts";
 import { generateWorkload, workloadSchema } from "../src/workload/workload.ts";
+import { startServerProcess } from "./serverProcess.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const CACHE = path.join(ROOT, ".pitcher-cache");
@@ -58,27 +58,7 @@ async function startServer(policy: string, models: { id: string; path: string }[
       models,
     }),
   );
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve", "--config", cfg, "--port", "0"], {
-    cwd: ROOT,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  child.stderr.on("data", (d) => (out += d));
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stdout.on("data", (d) => {
-      const m = /listening on (http:\/\/\S+)/.exec(String(d));
-      if (m) resolve(m[1]!);
-    });
-    child.on("exit", () => reject(new Error(`server exited: ${out}`)));
-  });
-  return {
-    url,
-    async stop() {
-      const done = new Promise((r) => child.on("exit", r));
-      child.kill("SIGTERM");
-      await done;
-    },
-  };
+  return startServerProcess(cfg);
 }
 
 const models = scenarioModels();
