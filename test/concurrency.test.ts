@@ -42,3 +42,33 @@ for (const policy of ["token", "request"]) {
     });
   });
 }
+
+describe("long decode runs while nothing waits", () => {
+  let server: Awaited<ReturnType<typeof startTestServer>>;
+  const commands: CommandRecord[] = [];
+  before(async () => {
+    server = await startTestServer({ devices: { count: 1, memory: "80MB" }, scheduler: { idleDecodeSliceMs: 2000 } });
+    server.pool.on("command", (c) => commands.push(c));
+  });
+  after(async () => server.shutdown());
+
+  it("are cut short when a request arrives, and every token still arrives", async () => {
+    const model = STAND_IN_IDS[4]!;
+    const alone = server.client.completions.create({ model, prompt: "A long answer", max_tokens: 600, temperature: 0 });
+    const started = new Promise<void>((resolve) => {
+      const on = (c: { kind: string; interruptible?: boolean }) => {
+        if (c.kind === "decode" && c.interruptible) {
+          server.pool.off("commandStart", on);
+          resolve();
+        }
+      };
+      server.pool.on("commandStart", on);
+    });
+    await started;
+    const second = await server.client.completions.create({ model, prompt: "Me too", max_tokens: 4, temperature: 0 });
+    assert.equal(second.usage!.completion_tokens, 4);
+    assert.equal((await alone).usage!.completion_tokens, 600);
+    const cut = commands.filter((c) => c.kind === "decode" && c.interruptible && c.steps! < c.plannedSteps!);
+    assert.ok(cut.length >= 1, "a long run ended early for the new request");
+  });
+});

@@ -69,6 +69,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         prefillChunkTokens: config.scheduler.prefillChunkTokens,
         maxGroupSize: config.scheduler.maxGroupSize,
         maxQuotaMs: config.scheduler.maxQuotaMs,
+        idleDecodeSliceMs: config.scheduler.idleDecodeSliceMs,
         admissionTtftFactor: config.scheduler.admissionTtftFactor,
       },
     );

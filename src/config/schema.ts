@@ -61,6 +61,8 @@ export const configSchema = z
         prefillChunkTokens: z.number().int().min(1).default(64),
         maxGroupSize: z.number().int().min(1).default(8),
         maxQuotaMs: z.number().positive().default(4000),
+        /** Decode run when nothing else waits; cut short as soon as a request arrives. */
+        idleDecodeSliceMs: z.number().positive().default(250),
         /** 429 when the predicted wait exceeds this multiple of the TTFT target; 0 turns it off. */
         admissionTtftFactor: z.number().min(0).default(3),
         /** Measure each model once at start-up to seed the predictors. */

@@ -98,6 +98,11 @@ export type Command =
       requestIds: RequestId[];
       /** Decode steps to run back to back (each gives every request one token). */
       steps: number;
+      /**
+       * A long run planned because nothing else waited: the driver may end it after any
+       * step when new work arrives (the outcome reports the steps run).
+       */
+      interruptible?: boolean;
       release: RequestId[];
     }
   | { kind: "swapOut"; deviceId: DeviceId; modelId: ModelId; requestIds: RequestId[]; release: RequestId[] }

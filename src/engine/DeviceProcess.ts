@@ -94,6 +94,11 @@ export class DeviceProcess {
     return this.send({ id: 0, release, command }, onProgress);
   }
 
+  /** End the running decode after its current step (new work is waiting). */
+  yieldDecode(): void {
+    if (this.child?.connected) this.child.send({ id: 0, yield: true } satisfies WorkerMessage);
+  }
+
   /** Drop requests from the decode running now (no answer; ignored if none runs). */
   cancel(requestIds: RequestId[]): void {
     if (this.child?.connected) this.child.send({ id: 0, cancel: requestIds } satisfies WorkerMessage);

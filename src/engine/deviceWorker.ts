@@ -76,6 +76,8 @@ async function unload(modelId: ModelId): Promise<void> {
 
 /** Requests cancelled while a command runs (client gone, stop string seen). */
 const cancelled = new Set<RequestId>();
+/** New work waits for this device: the running decode ends after its current step. */
+let yieldRequested = false;
 
 async function run(id: number, cmd: WorkerCommand): Promise<WorkerResult> {
   const kvDir = init!.kvDir;
@@ -144,6 +146,10 @@ async function run(id: number, cmd: WorkerCommand): Promise<WorkerResult> {
         items = items
           .map((it, i) => ({ ...it, token: tokens[i]!, tokenIndex: it.tokenIndex + 1 }))
           .filter((it, i) => !m.endTokens.has(tokens[i]!) && !cancelled.has(it.requestId));
+        if (yieldRequested) {
+          step++;
+          break;
+        }
       }
       return { steps: step };
     }
@@ -193,6 +199,10 @@ process.on("message", (msg: WorkerMessage) => {
     for (const r of msg.cancel) cancelled.add(r);
     return;
   }
+  if ("yield" in msg) {
+    yieldRequested = true;
+    return;
+  }
   // One command at a time, in order: the scheduler never sends a second before the first
   // answers, but releases may arrive alone.
   queue = queue.then(async () => {
@@ -215,6 +225,8 @@ process.on("message", (msg: WorkerMessage) => {
       await release(msg.release);
       const result = await run(msg.id, msg.command);
       cancelled.clear();
+      // Cleared when a command ends, not when it starts: a yield may arrive before its decode does.
+      yieldRequested = false;
       send({ id: msg.id, ok: true, durationMs: performance.now() - t0, result });
     } catch (e) {
       send({ id: msg.id, ok: false, error: (e as Error).message, code: "engine_error" });

@@ -59,7 +59,9 @@ export type WorkerMessage =
   | { id: number; release: RequestId[]; command: WorkerCommand }
   | { id: number; init: WorkerInit }
   /** Handled at once, even while a command runs: drop these requests from a running decode. */
-  | { id: number; cancel: RequestId[] };
+  | { id: number; cancel: RequestId[] }
+  /** Handled at once: end the running (or next) decode after its current step. */
+  | { id: number; yield: true };
 
 export interface WorkerResult {
   /** prefill (final): the first output token; decode: one token per item, in order. */

@@ -65,6 +65,9 @@ export interface CommandStart {
   requestIds: RequestId[];
   /** Models this command drops from the device (evict, or load making room). */
   evictModelIds: ModelId[];
+  /** Decode: steps planned, and whether arriving work may cut the run short. */
+  plannedSteps?: number;
+  interruptible?: boolean;
 }
 
 export interface CommandRecord extends CommandStart {
@@ -105,6 +108,8 @@ export class Pool extends EventEmitter<PoolEvents> {
   private readonly recovering = new Set<DeviceId>();
   /** Requests in the decode command each device runs now (to cancel them mid-command). */
   private readonly decoding = new Map<DeviceId, Set<RequestId>>();
+  /** Devices running a long decode planned because nothing else waited. */
+  private readonly interruptible = new Set<DeviceId>();
   private draining = false;
   private readonly idleWaiters: (() => void)[] = [];
   private readonly clockZero = performance.now();
@@ -167,6 +172,9 @@ export class Pool extends EventEmitter<PoolEvents> {
         reject,
       };
       this.live.set(id, r);
+      // New work: long decodes planned while nothing waited end after their current step.
+      for (const d of this.interruptible) this.devices.get(d)!.yieldDecode();
+      this.interruptible.clear();
       if (params.signal) {
         if (params.signal.aborted) {
           queueMicrotask(() => this.cancel(id));
@@ -253,6 +261,7 @@ export class Pool extends EventEmitter<PoolEvents> {
       startMs,
       requestIds: cmd.kind === "decode" || cmd.kind === "swapIn" || cmd.kind === "swapOut" ? [...cmd.requestIds] : cmd.kind === "prefill" ? [cmd.requestId] : [],
       evictModelIds: cmd.kind === "load" ? [...cmd.evict] : cmd.kind === "evict" ? [...cmd.modelIds] : [],
+      ...(cmd.kind === "decode" ? { plannedSteps: cmd.steps, ...(cmd.interruptible ? { interruptible: true } : {}) } : {}),
     };
     this.emit("commandStart", start);
     // Decode steps stream their tokens while the command goes on: the worker does not wait
@@ -266,6 +275,7 @@ export class Pool extends EventEmitter<PoolEvents> {
           }
         : undefined;
     if (cmd.kind === "decode") this.decoding.set(device.id, new Set(cmd.requestIds));
+    if (cmd.kind === "decode" && cmd.interruptible) this.interruptible.add(device.id);
     let reply: { durationMs: number; result: WorkerResult };
     try {
       reply = await device.call(this.toWorker(cmd), cmd.release, onProgress);
@@ -276,6 +286,7 @@ export class Pool extends EventEmitter<PoolEvents> {
       return;
     } finally {
       this.decoding.delete(device.id);
+      this.interruptible.delete(device.id);
     }
     const endMs = this.now();
     const failed = reply.result.failed ?? [];

@@ -390,3 +390,33 @@ describe("memory ledger", () => {
     assert.equal(l.freeBytes, 60);
   });
 });
+
+describe("idle decode slices", () => {
+  it("runs long interruptible decodes while nothing waits, short ones once something does", () => {
+    const s = new Scheduler([model("a"), model("b")], [{ id: "d0", memoryBytes: 130 * MB }], { policy: "token", decodeSliceMs: 30, idleDecodeSliceMs: 300 });
+    s.submit({ id: "r1", modelId: "a", arrivalMs: 0, promptTokens: 8, maxOutputTokens: 500 }, 0);
+    let now = 0;
+    const run = (cmd: Command | null, steps?: number): Command => {
+      assert.ok(cmd);
+      now += costMs(cmd);
+      s.onCommandDone("d0", { durationMs: costMs(cmd), ...(steps !== undefined ? { steps } : {}) }, now);
+      return cmd;
+    };
+    run(s.plan("d0", now)); // load
+    run(s.plan("d0", now)); // prefill
+    const long = s.plan("d0", now)!;
+    assert.equal(long.kind, "decode");
+    assert.ok(long.kind === "decode" && long.interruptible && long.steps === 100, "300 ms of 3 ms steps");
+    // A request arrives; the driver cut the run after 7 steps.
+    s.submit({ id: "r2", modelId: "b", arrivalMs: now + 21, promptTokens: 8, maxOutputTokens: 4 }, now + 21);
+    run(long, 7);
+    assert.equal(s.requests.get("r1")!.generatedTokens, 8, "the first token plus the 7 steps run");
+    let next = s.plan("d0", now)!;
+    while (next.kind === "decode" && next.modelId === "a") {
+      assert.ok(!next.interruptible && next.steps <= 10, "short slices while b waits");
+      run(next);
+      next = s.plan("d0", now)!;
+    }
+    assert.equal(next.kind === "load" || next.kind === "prefill" ? next.modelId : "", "b");
+  });
+});

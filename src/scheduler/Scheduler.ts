@@ -43,6 +43,12 @@ export interface SchedulerOptions {
    * per token; shorter ones let new work in sooner.
    */
   decodeSliceMs: number;
+  /**
+   * Decode run when nothing else waits for the device (no other work, no waiting request):
+   * the command is marked interruptible and the driver ends it when work arrives. Equal to
+   * `decodeSliceMs` when the driver cannot interrupt (the simulator).
+   */
+  idleDecodeSliceMs?: number;
   /** Reject a request (HTTP 429) when its predicted wait exceeds this multiple of its TTFT target; 0 disables. */
   admissionTtftFactor: number;
 }
@@ -253,6 +259,7 @@ export class Scheduler implements SchedulerView {
       const planned = planTokenIntent(this, deviceId, nowMs, this.predictor, {
         maxQuotaMs: this.options.maxQuotaMs,
         decodeSliceMs: this.options.decodeSliceMs,
+        idleDecodeSliceMs: this.options.idleDecodeSliceMs ?? this.options.decodeSliceMs,
         maxGroupSize: this.options.maxGroupSize,
         prefillChunkTokens: this.options.prefillChunkTokens,
       });
@@ -482,7 +489,14 @@ export class Scheduler implements SchedulerView {
         final: to === r.spec.promptTokens,
       });
     }
-    return this.withRelease(dev, { kind: "decode", deviceId, modelId, requestIds: intent.requestIds, steps: intent.steps });
+    return this.withRelease(dev, {
+      kind: "decode",
+      deviceId,
+      modelId,
+      requestIds: intent.requestIds,
+      steps: intent.steps,
+      ...(intent.interruptible ? { interruptible: true } : {}),
+    });
   }
 
   /** Take a waiting request out of its group and bind it to a device. */

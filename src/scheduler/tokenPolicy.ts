@@ -20,6 +20,7 @@ import { hasMissedSlo, modelsInUse, nextTokenDeadlineMs } from "./state.ts";
 export interface TokenPolicyOptions {
   maxQuotaMs: number;
   decodeSliceMs: number;
+  idleDecodeSliceMs: number;
   maxGroupSize: number;
   prefillChunkTokens: number;
 }
@@ -290,7 +291,11 @@ export function planTokenIntent(
     if (turn.startedMs !== null) capMs = Math.max(capMs, turn.quotaMs - (nowMs - turn.startedMs));
   }
   const cap = capMs === Infinity ? Infinity : Math.floor(capMs / Math.max(stepMs, 1e-6));
-  const decode: Intent = { kind: "decode", modelId: w.modelId, requestIds: ids, steps: decodeSteps(batch, stepMs, options.decodeSliceMs, cap) };
+  // Nothing else wants this device (no other model's work, no prompt, nobody waiting in the
+  // pool): a long run saves a round trip per token, and the driver cuts it when work comes.
+  const idle = work.size === 1 && pre === undefined && view.waiting.size === 0 && options.idleDecodeSliceMs > options.decodeSliceMs;
+  const steps = decodeSteps(batch, stepMs, idle ? options.idleDecodeSliceMs : options.decodeSliceMs, cap);
+  const decode: Intent = { kind: "decode", modelId: w.modelId, requestIds: ids, steps, ...(idle ? { interruptible: true } : {}) };
   // A waiting prompt joins the running batch while it has room and its next token is not
   // due before the prompt's chunk is done (batching is what makes decode cheap); otherwise
   // earliest deadline first. The other intent is the fallback if memory blocks the first.
