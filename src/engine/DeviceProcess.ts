@@ -22,7 +22,7 @@ export class EngineCommandError extends Error {}
 interface Pending {
   resolve(v: { durationMs: number; result: WorkerResult }): void;
   reject(e: Error): void;
-  onProgress?: (p: WorkerProgress["progress"]) => void;
+  onProgress?: (p: WorkerProgress["progress"][number]) => void;
 }
 
 const WORKER_PATH = fileURLToPath(new URL("./deviceWorker.ts", import.meta.url));
@@ -65,7 +65,7 @@ export class DeviceProcess {
       const p = this.pending.get(msg.id);
       if (!p) return;
       if ("progress" in msg) {
-        p.onProgress?.(msg.progress);
+        for (const step of msg.progress) p.onProgress?.(step);
         return;
       }
       this.pending.delete(msg.id);
@@ -89,7 +89,7 @@ export class DeviceProcess {
   call(
     command: WorkerCommand,
     release: RequestId[] = [],
-    onProgress?: (p: WorkerProgress["progress"]) => void,
+    onProgress?: (p: WorkerProgress["progress"][number]) => void,
   ): Promise<{ durationMs: number; result: WorkerResult }> {
     return this.send({ id: 0, release, command }, onProgress);
   }
@@ -104,7 +104,7 @@ export class DeviceProcess {
     if (this.child?.connected) this.child.send({ id: 0, cancel: requestIds } satisfies WorkerMessage);
   }
 
-  private send(msg: WorkerMessage, onProgress?: (p: WorkerProgress["progress"]) => void): Promise<{ durationMs: number; result: WorkerResult }> {
+  private send(msg: WorkerMessage, onProgress?: (p: WorkerProgress["progress"][number]) => void): Promise<{ durationMs: number; result: WorkerResult }> {
     const child = this.child;
     if (!child) return Promise.reject(new DeviceCrashedError(this.id, "not running"));
     const id = this.nextId++;

@@ -127,6 +127,14 @@ async function run(id: number, cmd: WorkerCommand): Promise<WorkerResult> {
       const m = loaded(cmd.modelId);
       let items = cmd.items;
       let step = 0;
+      // Steps' tokens go out together at most every `progressEveryMs`, and at the end.
+      let pending: WorkerProgress["progress"] = [];
+      let lastSent = performance.now();
+      const flush = () => {
+        if (pending.length) send({ id, progress: pending });
+        pending = [];
+        lastSent = performance.now();
+      };
       for (; step < cmd.steps && items.length > 0; step++) {
         // Issued in the same tick, the sequences' evaluations merge into one batch.
         const results = await Promise.all(
@@ -141,7 +149,8 @@ async function run(id: number, cmd: WorkerCommand): Promise<WorkerResult> {
           if (t === undefined || t === null) throw new Error(`decode produced no token for ${items[i]!.requestId}`);
           return t;
         });
-        send({ id, progress: { requestIds: items.map((it) => it.requestId), tokens } });
+        pending.push({ requestIds: items.map((it) => it.requestId), tokens });
+        if (performance.now() - lastSent >= cmd.progressEveryMs) flush();
         // Sequences that ended (end token) or were cancelled leave the batch.
         items = items
           .map((it, i) => ({ ...it, token: tokens[i]!, tokenIndex: it.tokenIndex + 1 }))
@@ -151,6 +160,7 @@ async function run(id: number, cmd: WorkerCommand): Promise<WorkerResult> {
           break;
         }
       }
+      flush();
       return { steps: step };
     }
     case "swapOut": {

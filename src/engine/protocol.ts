@@ -48,8 +48,13 @@ export type WorkerCommand =
       op: "decode";
       modelId: ModelId;
       items: { requestId: RequestId; token: number; tokenIndex: number; sampling: Sampling }[];
-      /** Steps to run back to back; each step's tokens go out as a progress message at once. */
+      /** Steps to run back to back. */
       steps: number;
+      /**
+       * Steps' tokens go out together at most this often (and at the end): one message per
+       * fast step costs more than the step. 0: every step at once.
+       */
+      progressEveryMs: number;
     }
   | { op: "swapOut"; modelId: ModelId; requestIds: RequestId[] }
   | { op: "swapIn"; modelId: ModelId; requestIds: RequestId[] }
@@ -74,10 +79,14 @@ export interface WorkerResult {
   steps?: number;
 }
 
-/** One decode step's tokens, sent while the command goes on. */
+/**
+ * Decode steps' tokens, sent while the command goes on: every step's at once when steps are
+ * slow, a few steps' together when they are fast (one message per step would cost more
+ * than the step itself: see BENCHMARKS.md).
+ */
 export interface WorkerProgress {
   id: number;
-  progress: { requestIds: RequestId[]; tokens: number[] };
+  progress: { requestIds: RequestId[]; tokens: number[] }[];
 }
 
 export type WorkerReply =

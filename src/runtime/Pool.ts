@@ -23,6 +23,12 @@ import type { Tokenizers } from "../engine/Tokenizers.ts";
 import type { Scheduler } from "../scheduler/Scheduler.ts";
 import { TextStream } from "./TextStream.ts";
 
+/**
+ * Longest a decoded token waits in the worker before it is streamed. Sending every step of
+ * a 3 ms step costs ≈15% of single-stream speed on CPU (BENCHMARKS.md § 1).
+ */
+export const PROGRESS_EVERY_MS = 25;
+
 export interface GenerationParams {
   /** Used in responses and logs; must be unique among running requests. */
   requestId: RequestId;
@@ -240,6 +246,9 @@ export class Pool extends EventEmitter<PoolEvents> {
           op: "decode",
           modelId: cmd.modelId,
           steps: cmd.steps,
+          // Tokens reach the client in bursts this far apart at most: a quarter of the
+          // tightest TBT target in the batch, and never more than 25 ms.
+          progressEveryMs: Math.min(PROGRESS_EVERY_MS, ...cmd.requestIds.map((id) => this.live.get(id)!.slo.tbtMs / 4)),
           items: cmd.requestIds.map((id) => {
             const r = this.live.get(id)!;
             return { requestId: id, token: r.output[r.output.length - 1]!, tokenIndex: r.output.length, sampling: r.params.sampling };

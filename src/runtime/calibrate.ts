@@ -7,6 +7,7 @@ import type { DeviceProcess } from "../engine/DeviceProcess.ts";
 import { loadCommand } from "../engine/loadCommand.ts";
 import type { ServedModel } from "../engine/resolveModels.ts";
 import type { Predictor } from "../scheduler/Predictor.ts";
+import { PROGRESS_EVERY_MS } from "./Pool.ts";
 
 export interface CalibrationRow {
   modelId: string;
@@ -28,7 +29,7 @@ export async function calibrate(device: DeviceProcess, models: ServedModel[], pr
     const pre = await device.call({ op: "prefill", modelId: m.id, requestId: id, tokens: prompt, final: true, sampling: { temperature: 0 } });
     const steps = 8;
     const item = { requestId: id, token: pre.result.tokens![0]!, tokenIndex: 1, sampling: { temperature: 0 } };
-    const decode = await device.call({ op: "decode", modelId: m.id, items: [item], steps });
+    const decode = await device.call({ op: "decode", modelId: m.id, items: [item], steps, progressEveryMs: PROGRESS_EVERY_MS });
     const out = await device.call({ op: "swapOut", modelId: m.id, requestIds: [id] });
     const back = await device.call({ op: "swapIn", modelId: m.id, requestIds: [id] });
     await device.call({ op: "release", requestIds: [id] });

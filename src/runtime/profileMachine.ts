@@ -11,6 +11,7 @@
 import os from "node:os";
 import type { DeviceProcess } from "../engine/DeviceProcess.ts";
 import { loadCommand } from "../engine/loadCommand.ts";
+import { PROGRESS_EVERY_MS } from "./Pool.ts";
 import type { WorkerCommand } from "../engine/protocol.ts";
 import type { ServedModel } from "../engine/resolveModels.ts";
 import { fitModelCosts, type MachineProfile, type ModelCosts, type ModelSamples } from "../sim/machineProfile.ts";
@@ -93,6 +94,7 @@ export async function profileModel(device: DeviceProcess, m: ServedModel, o: Pro
           op: "decode",
           modelId: m.id,
           steps,
+          progressEveryMs: PROGRESS_EVERY_MS,
           items: reqs.map((q) => ({ requestId: q.id, token: q.last, tokenIndex: 1 + k * steps, sampling: greedy })),
         });
         perStep.push(r.ms / (r.result.steps ?? steps));
@@ -136,7 +138,7 @@ export async function measureContention(a: DeviceProcess, b: DeviceProcess, m: S
   const steps = 16;
   const run = async (d: DeviceProcess, id: string, token: number, index: number) => {
     const t0 = performance.now();
-    const r = await d.call({ op: "decode", modelId: m.id, steps, items: [{ requestId: id, token, tokenIndex: index, sampling: greedy }] });
+    const r = await d.call({ op: "decode", modelId: m.id, steps, progressEveryMs: PROGRESS_EVERY_MS, items: [{ requestId: id, token, tokenIndex: index, sampling: greedy }] });
     return (performance.now() - t0) / (r.result.steps ?? steps);
   };
   const solo: number[] = [];
