@@ -13,7 +13,7 @@ import { Command } from "commander";
 import { getLlama, LlamaLogLevel, type Token } from "node-llama-cpp";
 import { ensureStandIns } from "../src/engine/resolveModels.ts";
 
-const opts = new Command().option("--model <id>", "stand-in model", "llama-58m-q8-a").option("--tokens <n>", "tokens per run", "256").option("--rounds <n>", "alternations", "3").parse().opts();
+const opts = new Command().option("--model <id>", "stand-in model", "llama-58m-q8-a").option("--tokens <n>", "tokens per run", "256").option("--rounds <n>", "alternations", "3").option("--idle-slice <ms>", "scheduler.idleDecodeSliceMs (default: the server's)").parse().opts();
 const CACHE = path.resolve(import.meta.dirname, "..", ".pitcher-cache");
 const file = ensureStandIns(CACHE).find((m) => m.id === opts.model)!.path;
 const N = Number(opts.tokens);
@@ -40,7 +40,7 @@ async function plainTokensPerSecond(): Promise<number> {
 
 // The server runs as its own process, as users run it; this process is only the client.
 const cfgFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pitcher-overhead-")), "pitcher.json");
-fs.writeFileSync(cfgFile, JSON.stringify({ cacheDir: CACHE, devices: { count: 1, threadsPerDevice: 1 }, scheduler: { calibrate: false }, models: [{ id: "m", path: file }] }));
+fs.writeFileSync(cfgFile, JSON.stringify({ cacheDir: CACHE, devices: { count: 1, threadsPerDevice: 1 }, scheduler: { calibrate: false, ...(opts.idleSlice ? { idleDecodeSliceMs: Number(opts.idleSlice) } : {}) }, models: [{ id: "m", path: file }] }));
 const running = await startServerProcess(cfgFile);
 const server = { url: running.url, shutdown: () => running.stop() };
 async function pitcherTokensPerSecond(): Promise<number> {
@@ -79,4 +79,7 @@ console.log(`model ${opts.model}, ${N} tokens, 1 thread, ${opts.rounds} alternat
 console.log(`plain node-llama-cpp: ${plain.map((x) => x.toFixed(1)).join(", ")} tok/s (median ${median(plain).toFixed(1)})`);
 console.log(`through Pitcher:      ${pitcher.map((x) => x.toFixed(1)).join(", ")} tok/s (median ${median(pitcher).toFixed(1)})`);
 console.log(`ratio (median): ${((median(pitcher) / median(plain)) * 100).toFixed(1)}%`);
+// Rounds alternate, so each round's pair shares the VM's speed at that moment: the median of
+// per-round ratios is robust to the drift that moves both medians.
+console.log(`paired ratio (median of per-round ratios): ${(median(pitcher.map((p, i) => p / plain[i]!)) * 100).toFixed(1)}%`);
 process.exit(0);

@@ -28,6 +28,7 @@ const opts = new Command()
   .option("--ttft <ms>", "TTFT target the servers schedule for", "2000")
   .option("--popularity <kind>", "uniform or zipf", "uniform")
   .option("--output <n>", "output tokens per request", "32")
+  .option("--idle-slice <ms>", "scheduler.idleDecodeSliceMs of the servers", "250")
   .option("--seed <n>", "workload seed", "7")
   .option("--out <file>", "JSON results", "")
   .parse()
@@ -53,7 +54,7 @@ async function startServer(policy: string, models: { id: string; path: string }[
     JSON.stringify({
       cacheDir: CACHE,
       devices: { count: 2, threadsPerDevice: 1, memory: "80MB" },
-      scheduler: { policy, admissionTtftFactor: 0, calibrate: true },
+      scheduler: { policy, admissionTtftFactor: 0, calibrate: true, idleDecodeSliceMs: Number(opts.idleSlice) },
       defaults: { slo: { ttftMs, tbtMs: 100 }, maxBatch: 4 },
       models,
     }),

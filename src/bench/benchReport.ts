@@ -6,11 +6,13 @@
 import { chartJs } from "../observe/chartJs.ts";
 import type { SloReport } from "../core/slo.ts";
 
-export interface BenchReportRow {
+/** One arrival rate of a bench run: overall and per-model SLO reports, errors, latency CDFs. */
+export interface BenchRow {
   rate: number;
   overall: SloReport;
   perModel: Record<string, SloReport>;
   errors: Record<string, number>;
+  /** Latency distributions: (ms, percentile) pairs. */
   ttftCdf: [number, number][];
   tbtCdf: [number, number][];
 }
@@ -18,7 +20,7 @@ export interface BenchReportRow {
 export interface BenchReport {
   url: string;
   workload: string;
-  rates: BenchReportRow[];
+  rates: BenchRow[];
 }
 
 export function benchReportHtml(r: BenchReport): string {

@@ -10,7 +10,7 @@ import { cdfPoints, sloReport, type SloReport } from "../core/slo.ts";
 import type { SloTargets } from "../core/types.ts";
 import { formatZodError } from "../config/loadConfig.ts";
 import path from "node:path";
-import { benchReportHtml, type BenchReport } from "../bench/benchReport.ts";
+import { benchReportHtml, type BenchReport, type BenchRow } from "../bench/benchReport.ts";
 import { runLoad } from "../bench/loadClient.ts";
 import { generateWorkload, workloadSchema } from "../workload/workload.ts";
 
@@ -25,15 +25,7 @@ export interface BenchArgs {
   drainTimeoutMs?: number;
 }
 
-export interface BenchRow {
-  rate: number;
-  overall: SloReport;
-  perModel: Record<string, SloReport>;
-  errors: Record<string, number>;
-  /** Latency distributions: (ms, percentile) pairs. */
-  ttftCdf: [number, number][];
-  tbtCdf: [number, number][];
-}
+export type { BenchRow };
 
 /** Models and their SLOs as the server lists them (Pitcher publishes `meta.slo`). */
 async function serverModels(url: string): Promise<{ ids: string[]; slo: Map<string, SloTargets> }> {
