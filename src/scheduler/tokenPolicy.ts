@@ -231,9 +231,10 @@ export function planTokenIntent(
     const guardMs = 2 * Math.max(predictor.decodeStepMs(turn.modelId, batchSize), 1);
     let keep = elapsed < turn.quotaMs || (!cheapUrgent && elapsed < options.maxQuotaMs && expensiveSlack > guardMs);
     if (!keep && !cheapUrgent && expensive && elapsed < options.maxQuotaMs && current.onTime > 0) {
-      // Someone misses either way: the waiting work if the turn goes on, or the running batch
-      // if it is preempted, since its deadlines keep running while the device switches away
-      // and back. Preempt only when that costs fewer requests their SLO.
+      // The waiting work's slack has run out, but preempting the running batch costs two
+      // switches while its deadlines keep running. Preempt only when the trip away and back
+      // spares every on-time request of the batch and finishing first would cost a waiting
+      // request its SLO.
       keep =
         missedIfPreempted(current, expensive, nowMs, predictor, switchMs(expensive.modelId), batchSize, maxBatch(expensive.modelId)) > 0 ||
         missedIfKept(current, expensive, nowMs, predictor, batchSize) === 0;
@@ -314,8 +315,8 @@ export function planTokenIntent(
 
 /**
  * Running requests of `current` that would miss a deadline if the device served `other`
- * first: switching there, prefilling and decoding a batch of its work to the end (turns
- * are kept while that costs fewer misses), and switching back.
+ * first: switching there, prefilling and decoding a batch of its work to the end, and
+ * switching back, with a margin of half again.
  */
 function missedIfPreempted(current: ModelWork, other: ModelWork, nowMs: number, predictor: Predictor, switchMs: number, batchSize: number, otherMaxBatch: number): number {
   let otherMs = 0;
