@@ -14,7 +14,8 @@ import { sloReport } from "../src/core/slo.ts";
 import { STAND_IN_CATALOG } from "../src/config/standInCatalog.ts";
 import { writeStandInModel } from "../src/engine/gguf/writeStandInModel.ts";
 import { ensureStandIns } from "../src/engine/resolveModels.ts";
-import { generateWorkload, workloadSchema } from "../src/workload/workload.ts";
+import { generateWorkload } from "../src/workload/workload.ts";
+import { scenarioWorkload } from "./scenarioWorkload.ts";
 import { startServerProcess } from "./serverProcess.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
@@ -68,15 +69,7 @@ const rows: Record<string, unknown>[] = [];
 for (const policy of String(opts.policies).split(",")) {
   for (const rate of String(opts.rates).split(",").map(Number)) {
     const server = await startServer(policy, models, ttftMs);
-    const spec = workloadSchema.parse({
-      seed: Number(opts.seed),
-      durationSeconds: Number(opts.duration),
-      ratePerSecond: rate,
-      popularity: opts.popularity === "zipf" ? { kind: "zipf", s: 1 } : { kind: "uniform" },
-      inputTokens: 64,
-      outputTokens: Number(opts.output),
-    });
-    const requests = generateWorkload(spec, models.map((m) => m.id));
+    const requests = generateWorkload(scenarioWorkload(opts, rate), models.map((m) => m.id));
     const load = await runLoad(requests, { baseUrl: server.url, drainTimeoutMs: 30_000 });
     await server.stop();
     const at = (ttft: number) => sloReport(load.traces, () => ({ ttftMs: ttft, tbtMs: 100 }), load.durationMs);

@@ -12,7 +12,8 @@ import { DEFAULT_SLO } from "../src/core/types.ts";
 import { machineProfileSchema, measuredCosts } from "../src/sim/machineProfile.ts";
 import { loadMachineProfile } from "../src/sim/planInputs.ts";
 import { simulate, type SimPolicy } from "../src/sim/Simulation.ts";
-import { generateWorkload, workloadSchema } from "../src/workload/workload.ts";
+import { generateWorkload } from "../src/workload/workload.ts";
+import { scenarioWorkload } from "./scenarioWorkload.ts";
 
 const opts = new Command()
   .requiredOption("--profile <file>", "machine profile")
@@ -43,17 +44,7 @@ console.log(`policy   ${String(opts.rates).split(",").map((r) => `${r}/s`.padSta
 for (const policy of String(opts.policies).split(",")) {
   const cells: string[] = [];
   for (const rate of String(opts.rates).split(",").map(Number)) {
-    const requests = generateWorkload(
-      workloadSchema.parse({
-        seed: Number(opts.seed),
-        durationSeconds: Number(opts.duration),
-        ratePerSecond: rate,
-        popularity: opts.popularity === "zipf" ? { kind: "zipf", s: 1 } : { kind: "uniform" },
-        inputTokens: 64,
-        outputTokens: Number(opts.output),
-      }),
-      costs.modelIds,
-    );
+    const requests = generateWorkload(scenarioWorkload(opts, rate), costs.modelIds);
     const r = simulate({ costs, slo: () => ({ ...DEFAULT_SLO, ttftMs }), devices: profile.devices.count, policy: policy as SimPolicy, recordTimeline: !!opts.verbose }, requests);
     cells.push(r.report.attainment.toFixed(3).padStart(7));
     if (opts.verbose) {
