@@ -14,6 +14,7 @@ import { loadCommand } from "../engine/loadCommand.ts";
 import { PROGRESS_EVERY_MS } from "./Pool.ts";
 import type { WorkerCommand } from "../engine/protocol.ts";
 import type { ServedModel } from "../engine/resolveModels.ts";
+import { median } from "../sim/fit.ts";
 import { fitModelCosts, type MachineProfile, type ModelCosts, type ModelSamples } from "../sim/machineProfile.ts";
 
 export interface ProfileOptions {
@@ -23,7 +24,6 @@ export interface ProfileOptions {
   onStep?: (modelId: string, what: string) => void;
 }
 
-const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor((v.length - 1) / 2)]!;
 
 /** Prompt tokens any vocabulary accepts: spread over the ids, never 0. */
 function tokensOf(m: ServedModel, n: number, salt: number): number[] {

@@ -50,8 +50,13 @@ export function fitNonNegative(x: number[][], y: number[]): number[] {
   }
 }
 
+/** The lower median (a measured value, never an average of two); 0 for no values. */
+export function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s.length ? s[Math.floor((s.length - 1) / 2)]! : 0;
+}
+
 /** Median of |predicted − measured| / measured. */
 export function medianRelativeError(predicted: number[], measured: number[]): number {
-  const e = measured.map((m, i) => Math.abs(predicted[i]! - m) / m).sort((a, b) => a - b);
-  return e.length ? e[Math.floor((e.length - 1) / 2)]! : 0;
+  return median(measured.map((m, i) => Math.abs(predicted[i]! - m) / m));
 }

@@ -13,7 +13,7 @@
 import { z } from "zod";
 import type { SloTargets } from "../core/types.ts";
 import { DEFAULT_SCHEDULER_OPTIONS } from "../scheduler/Scheduler.ts";
-import { fitNonNegative, medianRelativeError } from "./fit.ts";
+import { fitNonNegative, median, medianRelativeError } from "./fit.ts";
 import type { SimCosts } from "./SimCosts.ts";
 
 const samples = z.array(z.array(z.number()));
@@ -72,11 +72,6 @@ export const machineProfileSchema = z
 export type MachineProfile = z.infer<typeof machineProfileSchema>;
 export type ModelCosts = z.infer<typeof modelCostsSchema>;
 export type ModelSamples = ModelCosts["samples"];
-
-const median = (v: number[]) => {
-  const s = [...v].sort((a, b) => a - b);
-  return s.length ? s[Math.floor((s.length - 1) / 2)]! : 0;
-};
 
 /** Fit a model's cost lines to its samples. */
 export function fitModelCosts(s: ModelSamples): Pick<ModelCosts, "loadMs" | "evictMs" | "decode" | "prefill" | "kvSwap"> {
