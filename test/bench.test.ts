@@ -1,13 +1,12 @@
 // `pitcher bench` against a real server: open-loop load, every token timed, SLO-scored.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { runBench } from "../src/cli/bench.ts";
 import { generateWorkload, workloadSchema } from "../src/workload/workload.ts";
-import { ROOT, standInPaths, startTestServer } from "./helpers.ts";
+import { runCli, standInPaths, startTestServer } from "./helpers.ts";
 
 describe("pitcher bench", () => {
   let server: Awaited<ReturnType<typeof startTestServer>>;
@@ -41,12 +40,9 @@ describe("pitcher bench", () => {
 
   it("sweeps rates from the command line, prints JSON and writes the HTML report", async () => {
     const prefix = path.join(path.dirname(workloadFile), "report");
-    const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "bench", "--url", server.url, "--workload", workloadFile, "--rates", "1,2", "--json", "--report", prefix], { cwd: ROOT });
-    let out = "";
-    child.stdout.on("data", (d) => (out += d));
-    const code = await new Promise((r) => child.on("exit", r));
-    assert.equal(code, 0);
-    const json = JSON.parse(out) as { rates: { rate: number; overall: { requests: number; attainment: number } }[] };
+    const run = await runCli(["bench", "--url", server.url, "--workload", workloadFile, "--rates", "1,2", "--json", "--report", prefix]);
+    assert.equal(run.code, 0, run.stderr);
+    const json = JSON.parse(run.stdout) as { rates: { rate: number; overall: { requests: number; attainment: number } }[] };
     assert.deepEqual(json.rates.map((r) => r.rate), [1, 2]);
     assert.ok(json.rates[1]!.overall.requests > json.rates[0]!.overall.requests);
     const saved = JSON.parse(fs.readFileSync(`${prefix}.json`, "utf8"));

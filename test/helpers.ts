@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import path from "node:path";
 import OpenAI from "openai";
 import { startServer, type RunningServer, type ServeOptions } from "../src/cli/serve.ts";
@@ -67,6 +68,16 @@ export async function postJson(url: string, body: unknown, headers: Record<strin
     json = text;
   }
   return { status: res.status, headers: res.headers, json };
+}
+
+/** Run `pitcher <args>` as a user does, to its exit. */
+export function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], { cwd: ROOT });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d) => (stdout += d));
+  child.stderr.on("data", (d) => (stderr += d));
+  return new Promise((r) => child.on("exit", (code) => r({ code, stdout, stderr })));
 }
 
 /** Poll a condition (for events that have no promise of their own). */

@@ -1,6 +1,5 @@
 // `pitcher profile` on a real device, then `pitcher plan --profile` and `simulate --profile` on its output.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -8,16 +7,7 @@ import { before, describe, it } from "node:test";
 import { parseConfig } from "../src/config/loadConfig.ts";
 import { runProfile } from "../src/cli/profile.ts";
 import { machineProfileSchema, measuredCosts, type MachineProfile } from "../src/sim/machineProfile.ts";
-import { CACHE_DIR, ROOT, standInPaths } from "./helpers.ts";
-
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], { cwd: ROOT });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d) => (stdout += d));
-  child.stderr.on("data", (d) => (stderr += d));
-  return new Promise((r) => child.on("exit", (code) => r({ code, stdout, stderr })));
-}
+import { CACHE_DIR, ROOT, runCli as cli, standInPaths } from "./helpers.ts";
 
 describe("pitcher profile → plan --profile", () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pitcher-profile-"));
