@@ -37,7 +37,7 @@ let segments = [];
 let models = [];
 const MB = (b) => (b / 1048576).toFixed(1) + " MB";
 const pct = (x) => (x === null ? "–" : (100 * x).toFixed(1) + "%");
-const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
+const esc = pitcherEscape;
 function render(s) {
   models = s.models.map((m) => m.id);
   segments = segments.concat(s.segments).filter((g) => g.endMs >= s.nowMs - s.windowMs);

@@ -5,6 +5,7 @@
 //   segments: { device, kind, model?, startMs, endMs, requests? }
 //   models:   every model id, in a stable order (fixes each model's colour)
 // Each segment is an SVG <rect> with data-device, data-kind and data-model attributes.
+// Also: pitcherColour(models, model), pitcherEscape(text) for HTML.
 (function () {
   const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
   function colour(models, m) {
@@ -75,4 +76,5 @@
   }
   window.pitcherTimeline = draw;
   window.pitcherColour = colour;
+  window.pitcherEscape = esc;
 })();
