@@ -190,6 +190,32 @@ describe("token policy", () => {
     assert.ok(bDone < aDone);
   });
 
+  it("a request parked by one device resumes on another that is free for its model", () => {
+    // d0 parks a1 to serve b1; d1, once c1 is done, loads a and takes a1 over from the host
+    // tier instead of leaving it to wait for d0 to switch back.
+    const b = model("b", { slo: { ttftMs: 600, tbtMs: 100 } });
+    const devices: DeviceProfile[] = [
+      { id: "d0", memoryBytes: 70 * MB, allowedModels: ["a", "b"] },
+      { id: "d1", memoryBytes: 70 * MB, allowedModels: ["a", "c"] },
+    ];
+    const s = new Scheduler([model("a"), b, model("c")], devices, { policy: "token" });
+    const reqs: RequestSpec[] = [
+      { id: "a1", modelId: "a", arrivalMs: 0, promptTokens: 16, maxOutputTokens: 300 },
+      { id: "c1", modelId: "c", arrivalMs: 0, promptTokens: 16, maxOutputTokens: 100 },
+      { id: "b1", modelId: "b", arrivalMs: 300, promptTokens: 16, maxOutputTokens: 300 },
+    ];
+    const log = drive(s, reqs);
+    const parked = log.commands.findIndex((c) => c.kind === "swapOut" && c.requestIds.includes("a1"));
+    assert.equal(log.commands[parked]?.deviceId, "d0", "d0 parked a1");
+    const resumed = log.commands.slice(parked).find((c) => c.kind === "swapIn" && c.requestIds.includes("a1"));
+    assert.equal(resumed?.deviceId, "d1", "d1 resumed a1");
+    assert.ok(log.commands.some((c) => c.kind === "decode" && c.deviceId === "d1" && c.requestIds.includes("a1")));
+    assert.equal(log.tokens.get("a1"), 300);
+    assert.equal(log.tokens.get("b1"), 300);
+    assert.equal(s.activeRequestCount, 0);
+    for (const d of s.devices.values()) assert.equal(d.ledger.bytesOf("kv"), 0);
+  });
+
   it("lets a model keep the device while other work has slack (fewer switches)", () => {
     const s = new Scheduler([model("a"), model("b")], [{ id: "d0", memoryBytes: 70 * MB }], { policy: "token" });
     const reqs: RequestSpec[] = [

@@ -89,6 +89,7 @@ export class Scheduler implements SchedulerView {
   readonly boundTo = new Map<DeviceId, Set<RequestRecord>>();
   readonly waiting = new Set<RequestRecord>();
   readonly holders = new Map<ModelId, number>();
+  readonly parked = new Set<RequestRecord>();
   readonly predictor: Predictor;
   readonly options: SchedulerOptions;
   private seq = 0;
@@ -365,6 +366,7 @@ export class Scheduler implements SchedulerView {
   private swapOut(dev: DeviceState, modelId: ModelId, reqs: RequestRecord[]): Command {
     for (const r of reqs) {
       r.kv = "host";
+      this.parked.add(r);
       dev.ledger.free(kvKey(r.spec.id));
     }
     return this.withRelease(dev, { kind: "swapOut", deviceId: dev.profile.id, modelId, requestIds: reqs.map((r) => r.spec.id) });
@@ -464,8 +466,16 @@ export class Scheduler implements SchedulerView {
     const parked = needKv.filter((r) => r.kv === "host");
     if (parked.length > 0) {
       for (const r of parked) {
+        // KV in the host tier belongs to no device: a request parked by another device
+        // resumes here and is bound here from now on.
+        if (r.deviceId !== deviceId) {
+          this.boundTo.get(r.deviceId!)!.delete(r);
+          r.deviceId = deviceId;
+          this.boundTo.get(deviceId)!.add(r);
+        }
         dev.ledger.allocate(kvKey(r.spec.id), "kv", kvReservationBytes(model, r.spec));
         r.kv = "device";
+        this.parked.delete(r);
       }
       return this.withRelease(dev, { kind: "swapIn", deviceId, modelId, requestIds: parked.map((r) => r.spec.id) });
     }
@@ -522,6 +532,7 @@ export class Scheduler implements SchedulerView {
     if (!r) return undefined;
     if (r.phase === "queued") this.removeFromGroup(r);
     this.waiting.delete(r);
+    this.parked.delete(r);
     if (r.deviceId !== undefined) this.boundTo.get(r.deviceId)!.delete(r);
     if (r.deviceId !== undefined && r.kv !== "none") {
       const dev = this.devices.get(r.deviceId)!;

@@ -87,6 +87,8 @@ export interface SchedulerView {
   readonly boundTo: ReadonlyMap<DeviceId, ReadonlySet<RequestRecord>>;
   /** Waiting requests in arrival order (FIFO). */
   readonly waiting: ReadonlySet<RequestRecord>;
+  /** Requests whose KV is parked in the host tier (any device may resume them). */
+  readonly parked: ReadonlySet<RequestRecord>;
   /** How many live devices hold each model (resident or loading). */
   readonly holders: ReadonlyMap<ModelId, number>;
 }

@@ -112,6 +112,24 @@ export function eligibleWaiting(
   return out;
 }
 
+/**
+ * Requests another device parked whose model that device no longer holds: their KV sits in
+ * the host tier, so this device may resume them where their model is ready here, or where
+ * no device holds it and this one can load it without preempting. Otherwise a parked
+ * request waits for the device that parked it to switch back, which under load may come
+ * after its deadline.
+ */
+function adoptableParked(view: SchedulerView, dev: DeviceState, room: number): RequestRecord[] {
+  const out: RequestRecord[] = [];
+  for (const r of view.parked) {
+    const m = r.spec.modelId;
+    if (r.deviceId === dev.profile.id || !mayServe(dev, m)) continue;
+    if (view.devices.get(r.deviceId!)!.resident.has(m)) continue;
+    if (dev.resident.get(m)?.ready || (!view.holders.has(m) && room >= view.models.get(m)!.weightBytes)) out.push(r);
+  }
+  return out;
+}
+
 function copyLoading(view: SchedulerView, modelId: ModelId): boolean {
   for (const d of view.devices.values()) if (d.resident.get(modelId)?.ready === false) return true;
   return false;
@@ -150,6 +168,7 @@ export function workOnDevice(
     if (r.phase === "decoding") get(r.spec.modelId).decoding.push(r);
     else if (r.phase === "prefilling") get(r.spec.modelId).prefill.push(r);
   }
+  for (const r of adoptableParked(view, dev, room)) (r.phase === "decoding" ? get(r.spec.modelId).decoding : get(r.spec.modelId).prefill).push(r);
   for (const [modelId, reqs] of eligibleWaiting(view, dev, nowMs, perModel, room)) get(modelId).prefill.push(...reqs);
   // Requests that can still meet their SLO come first (earliest deadline first); those that
   // cannot yield to them and follow in admission order.
