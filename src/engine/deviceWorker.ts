@@ -11,6 +11,7 @@ import fs from "node:fs/promises";
 import { getLlama, LlamaLogLevel, type Llama, type Token, type LlamaContext, type LlamaContextSequence, type LlamaModel } from "node-llama-cpp";
 import type { ModelId, RequestId } from "../core/types.ts";
 import { kvPaths, KvStateError, sealKvState, verifyKvState } from "./kvStateFile.ts";
+import { skipResourceSimulation } from "./skipResourceSimulation.ts";
 import type { Sampling, WorkerCommand, WorkerInit, WorkerMessage, WorkerProgress, WorkerReply, WorkerResult } from "./protocol.ts";
 
 interface LoadedModel {
@@ -229,6 +230,8 @@ process.on("message", (msg: WorkerMessage) => {
           progressLogs: false,
           skipDownload: true,
         });
+        // A CPU device has no layers to fit and budgets memory in the server's ledger.
+        if (llama.gpu === false) skipResourceSimulation();
         send({ id: msg.id, ok: true, durationMs: performance.now() - t0, result: {} });
         return;
       }
