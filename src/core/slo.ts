@@ -25,6 +25,12 @@ export function meetsDeadlineSlo(t: RequestTrace, slo: SloTargets): boolean {
   return true;
 }
 
+/** The lower median (a measured value, never an average of two); 0 for no values. */
+export function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s.length ? s[Math.floor((s.length - 1) / 2)]! : 0;
+}
+
 export function percentile(values: number[], p: number): number {
   return percentileOfSorted(Float64Array.from(values).sort(), p);
 }

@@ -10,6 +10,7 @@
 import fs from "node:fs/promises";
 import { getLlama, LlamaLogLevel, type Llama, type Token, type LlamaContext, type LlamaContextSequence, type LlamaModel } from "node-llama-cpp";
 import type { ModelId, RequestId } from "../core/types.ts";
+import { BatchModeChooser } from "./batchMode.ts";
 import { kvPaths, KvStateError, sealKvState, verifyKvState } from "./kvStateFile.ts";
 import { skipResourceSimulation } from "./skipResourceSimulation.ts";
 import type { Sampling, WorkerCommand, WorkerInit, WorkerMessage, WorkerProgress, WorkerReply, WorkerResult } from "./protocol.ts";
@@ -22,6 +23,8 @@ interface LoadedModel {
   contextTokens: number;
   free: LlamaContextSequence[];
   byRequest: Map<RequestId, LlamaContextSequence>;
+  /** Whether a decode step of n sequences runs as one batch or one sequence at a time. */
+  batchModes: BatchModeChooser;
 }
 
 let llama: Llama | undefined;
@@ -98,7 +101,7 @@ async function run(id: number, cmd: WorkerCommand): Promise<WorkerResult> {
         const free: LlamaContextSequence[] = [];
         for (let i = 0; i < cmd.slots; i++) free.push(context.getSequence());
         free.reverse();
-        models.set(cmd.modelId, { model, endTokens: new Set(cmd.endTokens), context, fingerprint: cmd.fingerprint, contextTokens: cmd.contextTokens, free, byRequest: new Map() });
+        models.set(cmd.modelId, { model, endTokens: new Set(cmd.endTokens), context, fingerprint: cmd.fingerprint, contextTokens: cmd.contextTokens, free, byRequest: new Map(), batchModes: new BatchModeChooser() });
       } catch (e) {
         await model.dispose();
         throw e;
@@ -137,14 +140,20 @@ async function run(id: number, cmd: WorkerCommand): Promise<WorkerResult> {
         lastSent = performance.now();
       };
       for (; step < cmd.steps && items.length > 0; step++) {
+        const evaluate = (it: (typeof items)[number]) =>
+          sequenceFor(m, it.requestId).controlledEvaluate([
+            [it.token as Token, { generateNext: { token: true, options: stepOptions(it.sampling, it.tokenIndex) } }],
+          ]);
+        const mode = m.batchModes.choose(items.length);
+        const t0 = performance.now();
+        let results: Awaited<ReturnType<typeof evaluate>>[];
         // Issued in the same tick, the sequences' evaluations merge into one batch.
-        const results = await Promise.all(
-          items.map((it) =>
-            sequenceFor(m, it.requestId).controlledEvaluate([
-              [it.token as Token, { generateNext: { token: true, options: stepOptions(it.sampling, it.tokenIndex) } }],
-            ]),
-          ),
-        );
+        if (mode === "batched") results = await Promise.all(items.map(evaluate));
+        else {
+          results = [];
+          for (const it of items) results.push(await evaluate(it));
+        }
+        m.batchModes.observe(items.length, mode, performance.now() - t0);
         const tokens = results.map((r, i) => {
           const t = r[0]?.next?.token;
           if (t === undefined || t === null) throw new Error(`decode produced no token for ${items[i]!.requestId}`);

@@ -3,6 +3,9 @@
  * profile fits (a handful of terms): ordinary least squares, and any term whose
  * coefficient comes out negative is dropped (set to 0) and the rest refitted.
  */
+import { median } from "../core/slo.ts";
+
+export { median };
 
 /** Solve A x = b (square, small) by Gaussian elimination with partial pivoting; null if singular. */
 function solve(a: number[][], b: number[]): number[] | null {
@@ -50,11 +53,6 @@ export function fitNonNegative(x: number[][], y: number[]): number[] {
   }
 }
 
-/** The lower median (a measured value, never an average of two); 0 for no values. */
-export function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s.length ? s[Math.floor((s.length - 1) / 2)]! : 0;
-}
 
 /** Median of |predicted − measured| / measured. */
 export function medianRelativeError(predicted: number[], measured: number[]): number {
