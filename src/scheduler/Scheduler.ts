@@ -309,7 +309,6 @@ export class Scheduler implements SchedulerView {
   snapshot(): SchedulerSnapshot {
     const waitingByModel: Record<ModelId, number> = {};
     const runningByModel: Record<ModelId, number> = {};
-    let hostKvRequests = 0;
     for (const m of this.models.keys()) {
       waitingByModel[m] = 0;
       runningByModel[m] = 0;
@@ -317,7 +316,6 @@ export class Scheduler implements SchedulerView {
     for (const r of this.requests.values()) {
       if (r.phase === "queued") waitingByModel[r.spec.modelId]!++;
       else runningByModel[r.spec.modelId]!++;
-      if (r.kv === "host") hostKvRequests++;
     }
     const devices = [...this.devices.values()].map((d) => ({
       id: d.profile.id,
@@ -328,7 +326,7 @@ export class Scheduler implements SchedulerView {
       weightBytes: d.ledger.bytesOf("weights"),
       kvBytes: d.ledger.bytesOf("kv"),
     }));
-    return { devices, waitingByModel, runningByModel, hostKvRequests };
+    return { devices, waitingByModel, runningByModel, hostKvRequests: this.parked.size };
   }
 
   // ---- mechanism ---------------------------------------------------------------------
