@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import { after, before, describe, it } from "node:test";
-import type { CommandRecord } from "../src/runtime/Pool.ts";
+import type { CommandRecord, CommandStart } from "../src/runtime/Pool.ts";
 import { kvPaths } from "../src/engine/kvStateFile.ts";
 import { postJson, standInPaths, startPreemptionServer, startTestServer, waitFor } from "./helpers.ts";
 
@@ -149,6 +149,37 @@ describe("failures inside the pool", () => {
     await waitFor(() => dev.pid !== undefined && dev.pid !== oldPid);
     const after = await server.client.completions.create({ model: "long", prompt: "back again", max_tokens: 5, temperature: 0 });
     assert.equal(after.usage!.completion_tokens, 5);
+  });
+
+  it("a request parked in the host tier survives a crash of its device and returns the text it returns alone", async () => {
+    const prompt = "Parked while the device dies";
+    const alone = await server.client.completions.create({ model: "long", prompt, max_tokens: 400, temperature: 0 });
+    commands.length = 0;
+    const dev = server.pool.devices.get("dev0")!;
+    let killed = false;
+    let parkedOut = false;
+    const onStart = (c: CommandStart) => {
+      if (c.kind === "swapOut" && c.modelId === "long") parkedOut = true;
+      // The long request's KV has gone to the host tier (commands run one at a time) and
+      // the urgent model is loading.
+      if (!killed && parkedOut && c.kind === "load" && c.modelId === "urgent") {
+        killed = true;
+        dev.kill("SIGABRT");
+      }
+    };
+    server.pool.on("commandStart", onStart);
+    try {
+      const parked = server.client.completions.create({ model: "long", prompt, max_tokens: 400, temperature: 0 });
+      await waitFor(() => commands.some((c) => c.kind === "decode" && c.modelId === "long"));
+      const urgent = await server.client.completions.create({ model: "urgent", prompt: "now", max_tokens: 4, temperature: 0 });
+      assert.equal(urgent.usage!.completion_tokens, 4);
+      const r = await parked;
+      assert.ok(killed, "the device died while the long request was parked");
+      assert.equal(r.usage!.completion_tokens, 400);
+      assert.equal(r.choices[0]!.text, alone.choices[0]!.text);
+    } finally {
+      server.pool.off("commandStart", onStart);
+    }
   });
 
   it("a corrupt KV state file fails only its request with a clear error; the pool goes on", async () => {

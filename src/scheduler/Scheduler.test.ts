@@ -358,6 +358,38 @@ describe("events", () => {
     assert.equal(s.devices.get("d0")!.ledger.usedBytes, 60 * MB);
   });
 
+  it("a request parked in the host tier survives its device's failure and finishes", () => {
+    const b = model("b", { slo: { ttftMs: 600, tbtMs: 100 } });
+    const s = new Scheduler([model("a"), b], [{ id: "d0", memoryBytes: 70 * MB }], { policy: "token" });
+    s.submit({ id: "a1", modelId: "a", arrivalMs: 0, promptTokens: 16, maxOutputTokens: 300 }, 0);
+    // Run until b1's arrival makes the device park a1 (the preemption test above, step by step).
+    let now = 0;
+    let cmd: Command | null = null;
+    let parked = false;
+    for (let i = 0; i < 200 && !parked; i++) {
+      if (now >= 300 && !s.requests.has("b1")) s.submit({ id: "b1", modelId: "b", arrivalMs: now, promptTokens: 16, maxOutputTokens: 10 }, now);
+      cmd = s.plan("d0", now);
+      if (!cmd) break;
+      now += costMs(cmd);
+      s.onCommandDone("d0", { durationMs: costMs(cmd) }, now);
+      parked = cmd.kind === "swapOut" && cmd.requestIds.includes("a1");
+    }
+    assert.ok(parked, "a1 was parked");
+    // The worker dies while b is loading: b1 (if bound) fails, a1 stays.
+    const b1Bound = s.requests.get("b1")?.deviceId === "d0";
+    s.plan("d0", now);
+    const failed = s.onDeviceFailed("d0", "worker crashed").map((f) => f.requestId);
+    assert.ok(!failed.includes("a1"));
+    assert.deepEqual(failed, b1Bound ? ["b1"] : []);
+    assert.equal(s.requests.get("a1")!.kv, "host");
+    s.onDeviceUp("d0");
+    const log = drive(s, []);
+    assert.ok(log.finished.some((f) => f.requestId === "a1" && f.reason === "length"));
+    assert.ok(log.commands.some((c) => c.kind === "swapIn" && c.requestIds.includes("a1")), "a1 came back from the host tier");
+    assert.equal(s.activeRequestCount, 0);
+    assert.equal(s.devices.get("d0")!.ledger.bytesOf("kv"), 0);
+  });
+
   it("admission control rejects with a retry time when the predicted wait breaks the TTFT target", () => {
     const s = new Scheduler([model("a", { slo: { ttftMs: 500, tbtMs: 100 } })], [{ id: "d0", memoryBytes: 70 * MB }], {
       admissionTtftFactor: 1,

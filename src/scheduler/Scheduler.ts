@@ -224,15 +224,18 @@ export class Scheduler implements SchedulerView {
     return finished;
   }
 
-  /** The device's worker died: its requests fail, its memory is gone; waiting requests stay. */
+  /**
+   * The device's worker died: requests with state on it fail, its memory is gone. Waiting
+   * requests stay, and so do requests parked in the host tier: their KV is not on the
+   * device, and it or another device resumes them.
+   */
   onDeviceFailed(deviceId: DeviceId, error: string): FinishedRequest[] {
     const dev = this.device(deviceId);
     const finished: FinishedRequest[] = [];
     for (const r of [...this.boundTo.get(deviceId)!]) {
-      {
-        if (r.kv === "device") r.kv = "none"; // its memory is gone with the worker
-        finished.push(this.end(r.spec.id, "error", error)!);
-      }
+      if (r.kv === "host") continue;
+      if (r.kv === "device") r.kv = "none"; // its memory is gone with the worker
+      finished.push(this.end(r.spec.id, "error", error)!);
     }
     dev.down = true;
     dev.running = null;
