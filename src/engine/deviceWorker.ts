@@ -139,11 +139,12 @@ async function run(id: number, cmd: WorkerCommand): Promise<WorkerResult> {
         pending = [];
         lastSent = performance.now();
       };
+      // One sequence's step: feed its pending token, sample the next.
+      const evaluate = (it: (typeof items)[number]) =>
+        sequenceFor(m, it.requestId).controlledEvaluate([
+          [it.token as Token, { generateNext: { token: true, options: stepOptions(it.sampling, it.tokenIndex) } }],
+        ]);
       for (; step < cmd.steps && items.length > 0; step++) {
-        const evaluate = (it: (typeof items)[number]) =>
-          sequenceFor(m, it.requestId).controlledEvaluate([
-            [it.token as Token, { generateNext: { token: true, options: stepOptions(it.sampling, it.tokenIndex) } }],
-          ]);
         const mode = m.batchModes.choose(items.length);
         const t0 = performance.now();
         let results: Awaited<ReturnType<typeof evaluate>>[];
