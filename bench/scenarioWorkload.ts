@@ -6,9 +6,11 @@
 import { workloadSchema, type WorkloadSpec } from "../src/workload/workload.ts";
 
 /**
- * `o`: the scripts' command-line options (`--seed`, `--duration`, `--popularity`, `--output`,
- * and optionally `--output-cv`: log-normal output lengths of that mean and coefficient of
- * variation, up to 900 tokens (the prompt and the output fit a 1024-token context); `--arrival-cv`: gamma arrivals of that coefficient of variation, burstier than Poisson above 1).
+ * `o`: the scripts' command-line options: `--seed`, `--duration`, `--popularity`, `--output`,
+ * and optionally `--output-cv` (log-normal output lengths of that mean and coefficient of
+ * variation, up to 900 tokens, so that prompt and output fit a 1024-token context) and
+ * `--arrival-cv` (gamma arrivals of that coefficient of variation; above 1 burstier than
+ * Poisson).
  */
 export function scenarioWorkload(o: Record<string, unknown>, rate: number): WorkloadSpec {
   return workloadSchema.parse({
