@@ -31,6 +31,7 @@ const opts = new Command()
   .option("--arrival-cv <cv>", "gamma arrivals of this coefficient of variation (1: Poisson)", "1")
   .option("--popularity <kind>", "uniform or zipf", "uniform")
   .option("--output <n>", "output tokens per request", "32")
+  .option("--memory <size>", "device memory budget (weights + KV) per device; 80MB holds one 58M model, 500MB all six", "80MB")
   .option("--idle-slice <ms>", "scheduler.idleDecodeSliceMs of the servers", "250")
   .option("--seed <n>", "workload seed", "7")
   .option("--out <file>", "JSON results", "")
@@ -56,7 +57,7 @@ async function startServer(policy: string, models: { id: string; path: string }[
     cfg,
     JSON.stringify({
       cacheDir: CACHE,
-      devices: { count: 2, threadsPerDevice: 1, memory: "80MB" },
+      devices: { count: 2, threadsPerDevice: 1, memory: String(opts.memory) },
       scheduler: { policy, admissionTtftFactor: 0, calibrate: true, idleDecodeSliceMs: Number(opts.idleSlice) },
       defaults: { slo: { ttftMs, tbtMs: 100 }, maxBatch: 4 },
       models,
