@@ -141,24 +141,36 @@ export async function measureContention(a: DeviceProcess, b: DeviceProcess, m: S
     const r = await d.call({ op: "decode", modelId: m.id, steps, progressEveryMs: PROGRESS_EVERY_MS, items: [{ requestId: id, token, tokenIndex: index, sampling: greedy }] });
     return (performance.now() - t0) / (r.result.steps ?? steps);
   };
+  // Alone and shared in alternating rounds, each shared round against the solo round just
+  // before it: a machine whose speed drifts during the probe (a shared VM) then moves both
+  // sides of a ratio, not one block of samples.
   const solo: number[] = [];
-  for (let k = 0; k < o.repeats + 1; k++) solo.push(await run(a, "contention-a", tokA, 1 + k * steps));
-  let busy = true;
-  const neighbour = (async () => {
-    for (let k = 0; busy && k < 10_000; k++) await run(b, "contention-b", tokB, 1 + k * steps);
-  })();
-  await run(b, "contention-b", tokB, 1); // b is under way
-  const shared: number[] = [];
-  for (let k = 0; k < o.repeats + 1; k++) shared.push(await run(a, "contention-a", tokA, 1 + (o.repeats + 1 + k) * steps));
-  busy = false;
-  await neighbour;
+  const ratios: number[] = [];
+  let index = 1;
+  let bIndex = 1;
+  for (let k = 0; k < 2 * (o.repeats + 1); k++) {
+    const alone = await run(a, "contention-a", tokA, index);
+    index += steps;
+    let busy = true;
+    const neighbour = (async () => {
+      for (let j = 0; busy && j < 10_000; j++, bIndex += steps) await run(b, "contention-b", tokB, bIndex);
+    })();
+    // Let b get under way before timing a.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const shared = await run(a, "contention-a", tokA, index);
+    index += steps;
+    busy = false;
+    await neighbour;
+    solo.push(alone);
+    ratios.push(shared / alone);
+  }
   for (const [d, id] of [[a, "contention-a"], [b, "contention-b"]] as const) {
     await d.call({ op: "release", requestIds: [id] });
     await d.call({ op: "evict", modelIds: [m.id] });
   }
   const soloMs = median(solo);
-  const sharedMs = median(shared);
-  return { modelId: m.id, busyDevices: 2, soloStepMs: soloMs, sharedStepMs: sharedMs, slowdown: Math.max(1, sharedMs / soloMs) };
+  const slowdown = Math.max(1, median(ratios));
+  return { modelId: m.id, busyDevices: 2, soloStepMs: soloMs, sharedStepMs: soloMs * slowdown, slowdown };
 }
 
 export interface MachineSettings {
