@@ -261,6 +261,28 @@ describe("token policy", () => {
     assert.equal(log.tokens.get("r3"), 40);
   });
 
+  it("a prompt that would miss its first token waiting for a slot parks the holder with the most slack, without swapping at every step", () => {
+    // r1 and r2 hold both slots for ~6 s more when r3 arrives; each has banked ~25 s of slack.
+    const s = new Scheduler([model("a", { maxBatch: 2, contextTokens: 2048 })], [{ id: "d0", memoryBytes: 120 * MB }], { policy: "token" });
+    const reqs: RequestSpec[] = [
+      { id: "r1", modelId: "a", arrivalMs: 0, promptTokens: 8, maxOutputTokens: 1500 },
+      { id: "r2", modelId: "a", arrivalMs: 0, promptTokens: 8, maxOutputTokens: 1500 },
+      { id: "r3", modelId: "a", arrivalMs: 1000, promptTokens: 8, maxOutputTokens: 100 },
+    ];
+    const log = drive(s, reqs);
+    const r3First = log.commands.findIndex((c) => c.kind === "prefill" && c.requestId === "r3");
+    const parked = log.commands.findIndex((c) => c.kind === "swapOut");
+    assert.ok(parked >= 0 && parked < r3First, "a slot holder was parked for r3");
+    for (const r of reqs) assert.equal(log.tokens.get(r.id), r.maxOutputTokens, `tokens of ${r.id}`);
+    assert.ok(log.finished.findIndex((f) => f.requestId === "r3") < log.finished.findIndex((f) => f.requestId === "r1"), "r3 finished first");
+    // Three decoding requests in two slots: the parked one comes back when its deadline nears
+    // or a slot frees, not at every step because its deadline is the earliest.
+    const swaps = log.commands.filter((c) => c.kind === "swapOut" || c.kind === "swapIn").length;
+    assert.ok(swaps <= 4, `${swaps} swaps`);
+    assert.equal(s.activeRequestCount, 0);
+    assert.equal(s.devices.get("d0")!.ledger.bytesOf("kv"), 0);
+  });
+
   it("requests that can no longer meet their SLO yield to requests that still can", () => {
     // "late" arrived long ago: its TTFT deadline has passed. "fresh" of another model can
     // still make its own. With one model resident at a time, fresh goes first.

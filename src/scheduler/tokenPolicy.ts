@@ -281,21 +281,30 @@ export function planTokenIntent(
   if (turn.startedMs === null && dev.resident.get(turn.modelId)?.ready) turn = { ...turn, startedMs: nowMs };
 
   const w = work.get(turn.modelId)!;
-  const batch = w.decoding.slice(0, maxBatch(w.modelId));
+  const batch = decodeBatch(w, maxBatch(w.modelId), nowMs);
   // A prompt needs a slot in the model's context. With every slot held by a request that can
   // still meet its SLO, the prompt waits for one to finish: parking a running request to
-  // start another only trades whose deadline slips, and costs two KV copies.
+  // start another only trades whose deadline slips, and costs two KV copies. Except where
+  // waiting would cost the prompt its first token while a slot holder has banked more slack
+  // than the prompt's whole TTFT target: that one is parked (the mechanism parks the request
+  // whose next token is due last) and comes back when its deadline nears (decodeBatch).
   let pre: RequestRecord | undefined = w.prefill[0];
   if (pre && pre.kv !== "device") {
     let held = 0;
     let heldMissed = 0;
+    let mostSlackMs = -Infinity;
+    let firstFreeMs = Infinity;
+    const fullStepMs = predictor.decodeStepMs(w.modelId, maxBatch(w.modelId));
     for (const r of w.decoding)
       if (r.kv === "device") {
         held++;
         if (hasMissedSlo(r, nowMs)) heldMissed++;
+        else mostSlackMs = Math.max(mostSlackMs, nextTokenDeadlineMs(r) - nowMs);
+        firstFreeMs = Math.min(firstFreeMs, (r.spec.maxOutputTokens - r.generatedTokens) * fullStepMs);
       }
     for (const r of w.prefill) if (r.kv === "device") held++;
-    if (held >= maxBatch(w.modelId) && heldMissed === 0) pre = undefined;
+    const waitingMisses = w.prefillOnTime && prefillStartBy(pre, predictor) - nowMs < firstFreeMs;
+    if (held >= maxBatch(w.modelId) && heldMissed === 0 && !(waitingMisses && mostSlackMs > pre.slo.ttftMs)) pre = undefined;
   }
   const prefill: Intent[] = pre ? [{ kind: "prefill", modelId: w.modelId, requestId: pre.spec.id }] : [];
   if (batch.length === 0) return { intents: prefill, turn };
@@ -324,12 +333,29 @@ export function planTokenIntent(
   if (pre !== undefined) {
     const chunkMs = predictor.prefillMs(w.modelId, Math.min(pre.spec.promptTokens - pre.prefilledTokens, options.prefillChunkTokens));
     // Work that can no longer meet its SLO has no deadline to keep.
-    const batchDue = w.onTime > 0 ? nextTokenDeadlineMs(batch[0]!) : Infinity;
+    let batchDue = Infinity;
+    for (const r of batch) if (!hasMissedSlo(r, nowMs)) batchDue = Math.min(batchDue, nextTokenDeadlineMs(r));
     const prefillDue = w.prefillOnTime ? prefillStartBy(pre, predictor) : Infinity;
     const roomInBatch = w.decoding.length < maxBatch(w.modelId);
     prefillFirst = (roomInBatch && batchDue - stepMs - nowMs > chunkMs) || (prefillDue !== Infinity && prefillDue <= batchDue);
   }
   return { intents: prefillFirst ? [...prefill, decode] : [decode, ...prefill], turn };
+}
+
+/**
+ * The requests of one decode step: up to `size`, earliest deadline first, except that a
+ * request parked in the host tier displaces one whose KV is on the device only when its
+ * next token is due within its TBT target. Choosing by deadline alone swapped requests in
+ * and out at every step once a model had more decoding requests than slots: each step moves
+ * the batch's deadlines past the parked ones'.
+ */
+export function decodeBatch(w: ModelWork, size: number, nowMs: number): RequestRecord[] {
+  if (w.decoding.length <= size) return w.decoding.slice();
+  const urgent = (r: RequestRecord): boolean => r.kv !== "device" && !hasMissedSlo(r, nowMs) && nextTokenDeadlineMs(r) - nowMs < r.slo.tbtMs;
+  const first = w.decoding.filter(urgent);
+  const onDevice = w.decoding.filter((r) => r.kv === "device");
+  const rest = w.decoding.filter((r) => r.kv !== "device" && !urgent(r));
+  return [...first, ...onDevice, ...rest].slice(0, size);
 }
 
 /**
