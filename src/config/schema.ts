@@ -60,7 +60,7 @@ export const configSchema = z
         policy: z.enum(POLICY_NAMES as [string, ...string[]]).default("token"),
         prefillChunkTokens: z.number().int().min(1).default(64),
         maxGroupSize: z.number().int().min(1).default(8),
-        maxQuotaMs: z.number().positive().default(4000),
+        maxQuotaMs: z.number().positive().default(1500),
         /** Decode run when nothing else waits; cut short as soon as a request arrives. */
         idleDecodeSliceMs: z.number().positive().default(250),
         /** 429 when the predicted wait exceeds this multiple of the TTFT target; 0 turns it off. */

@@ -15,7 +15,7 @@ export interface QuotaPlan {
   alpha: number;
 }
 
-export const DEFAULT_MAX_QUOTA_MS = 4000;
+export const DEFAULT_MAX_QUOTA_MS = 1500;
 
 export function computeQuotas(batches: QuotaInput[], switchCostMs: number, maxQuotaMs = DEFAULT_MAX_QUOTA_MS): QuotaPlan {
   if (batches.length === 0) return { quotasMs: [], alpha: 0 };
