@@ -349,7 +349,7 @@ export function planTokenIntent(
  * and out at every step once a model had more decoding requests than slots: each step moves
  * the batch's deadlines past the parked ones'.
  */
-export function decodeBatch(w: ModelWork, size: number, nowMs: number): RequestRecord[] {
+function decodeBatch(w: ModelWork, size: number, nowMs: number): RequestRecord[] {
   if (w.decoding.length <= size) return w.decoding.slice();
   const urgent = (r: RequestRecord): boolean => r.kv !== "device" && !hasMissedSlo(r, nowMs) && nextTokenDeadlineMs(r) - nowMs < r.slo.tbtMs;
   const first = w.decoding.filter(urgent);
