@@ -14,7 +14,7 @@ import { loadCommand } from "../engine/loadCommand.ts";
 import { PROGRESS_EVERY_MS } from "./Pool.ts";
 import type { WorkerCommand } from "../engine/protocol.ts";
 import type { ServedModel } from "../engine/resolveModels.ts";
-import { median } from "../sim/fit.ts";
+import { median } from "../core/slo.ts";
 import { fitModelCosts, type MachineProfile, type ModelCosts, type ModelSamples } from "../sim/machineProfile.ts";
 
 export interface ProfileOptions {

@@ -5,8 +5,6 @@
  */
 import { median } from "../core/slo.ts";
 
-export { median };
-
 /** Solve A x = b (square, small) by Gaussian elimination with partial pivoting; null if singular. */
 function solve(a: number[][], b: number[]): number[] | null {
   const n = b.length;
@@ -52,7 +50,6 @@ export function fitNonNegative(x: number[][], y: number[]): number[] {
     return out;
   }
 }
-
 
 /** Median of |predicted − measured| / measured. */
 export function medianRelativeError(predicted: number[], measured: number[]): number {

@@ -13,7 +13,8 @@
 import { z } from "zod";
 import type { SloTargets } from "../core/types.ts";
 import { DEFAULT_SCHEDULER_OPTIONS } from "../scheduler/Scheduler.ts";
-import { fitNonNegative, median, medianRelativeError } from "./fit.ts";
+import { median } from "../core/slo.ts";
+import { fitNonNegative, medianRelativeError } from "./fit.ts";
 import type { SimCosts } from "./SimCosts.ts";
 
 const samples = z.array(z.array(z.number()));
