@@ -10,27 +10,13 @@ import os from "node:os";
 import path from "node:path";
 import { readGgufFileInfo, resolveModelFile } from "node-llama-cpp";
 import { ConfigError } from "../core/errors.ts";
+import type { ServedModel } from "../core/servedModel.ts";
 import { DEFAULT_SLO, type ModelProfile } from "../core/types.ts";
 import type { PitcherConfig } from "../config/schema.ts";
 import { STAND_IN_CATALOG } from "../config/standInCatalog.ts";
 import { standInParameterCount, writeStandInModel } from "./gguf/writeStandInModel.ts";
 
-export interface ServedModel {
-  id: string;
-  path: string;
-  /** Identifies the file's content; KV state files are checked against it. */
-  fingerprint: string;
-  fileBytes: number;
-  architecture: string;
-  trainedContextTokens: number;
-  vocabularySize: number;
-  /** Weight format from general.file_type (e.g. Q8_0, F16), when the file says. */
-  fileType?: string;
-  expertCount?: number;
-  standIn: boolean;
-  description: string;
-  profile: ModelProfile;
-}
+export type { ServedModel };
 
 const FILE_TYPES: Record<number, string> = {
   0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K", 11: "Q3_K_S", 12: "Q3_K_M",

@@ -1,0 +1,102 @@
+/**
+ * The device port: the one side effect the runtime drives. A device runs one command at a
+ * time (the scheduler's `Command`, with the data the command needs); the runtime awaits
+ * each. Implemented by `engine/` (a node-llama-cpp worker in a child process) and by a fake
+ * for tests; one contract suite runs against both.
+ *
+ * What lives behind the port, not in the runtime: translating commands for a worker, the
+ * models' files and end-of-generation tokens, the host KV tier's files (written by one
+ * device, read by any, removed by `discard`), and crash detection.
+ */
+import type { DeviceId, ModelId, RequestId } from "./types.ts";
+
+export interface Sampling {
+  /** 0 = greedy (argmax). */
+  temperature: number;
+  topP?: number;
+  /** Base seed; the step seed is derived from it and the token index, so sampling survives preemption. */
+  seed?: number;
+}
+
+/** One sampled token. `end`: it is an end-of-generation token (the request stops here). */
+export interface SampledToken {
+  requestId: RequestId;
+  token: number;
+  end: boolean;
+}
+
+export interface DeviceResult {
+  /** Wall time the device spent on the command. */
+  durationMs: number;
+  /** Prefill (final chunk): the first output token. */
+  first?: SampledToken;
+  /** Requests the command failed for, with why (e.g. a parked KV state failed its check); the rest succeeded. */
+  failed?: { requestId: RequestId; error: string }[];
+  /** KV swaps: bytes written or read. */
+  bytes?: number;
+  /** Decode: steps run (fewer than asked when every request ended or the run was yielded). */
+  steps?: number;
+}
+
+export interface PrefillCall {
+  modelId: ModelId;
+  requestId: RequestId;
+  /** The prompt slice this chunk evaluates. */
+  tokens: number[];
+  /** Last chunk: sample the first output token. */
+  final: boolean;
+  sampling: Sampling;
+}
+
+export interface DecodeCall {
+  modelId: ModelId;
+  /** Each sequence's last token and that token's index in the output (0 = first). */
+  items: { requestId: RequestId; token: number; tokenIndex: number; sampling: Sampling }[];
+  /** Steps to run back to back; a sequence that samples an end token leaves the run. */
+  steps: number;
+  /** Steps' tokens are reported together at most this often (and at the end); 0 = every step. */
+  progressEveryMs: number;
+}
+
+/**
+ * Every command may carry `release`: sequences of ended requests whose device KV must be
+ * dropped before the command runs. A call rejects with `DeviceDownError` when the device
+ * died under it; any other rejection is the command failing as a whole.
+ */
+export interface DevicePort {
+  readonly id: DeviceId;
+  /** Start (or restart) the device with nothing resident. */
+  start(): Promise<void>;
+  /** Stop the device; pending calls reject. */
+  stop(): Promise<void>;
+  /** Called when the device dies outside `stop()` (native abort, killed process). */
+  onCrash(listener: (detail: string) => void): void;
+
+  load(modelId: ModelId, evict: ModelId[], release: RequestId[]): Promise<DeviceResult>;
+  evict(modelIds: ModelId[], release: RequestId[]): Promise<DeviceResult>;
+  prefill(call: PrefillCall, release: RequestId[]): Promise<DeviceResult>;
+  /** `onTokens` receives each step's tokens while the run goes on. */
+  decode(call: DecodeCall, release: RequestId[], onTokens: (tokens: SampledToken[]) => void): Promise<DeviceResult>;
+  /** Park these sequences' KV in the host tier and free their device slots. */
+  swapOut(modelId: ModelId, requestIds: RequestId[], release: RequestId[]): Promise<DeviceResult>;
+  /** Restore parked KV (written by this or any other device of the pool) into device slots. */
+  swapIn(modelId: ModelId, requestIds: RequestId[], release: RequestId[]): Promise<DeviceResult>;
+  /** Drop ended requests' device KV now (the device has nothing else to do). */
+  release(requestIds: RequestId[]): Promise<void>;
+  /** End the running decode after its current step (new work arrived). */
+  yieldDecode(): void;
+  /** Take these requests out of the decode running now (no answer; ignored when none runs). */
+  cancel(requestIds: RequestId[]): void;
+  /** The request ended for good: remove whatever it left in the host KV tier. */
+  discard(requestId: RequestId): void;
+}
+
+/** The device died under a call (its process exited, or it is not running). */
+export class DeviceDownError extends Error {
+  constructor(
+    readonly deviceId: DeviceId,
+    readonly detail: string,
+  ) {
+    super(`device ${deviceId} is down (${detail})`);
+  }
+}
