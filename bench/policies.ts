@@ -9,7 +9,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Command } from "commander";
-import { runLoad } from "../src/bench/loadClient.ts";
+import { runLoad } from "../src/loadgen/loadClient.ts";
 import { sloReport } from "../src/core/slo.ts";
 import { STAND_IN_CATALOG } from "../src/config/standInCatalog.ts";
 import { writeStandInModel } from "../src/engine/gguf/writeStandInModel.ts";

@@ -10,8 +10,8 @@ import { cdfPoints, sloReport, type SloReport } from "../core/slo.ts";
 import type { SloTargets } from "../core/types.ts";
 import { formatZodError } from "../config/loadConfig.ts";
 import path from "node:path";
-import { benchReportHtml, type BenchReport, type BenchRow } from "../bench/benchReport.ts";
-import { runLoad } from "../bench/loadClient.ts";
+import { benchReportHtml, type BenchReport, type BenchRow } from "../loadgen/benchReport.ts";
+import { runLoad } from "../loadgen/loadClient.ts";
 import { generateWorkload, workloadSchema } from "../workload/workload.ts";
 
 export interface BenchArgs {
