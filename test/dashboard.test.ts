@@ -11,9 +11,10 @@ import { after, before, describe, it } from "node:test";
 import { chromium, type Browser } from "playwright-core";
 import { findAccelerator } from "../src/sim/accelerators.ts";
 import { findModelPreset } from "../src/sim/modelPresets.ts";
-import { buildReport, reportHtml } from "../src/sim/report.ts";
+import { buildReport } from "../src/sim/report.ts";
 import { analyticCosts } from "../src/sim/SimCosts.ts";
 import { simulate } from "../src/sim/Simulation.ts";
+import { simulationReportHtml } from "../src/views/simulationReportHtml.ts";
 import { generateWorkload, workloadSchema } from "../src/workload/workload.ts";
 import { ROOT, STAND_IN_IDS, startTestServer } from "./helpers.ts";
 
@@ -87,7 +88,7 @@ describe("simulation report in Chromium", () => {
     const report = buildReport({ accelerator: "H800", policy: "token", devices: 2 }, r, [{ devices: 2, attainment: r.report.attainment, goodput: r.report.goodput }], 30_000);
     fs.mkdirSync(path.join(ROOT, "artifacts"), { recursive: true });
     const file = path.join(ROOT, "artifacts", "simulation-report.html");
-    fs.writeFileSync(file, reportHtml(report));
+    fs.writeFileSync(file, simulationReportHtml(report));
 
     const browser = await chromium.launch({ executablePath: chromiumPath(), args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
     try {

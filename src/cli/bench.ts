@@ -10,7 +10,7 @@ import { cdfPoints, sloReport, type SloReport } from "../core/slo.ts";
 import type { SloTargets } from "../core/types.ts";
 import { formatZodError } from "../config/loadConfig.ts";
 import path from "node:path";
-import { benchReportHtml, type BenchReport, type BenchRow } from "../loadgen/benchReport.ts";
+import { benchReportHtml, type BenchReport, type BenchRow } from "../views/benchReportHtml.ts";
 import { runLoad } from "../loadgen/loadClient.ts";
 import { generateWorkload, workloadSchema } from "../workload/workload.ts";
 

@@ -8,9 +8,10 @@ import { DEFAULT_SLO, type SloTargets } from "../core/types.ts";
 import { measuredCosts } from "../sim/machineProfile.ts";
 import { loadMachineProfile, loadMarket, loadWorkload, resolveAccelerator } from "../sim/planInputs.ts";
 import { planFleet, type PolicyPlan } from "../sim/planner.ts";
-import { buildReport, reportHtml } from "../sim/report.ts";
+import { buildReport } from "../sim/report.ts";
 import { simulate, type SimPolicy } from "../sim/Simulation.ts";
 import { analyticCosts, type SimCosts } from "../sim/SimCosts.ts";
+import { simulationReportHtml } from "../views/simulationReportHtml.ts";
 import type { WorkloadRequest } from "../workload/workload.ts";
 
 export interface PlanArgs {
@@ -106,7 +107,7 @@ export function runSimulate(a: SimulateArgs): { json: string; html: string; file
   });
   const report = buildReport({ accelerator: costs.id, policy: a.policy, devices: a.devices }, main, sweep, a.timelineSeconds * 1000);
   const json = JSON.stringify(report, null, 1);
-  const html = reportHtml(report);
+  const html = simulationReportHtml(report);
   fs.mkdirSync(path.dirname(path.resolve(a.out)), { recursive: true });
   const files = [`${a.out}.json`, `${a.out}.html`];
   fs.writeFileSync(files[0]!, json);

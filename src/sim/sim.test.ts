@@ -9,10 +9,11 @@ import { medianErrors, readProfiles } from "./calibration.ts";
 import { decodeStepMs, prefillMs } from "./costModel.ts";
 import { findModelPreset, type SimModelSpec } from "./modelPresets.ts";
 import { planPolicy } from "./planner.ts";
-import { buildReport, reportHtml } from "./report.ts";
+import { buildReport } from "./report.ts";
 import { analyticCosts } from "./SimCosts.ts";
 import { machineProfileSchema, measuredCosts, type MachineProfile } from "./machineProfile.ts";
 import { simulate } from "./Simulation.ts";
+import { simulationReportHtml } from "../views/simulationReportHtml.ts";
 
 const SHARED = path.resolve(import.meta.dirname, "../../../shared/data");
 const H800 = findAccelerator("H800")!;
@@ -97,7 +98,7 @@ describe("simulation", () => {
   it("writes a self-contained HTML report: charts inlined, no network", () => {
     const models = market();
     const r = simulate({ costs: analyticCosts(H800, models), slo, devices: 3, policy: "token", recordTimeline: true }, workload(models));
-    const html = reportHtml(buildReport({ accelerator: "H800", policy: "token", devices: 3 }, r, [{ devices: 3, attainment: r.report.attainment, goodput: r.report.goodput }], 60_000));
+    const html = simulationReportHtml(buildReport({ accelerator: "H800", policy: "token", devices: 3 }, r, [{ devices: 3, attainment: r.report.attainment, goodput: r.report.goodput }], 60_000));
     assert.match(html, /Chart\.js v4/);
     assert.doesNotMatch(html, /<script[^>]+src=|<link[^>]+href=["']?https?:/);
     assert.match(html, /id="timeline"/);

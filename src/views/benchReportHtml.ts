@@ -1,10 +1,11 @@
 /**
  * The HTML report of `pitcher bench`: attainment and goodput against the arrival rate
  * (overall and per model), TTFT and TBT-gap distributions per rate, and the table. One
- * self-contained page: Chart.js is inlined, no CDN.
+ * self-contained page: Chart.js is inlined, no CDN. The document it draws is the same one
+ * `--report` writes as JSON, so its type lives here, beside the page that reads every field.
  */
-import { chartJs } from "../observe/chartJs.ts";
 import type { SloReport } from "../core/slo.ts";
+import { chartJs } from "./chartJs.ts";
 
 /** One arrival rate of a bench run: overall and per-model SLO reports, errors, latency CDFs. */
 export interface BenchRow {

@@ -1,0 +1,74 @@
+/**
+ * The live dashboard page (`GET /dashboard`): one self-contained page (no CDN) that listens
+ * to `/dashboard/events` (server-sent events) and draws the device timeline with the same
+ * view as the simulator's report, the resident models and memory split per device, the
+ * queues per model and live SLO attainment and goodput.
+ */
+import { timelineScript } from "./timelineView.ts";
+
+export function dashboardHtml(): string {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Pitcher: live pool</title>
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<style>
+body{font:14px system-ui,sans-serif;margin:20px;max-width:1400px;color:#222}
+h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:20px 0 6px}
+#status{color:#666}#status.live{color:#070}#status.lost{color:#b00}
+.devices{display:grid;grid-template-columns:repeat(auto-fill,minmax(320px,1fr));gap:12px}
+.device{border:1px solid #ddd;border-radius:6px;padding:8px 10px}.device.down{border-color:#d00;background:#fff5f5}
+.bar{display:flex;height:14px;background:#eee;border-radius:3px;overflow:hidden;margin:6px 0 2px}
+.bar .w{background:#3b5b92}.bar .k{background:#e08a2c}
+.chip{display:inline-block;padding:1px 6px;border-radius:8px;color:#fff;margin:2px 4px 2px 0;font-size:12px}
+.chip.loading{opacity:.55}
+table{border-collapse:collapse}td,th{padding:3px 10px;border-bottom:1px solid #e3e3e3;text-align:right}th:first-child,td:first-child{text-align:left}
+.miss{color:#b00}.ok{color:#070}small{color:#666}
+</style>
+<script>${timelineScript()}</script></head><body>
+<h1>Pitcher: live pool</h1>
+<div id="status">connecting…</div>
+<h2>Timeline <small id="window"></small></h2>
+<div id="timeline"></div>
+<h2>Devices</h2>
+<div class="devices" id="devices"></div>
+<h2>Models <small>(SLO over the window; failed and rejected requests are misses)</small></h2>
+<table id="models"><thead><tr><th>model</th><th>waiting</th><th>running</th><th>attainment</th><th>goodput (req/s)</th><th>scored</th><th>attainment since start</th><th>tokens</th></tr></thead><tbody></tbody></table>
+<script>
+let segments = [];
+let models = [];
+const MB = (b) => (b / 1048576).toFixed(1) + " MB";
+const pct = (x) => (x === null ? "–" : (100 * x).toFixed(1) + "%");
+const esc = pitcherEscape;
+function render(s) {
+  models = s.models.map((m) => m.id);
+  segments = segments.concat(s.segments).filter((g) => g.endMs >= s.nowMs - s.windowMs);
+  const now = s.devices.filter((d) => d.running).map((d) => ({ device: d.id, kind: d.running.kind, model: d.running.model, startMs: d.running.startMs, endMs: s.nowMs }));
+  document.getElementById("window").textContent = "(last " + s.windowMs / 1000 + " s; server time " + (s.nowMs / 1000).toFixed(1) + " s)";
+  pitcherTimeline(document.getElementById("timeline"), { devices: s.devices.map((d) => d.id), segments: segments.concat(now), fromMs: Math.max(0, s.nowMs - s.windowMs), toMs: Math.max(s.nowMs, 1000), models });
+  document.getElementById("devices").innerHTML = s.devices.map((d) => {
+    const w = (100 * d.weightBytes) / d.memoryBytes, k = (100 * d.kvBytes) / d.memoryBytes;
+    return '<div class="device' + (d.up ? "" : " down") + '" data-device="' + esc(d.id) + '"><b>' + esc(d.id) + "</b> " + (d.up ? (d.running ? esc(d.running.kind) + " " + esc(d.running.model || "") : "idle") : "<b>down, restarting</b>") +
+      '<div class="bar"><div class="w" style="width:' + w + '%"></div><div class="k" style="width:' + k + '%"></div></div>' +
+      "<small>weights " + MB(d.weightBytes) + " · KV " + MB(d.kvBytes) + " · free " + MB(d.memoryBytes - d.weightBytes - d.kvBytes) + " of " + MB(d.memoryBytes) + "</small><div>" +
+      (d.resident.length ? d.resident.map((r) => '<span class="chip' + (r.ready ? "" : " loading") + '" data-resident="' + esc(r.model) + '" style="background:' + pitcherColour(models, r.model) + '">' + esc(r.model) + (r.ready ? "" : " (loading)") + "</span>").join("") : "<small>no model resident</small>") +
+      "</div></div>";
+  }).join("");
+  document.querySelector("#models tbody").innerHTML = s.models.map((m) =>
+    '<tr data-model="' + esc(m.id) + '"><td><span class="chip" style="background:' + pitcherColour(models, m.id) + '">' + esc(m.id) + "</span></td><td>" + m.waiting + "</td><td>" + m.running +
+    '</td><td class="' + (m.window.attainment === null ? "" : m.window.attainment >= 0.9 ? "ok" : "miss") + '">' + pct(m.window.attainment) + "</td><td>" + m.window.goodput.toFixed(2) +
+    "</td><td>" + m.window.scored + "</td><td>" + pct(m.total.attainment) + "</td><td>" + m.total.tokens + "</td></tr>").join("");
+}
+const source = new EventSource("/dashboard/events");
+const status = document.getElementById("status");
+source.addEventListener("state", (e) => {
+  status.textContent = "live: updates pushed by the server";
+  status.className = "live";
+  render(JSON.parse(e.data));
+});
+source.onerror = () => {
+  status.textContent = "connection lost; retrying…";
+  status.className = "lost";
+  segments = [];
+};
+</script></body></html>
+`;
+}
