@@ -8,7 +8,7 @@ import cliProgress from "cli-progress";
 import { ConfigError } from "../core/errors.ts";
 import { cdfPoints, sloReport, type SloReport } from "../core/slo.ts";
 import type { SloTargets } from "../core/types.ts";
-import { formatZodError } from "../config/loadConfig.ts";
+import { formatZodError } from "../core/formatZodError.ts";
 import path from "node:path";
 import { benchReportHtml, type BenchReport, type BenchRow } from "../views/benchReportHtml.ts";
 import { runLoad } from "../loadgen/loadClient.ts";

@@ -4,13 +4,13 @@
 import fs from "node:fs";
 import path from "node:path";
 import YAML from "yaml";
-import type { ZodError } from "zod";
 import { ConfigError } from "../core/errors.ts";
+import { formatZodError } from "../core/formatZodError.ts";
 import { configSchema, type PitcherConfig } from "./schema.ts";
 
-export function formatZodError(e: ZodError): string {
-  return e.issues.map((i) => `${i.path.length ? i.path.join(".") : "(root)"}: ${i.message}`).join("; ");
-}
+// Moved to core. This re-export only keeps api/requestSchemas.ts's import working until that
+// line points at core; delete it then.
+export { formatZodError };
 
 export function parseConfig(raw: unknown, source: string): PitcherConfig {
   const res = configSchema.safeParse(raw ?? {});

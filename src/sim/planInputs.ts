@@ -9,7 +9,7 @@ import YAML from "yaml";
 import { z } from "zod";
 import { ConfigError } from "../core/errors.ts";
 import { DEFAULT_SLO, type SloTargets } from "../core/types.ts";
-import { formatZodError } from "../config/loadConfig.ts";
+import { formatZodError } from "../core/formatZodError.ts";
 import { readTrace } from "../workload/trace.ts";
 import { generateWorkload, workloadSchema, type WorkloadRequest } from "../workload/workload.ts";
 import { ACCELERATORS, findAccelerator, type AcceleratorSpec } from "./accelerators.ts";
