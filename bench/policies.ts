@@ -11,7 +11,7 @@ import path from "node:path";
 import { Command } from "commander";
 import { runLoad } from "../src/loadgen/loadClient.ts";
 import { sloReport } from "../src/core/slo.ts";
-import { STAND_IN_CATALOG } from "../src/config/standInCatalog.ts";
+import { STAND_IN_CATALOG } from "../src/engine/gguf/standInCatalog.ts";
 import { writeStandInModel } from "../src/engine/gguf/writeStandInModel.ts";
 import { ensureStandIns } from "../src/engine/resolveModels.ts";
 import { generateWorkload } from "../src/workload/workload.ts";

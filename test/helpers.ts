@@ -5,7 +5,7 @@ import { startServer, type RunningServer, type ServeOptions } from "../src/cli/s
 import type { CommandRecord } from "../src/runtime/Pool.ts";
 import { parseConfig } from "../src/config/loadConfig.ts";
 import { ensureStandIns } from "../src/engine/resolveModels.ts";
-import { STAND_IN_CATALOG } from "../src/config/standInCatalog.ts";
+import { STAND_IN_CATALOG } from "../src/engine/gguf/standInCatalog.ts";
 
 export const ROOT = path.resolve(import.meta.dirname, "..");
 export const CACHE_DIR = path.join(ROOT, ".pitcher-cache");

@@ -13,7 +13,7 @@ import { ConfigError } from "../core/errors.ts";
 import type { ServedModel } from "../core/servedModel.ts";
 import { DEFAULT_SLO, type ModelProfile } from "../core/types.ts";
 import type { PitcherConfig } from "../config/schema.ts";
-import { STAND_IN_CATALOG } from "../config/standInCatalog.ts";
+import { STAND_IN_CATALOG } from "./gguf/standInCatalog.ts";
 import { standInParameterCount, writeStandInModel } from "./gguf/writeStandInModel.ts";
 
 export type { ServedModel };

@@ -2,9 +2,9 @@
  * The embedded default catalog: six stand-in models of three shapes (dense llama in Q8_0
  * and F16, and a llama-architecture Mixture-of-Experts), from ~6 MB to ~62 MB. They have
  * random weights: real shapes and real compute cost, gibberish text. Pitcher writes them
- * on first start; nothing is downloaded.
+ * on first start (engine/resolveModels.ts, with writeStandInModel); nothing is downloaded.
  */
-import type { StandInModelShape } from "../engine/gguf/writeStandInModel.ts";
+import type { StandInModelShape } from "./writeStandInModel.ts";
 
 const dense58m = { embeddingLength: 512, blockCount: 8, headCount: 8, headCountKv: 4, feedForwardLength: 1536, vocabularySize: 32000 };
 const dense16m = { embeddingLength: 384, blockCount: 6, headCount: 6, headCountKv: 2, feedForwardLength: 1024, vocabularySize: 8000 };
