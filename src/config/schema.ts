@@ -3,7 +3,6 @@
  * an empty file (or none) runs the embedded stand-in catalog.
  */
 import { z } from "zod";
-import { POLICY_NAMES } from "../scheduler/Scheduler.ts";
 
 const byteSize = z.union([
   z.number().int().positive(),
@@ -57,7 +56,12 @@ export const configSchema = z
       .default({}),
     scheduler: z
       .object({
-        policy: z.enum(POLICY_NAMES as [string, ...string[]]).default("token"),
+        /**
+         * A scheduling policy's name. The scheduler owns the list of policies: the composition
+         * root checks this name against it at start-up, so the configuration needs no import
+         * of the scheduler.
+         */
+        policy: z.string().default("token"),
         prefillChunkTokens: z.number().int().min(1).default(64),
         maxGroupSize: z.number().int().min(1).default(8),
         maxQuotaMs: z.number().positive().default(1500),
