@@ -1,4 +1,6 @@
-// Every bad input gets an OpenAI-format error with the right status and costs nothing else.
+// Errors that take a real server: admission control refusing work, draining with requests
+// running, device workers dying, corrupt KV state, clients hanging up. Bad input and the
+// error wire format are tested in-process in src/api/app.test.ts.
 import assert from "node:assert/strict";
 import fs from "node:fs";
 import { after, before, describe, it } from "node:test";
@@ -13,77 +15,6 @@ function assertOpenAiError(res: { status: number; json: any }, status: number, c
   assert.ok("param" in res.json.error);
   assert.equal(res.json.error.code, code);
 }
-
-describe("bad requests", () => {
-  let server: Awaited<ReturnType<typeof startTestServer>>;
-  let url: string;
-  before(async () => {
-    const paths = standInPaths();
-    server = await startTestServer({
-      devices: { count: 1 },
-      server: { bodyLimitBytes: 4096 },
-      defaults: { contextTokens: 128 },
-      models: [{ id: "tiny", path: paths["llama-5m-q8"] }],
-    });
-    url = server.url;
-  });
-  after(async () => server.shutdown());
-
-  it("malformed JSON is 400", async () => {
-    assertOpenAiError(await postJson(`${url}/v1/chat/completions`, "{not json"), 400, "invalid_json");
-  });
-
-  it("missing and mistyped fields are 400 and name the field", async () => {
-    const r = await postJson(`${url}/v1/chat/completions`, { model: "tiny" });
-    assertOpenAiError(r, 400, "invalid_request");
-    assert.equal(r.json.error.param, "messages");
-    const t = await postJson(`${url}/v1/completions`, { model: "tiny", prompt: "x", temperature: "hot" });
-    assertOpenAiError(t, 400, "invalid_request");
-    assert.equal(t.json.error.param, "temperature");
-  });
-
-  it("an unknown model is 404", async () => {
-    const r = await postJson(`${url}/v1/chat/completions`, { model: "nope", messages: [{ role: "user", content: "hi" }] });
-    assertOpenAiError(r, 404, "model_not_found");
-    assert.match(r.json.error.message, /nope/);
-  });
-
-  it("a body over the limit is 413", async () => {
-    const r = await postJson(`${url}/v1/completions`, { model: "tiny", prompt: "x".repeat(10_000) });
-    assertOpenAiError(r, 413, "request_too_large");
-  });
-
-  it("a prompt longer than the context is 400 naming both lengths", async () => {
-    const r = await postJson(`${url}/v1/completions`, { model: "tiny", prompt: "word ".repeat(300) });
-    assertOpenAiError(r, 400, "context_length_exceeded");
-    assert.match(r.json.error.message, /128 tokens/);
-    assert.match(r.json.error.message, /prompt is \d{3} tokens/);
-  });
-
-  it("unsupported options are 400 and say so", async () => {
-    const r = await postJson(`${url}/v1/chat/completions`, { model: "tiny", n: 2, messages: [{ role: "user", content: "hi" }] });
-    assertOpenAiError(r, 400, "unsupported_option");
-    assert.equal(r.json.error.param, "n");
-    assert.match(r.json.error.message, /not supported/);
-    const t = await postJson(`${url}/v1/chat/completions`, { model: "tiny", tools: [{ type: "function" }], messages: [{ role: "user", content: "hi" }] });
-    assertOpenAiError(t, 400, "unsupported_option");
-  });
-
-  it("token ids outside the vocabulary are 400", async () => {
-    assertOpenAiError(await postJson(`${url}/v1/completions`, { model: "tiny", prompt: [1, 999999] }), 400, "invalid_request");
-  });
-
-  it("an unknown route is a 404 in the same format", async () => {
-    const res = await fetch(`${url}/v1/nothing`);
-    assert.equal(res.status, 404);
-    assert.equal(((await res.json()) as { error: { code: string } }).error.code, "not_found");
-  });
-
-  it("keeps serving after all of that", async () => {
-    const r = await server.client.completions.create({ model: "tiny", prompt: "still here", max_tokens: 3, temperature: 0 });
-    assert.equal(r.usage!.completion_tokens, 3);
-  });
-});
 
 describe("overload", () => {
   it("answers 429 with Retry-After when a request cannot meet its TTFT target", async () => {

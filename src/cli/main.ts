@@ -59,7 +59,7 @@ program
       httpLogger: false,
       ...(opts.requestLog ? { requestLog: process.stdout } : {}),
     });
-    console.log(`Pitcher listening on ${server.url} (${server.pool.models.size} models, ${server.pool.devices.size} devices, policy ${server.pool.scheduler.options.policy})`);
+    console.log(`Pitcher listening on ${server.url} (${server.summary})`);
     console.log(`dashboard ${server.url}/dashboard · metrics ${server.url}/metrics`);
     let stopping = false;
     const stop = (signal: string) => {

@@ -19,6 +19,7 @@ import { PoolMetrics } from "../observe/PoolMetrics.ts";
 import { attachRequestLog } from "../observe/requestLog.ts";
 import { calibrate } from "../runtime/calibrate.ts";
 import { Pool } from "../runtime/Pool.ts";
+import { PoolServing } from "../runtime/Serving.ts";
 import { Scheduler, type PolicyName } from "../scheduler/Scheduler.ts";
 
 export interface ServeOptions {
@@ -39,6 +40,8 @@ export interface RunningServer {
   app: FastifyInstance;
   pool: Pool;
   url: string;
+  /** For the operator, in one line: how many models and devices, which policy. */
+  summary: string;
   /** Drain (running requests finish, new ones get 503), then stop everything. */
   shutdown(): Promise<void>;
 }
@@ -102,7 +105,13 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   }
 
   if (opts.requestLog) attachRequestLog(pool, opts.requestLog);
-  const app = buildApp(pool, { bodyLimitBytes: config.server.bodyLimitBytes, logger: opts.httpLogger ?? false, metrics: new PoolMetrics(pool), live: new LiveState(pool), ...(opts.dashboardPushMs ? { dashboardPushMs: opts.dashboardPushMs } : {}) });
+  const app = buildApp(new PoolServing(pool, tokenizers), {
+    bodyLimitBytes: config.server.bodyLimitBytes,
+    logger: opts.httpLogger ?? false,
+    metrics: new PoolMetrics(pool),
+    live: new LiveState(pool),
+    ...(opts.dashboardPushMs ? { dashboardPushMs: opts.dashboardPushMs } : {}),
+  });
   const host = opts.host ?? config.server.host;
   const port = opts.port ?? config.server.port;
   await app.listen({ host, port });
@@ -113,6 +122,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     app,
     pool: running,
     url,
+    summary: `${models.length} models, ${devices.size} devices, policy ${scheduler.options.policy}`,
     async shutdown() {
       await running.drain();
       await app.close();

@@ -3,7 +3,8 @@
  * (the timeline), the command each device runs now, and per-model SLO results over a
  * sliding window. Bounded: segments and outcomes older than the window are dropped.
  */
-import type { CommandStart, Pool } from "../runtime/Pool.ts";
+import type { CommandStart } from "../runtime/Pool.ts";
+import type { ObservedPool } from "./ObservedPool.ts";
 import { summarize } from "./requestSummary.ts";
 
 export interface Segment {
@@ -52,7 +53,7 @@ export class LiveState {
   private readonly totals = new Map<string, { scored: number; met: number; tokens: number }>();
 
   constructor(
-    private readonly pool: Pool,
+    private readonly pool: ObservedPool,
     readonly windowMs = 60_000,
   ) {
     for (const m of pool.models.keys()) this.totals.set(m, { scored: 0, met: 0, tokens: 0 });
@@ -95,7 +96,7 @@ export class LiveState {
   view(cursor: number): DashboardState {
     const nowMs = this.pool.now();
     this.trim(nowMs);
-    const snap = this.pool.scheduler.snapshot();
+    const snap = this.pool.snapshot();
     // Before a full window has passed, goodput is over the time the server has run.
     const spanS = Math.min(this.windowMs, nowMs) / 1000;
     const models: ModelLive[] = [...this.pool.models.keys()].map((id) => {

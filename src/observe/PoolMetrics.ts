@@ -1,9 +1,9 @@
 /**
- * Prometheus metrics of a pool (`GET /metrics`), fed by the pool's events and by the
- * scheduler's snapshot at scrape time. prom-client does the bookkeeping and the format.
+ * Prometheus metrics of a pool (`GET /metrics`), fed by the pool's events and by its
+ * scheduler snapshot at scrape time. prom-client does the bookkeeping and the format.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import type { Pool } from "../runtime/Pool.ts";
+import type { ObservedPool } from "./ObservedPool.ts";
 import { summarize } from "./requestSummary.ts";
 
 const seconds = (ms: number) => ms / 1000;
@@ -11,7 +11,7 @@ const seconds = (ms: number) => ms / 1000;
 export class PoolMetrics {
   readonly registry = new Registry();
 
-  constructor(pool: Pool) {
+  constructor(pool: ObservedPool) {
     const r = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: "pitcher_" });
 
@@ -81,7 +81,7 @@ export class PoolMetrics {
       registers: r,
     });
 
-    const snapshot = () => pool.scheduler.snapshot();
+    const snapshot = () => pool.snapshot();
     new Gauge({
       name: "pitcher_queue_depth",
       help: "Requests waiting for their first scheduling (queued), by model.",

@@ -3,12 +3,12 @@
  * `id` the client got back), model, outcome, token counts, latencies and SLO verdict.
  */
 import { pino, type DestinationStream, type Logger } from "pino";
-import type { Pool } from "../runtime/Pool.ts";
+import type { ObservedPool } from "./ObservedPool.ts";
 import { summarize } from "./requestSummary.ts";
 
 const round = (x: number | null) => (x === null ? null : Math.round(x * 10) / 10);
 
-export function attachRequestLog(pool: Pool, destination: DestinationStream | NodeJS.WritableStream): Logger {
+export function attachRequestLog(pool: Pick<ObservedPool, "on">, destination: DestinationStream | NodeJS.WritableStream): Logger {
   const log = pino({ base: { service: "pitcher" }, timestamp: pino.stdTimeFunctions.isoTime }, destination as DestinationStream);
   pool.on("outcome", (o) => {
     const s = summarize(o);

@@ -20,7 +20,7 @@ import { loadCommand } from "../engine/loadCommand.ts";
 import type { Sampling, WorkerCommand, WorkerResult } from "../engine/protocol.ts";
 import type { ServedModel } from "../engine/resolveModels.ts";
 import type { Tokenizers } from "../engine/Tokenizers.ts";
-import type { Scheduler } from "../scheduler/Scheduler.ts";
+import type { Scheduler, SchedulerSnapshot } from "../scheduler/Scheduler.ts";
 import { TextStream } from "./TextStream.ts";
 
 /**
@@ -141,6 +141,10 @@ export class Pool extends EventEmitter<PoolEvents> {
   /** Folder of the host KV tier. */
   get kvDir(): string {
     return this.options.kvDir;
+  }
+
+  snapshot(): SchedulerSnapshot {
+    return this.scheduler.snapshot();
   }
 
   get isDraining(): boolean {

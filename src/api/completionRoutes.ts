@@ -1,0 +1,123 @@
+/**
+ * POST /v1/chat/completions and /v1/completions: the OpenAI body in, a `ServingRequest` to
+ * the runtime, and its pieces and result out in the OpenAI wire format, whole or as
+ * server-sent events (one chunk per token).
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { PitcherError } from "../core/errors.ts";
+import type { Generation, GenerationResult, Serving, ServingInput, ServingRequest } from "../runtime/Serving.ts";
+import { errorBody } from "./errorBody.ts";
+import { chatBodySchema, completionBodySchema, parseBody, refuseUnsupported, type ChatBody, type CompletionBody } from "./requestSchemas.ts";
+
+/** OpenAI's default for /v1/completions; chat completions default to what the context holds. */
+const COMPLETION_DEFAULT_MAX_TOKENS = 16;
+
+export function registerCompletionRoutes(app: FastifyInstance, serving: Serving): void {
+  app.post("/v1/completions", async (req, reply) => {
+    const body = parseBody(completionBodySchema, req.body) as CompletionBody;
+    refuseUnsupported(body as Record<string, unknown>);
+    const prompt = Array.isArray(body.prompt) && typeof body.prompt[0] === "string" ? (body.prompt[0] as string) : (body.prompt as string | number[]);
+    return respond(serving, req, reply, body, { kind: "completion", prompt }, body.max_tokens ?? COMPLETION_DEFAULT_MAX_TOKENS, "text_completion");
+  });
+
+  app.post("/v1/chat/completions", async (req, reply) => {
+    const body = parseBody(chatBodySchema, req.body) as ChatBody;
+    refuseUnsupported(body as Record<string, unknown>);
+    const messages = body.messages.map((m) => ({
+      role: m.role,
+      content: typeof m.content === "string" ? m.content : (m.content ?? []).map((p) => p.text).join(""),
+    }));
+    return respond(serving, req, reply, body, { kind: "chat", messages }, body.max_completion_tokens ?? body.max_tokens ?? undefined, "chat.completion");
+  });
+}
+
+function servingRequest(body: ChatBody | CompletionBody, input: ServingInput, maxTokens: number | undefined, signal: AbortSignal): ServingRequest {
+  return {
+    modelId: body.model,
+    input,
+    ...(maxTokens !== undefined ? { maxTokens } : {}),
+    sampling: {
+      temperature: body.temperature ?? 1,
+      ...(body.top_p !== undefined && body.top_p !== null ? { topP: body.top_p } : {}),
+      ...(body.seed !== undefined && body.seed !== null ? { seed: body.seed } : {}),
+    },
+    stop: body.stop === undefined || body.stop === null ? [] : typeof body.stop === "string" ? [body.stop] : body.stop,
+    signal,
+  };
+}
+
+async function respond(
+  serving: Serving,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  body: ChatBody | CompletionBody,
+  input: ServingInput,
+  maxTokens: number | undefined,
+  object: "chat.completion" | "text_completion",
+): Promise<unknown> {
+  const abort = new AbortController();
+  // The response closing before we finished means the client went away: cancel at once.
+  reply.raw.on("close", () => {
+    if (!reply.raw.writableFinished) abort.abort();
+  });
+  const generation = serving.generate(servingRequest(body, input, maxTokens, abort.signal));
+  const created = Math.floor(Date.now() / 1000);
+  const chat = object === "chat.completion";
+
+  if (!body.stream) {
+    const result = await generation.result;
+    const choice = chat
+      ? { index: 0, message: { role: "assistant", content: result.text }, logprobs: null, finish_reason: result.finishReason }
+      : { index: 0, text: result.text, logprobs: null, finish_reason: result.finishReason };
+    return { id: result.id, object, created, model: body.model, choices: [choice], usage: usage(result) };
+  }
+  return stream(reply, body, generation, created, chat);
+}
+
+/**
+ * Streaming: errors found before the first byte still get a proper status (the handler
+ * throws); later ones end the stream with an error event.
+ */
+async function stream(reply: FastifyReply, body: ChatBody | CompletionBody, generation: Generation, created: number, chat: boolean): Promise<FastifyReply> {
+  const chunkObject = chat ? "chat.completion.chunk" : "text_completion";
+  const id = generation.id;
+  const chunk = (delta: unknown, finish: string | null) => ({
+    id,
+    object: chunkObject,
+    created,
+    model: body.model,
+    choices: [chat ? { index: 0, delta, logprobs: null, finish_reason: finish } : { index: 0, text: delta, logprobs: null, finish_reason: finish }],
+  });
+  let started = false;
+  const write = (data: unknown): void => {
+    if (!started) {
+      started = true;
+      reply.hijack();
+      reply.raw.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
+      if (chat) reply.raw.write(`data: ${JSON.stringify(chunk({ role: "assistant", content: "" }, null))}\n\n`);
+    }
+    reply.raw.write(`data: ${JSON.stringify(data)}\n\n`);
+  };
+  let result: GenerationResult;
+  try {
+    for await (const piece of generation.pieces) write(chunk(chat ? { content: piece } : piece, null));
+    result = await generation.result;
+  } catch (e) {
+    if (!started) throw e;
+    const err = e instanceof PitcherError ? e : new PitcherError(String(e), "internal_error", 500, "server_error");
+    if (!reply.raw.destroyed) {
+      reply.raw.write(`data: ${JSON.stringify(errorBody(err))}\n\n`);
+      reply.raw.end();
+    }
+    return reply;
+  }
+  write(chunk(chat ? {} : "", result.finishReason));
+  if (body.stream_options?.include_usage) write({ id, object: chunkObject, created, model: body.model, choices: [], usage: usage(result) });
+  reply.raw.write("data: [DONE]\n\n");
+  reply.raw.end();
+  return reply;
+}
+
+function usage(r: GenerationResult): { prompt_tokens: number; completion_tokens: number; total_tokens: number } {
+  return { prompt_tokens: r.promptTokens, completion_tokens: r.completionTokens, total_tokens: r.promptTokens + r.completionTokens };
+}

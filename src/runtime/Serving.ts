@@ -1,0 +1,192 @@
+/**
+ * The one thing the HTTP API asks of the runtime: turn a chat or completion request into a
+ * stream of text pieces and a result, and say what is served and how the pool is. The API
+ * never tokenizes, never counts context and never looks at the scheduler; this does, over a
+ * small port of the pool (so it is tested with a fake one).
+ */
+import { randomUUID } from "node:crypto";
+import type { ChatMessage, Codecs } from "../core/codec.ts";
+import type { Sampling } from "../core/devicePort.ts";
+import { ContextLengthError, InvalidRequestError, ModelNotFoundError } from "../core/errors.ts";
+import type { ServedModel } from "../core/servedModel.ts";
+import type { DeviceId, ModelId, RequestId } from "../core/types.ts";
+import type { GenerationParams, GenerationResult } from "./Pool.ts";
+
+export type { GenerationResult };
+
+/** What a request asks to generate from: chat messages (through the model's template) or a prompt. */
+export type ServingInput = { kind: "chat"; messages: ChatMessage[] } | { kind: "completion"; prompt: string | number[] };
+
+export interface ServingRequest {
+  modelId: ModelId;
+  input: ServingInput;
+  /** Output tokens at most; absent: as many as the context holds after the prompt. Clamped to that room. */
+  maxTokens?: number;
+  sampling: Sampling;
+  /** The client's stop strings (empty ones are ignored); the chat template's are added. */
+  stop: string[];
+  /** Aborting it cancels the request at once (the client went away). */
+  signal?: AbortSignal;
+}
+
+export interface Generation {
+  /** `chatcmpl-…` or `cmpl-…`: the id the client gets back and the logs carry. */
+  id: RequestId;
+  promptTokens: number;
+  /**
+   * Text as it becomes safe to send: one piece per output token (possibly empty while text
+   * is held back), then the held-back tail when the request ends. Ends when `result`
+   * resolves; throws `result`'s error when it rejects, before any piece if it failed before one.
+   */
+  pieces: AsyncIterable<string>;
+  result: Promise<GenerationResult>;
+}
+
+export interface Health {
+  status: "ok" | "draining";
+  activeRequests: number;
+  devices: { id: DeviceId; up: boolean; residentModels: ModelId[] }[];
+}
+
+/** What the API uses. */
+export interface Serving {
+  /**
+   * Throws a `PitcherError` at once for a request refused before scheduling (unknown model,
+   * empty prompt, token outside the vocabulary, prompt as long as the context); later
+   * refusals (overload, draining, failures) reject `result`.
+   */
+  generate(request: ServingRequest): Generation;
+  models(): ServedModel[];
+  model(id: ModelId): ServedModel | undefined;
+  health(): Health;
+  readonly draining: boolean;
+}
+
+/** The part of the pool the serving facade drives (`Pool` has it). */
+export interface ServingPool {
+  readonly models: ReadonlyMap<ModelId, ServedModel>;
+  readonly isDraining: boolean;
+  readonly activeRequests: number;
+  generate(params: GenerationParams): Promise<GenerationResult>;
+  snapshot(): { devices: { id: DeviceId; down: boolean; residentModels: { modelId: ModelId }[] }[] };
+}
+
+export class PoolServing implements Serving {
+  constructor(
+    private readonly pool: ServingPool,
+    private readonly codecs: Codecs,
+  ) {}
+
+  get draining(): boolean {
+    return this.pool.isDraining;
+  }
+
+  models(): ServedModel[] {
+    return [...this.pool.models.values()];
+  }
+
+  model(id: ModelId): ServedModel | undefined {
+    return this.pool.models.get(id);
+  }
+
+  health(): Health {
+    return {
+      status: this.pool.isDraining ? "draining" : "ok",
+      activeRequests: this.pool.activeRequests,
+      devices: this.pool.snapshot().devices.map((d) => ({ id: d.id, up: !d.down, residentModels: d.residentModels.map((m) => m.modelId) })),
+    };
+  }
+
+  generate(request: ServingRequest): Generation {
+    const model = this.pool.models.get(request.modelId);
+    if (!model) throw new ModelNotFoundError(request.modelId);
+    const { promptTokens, templateStops, promptParam } = this.prompt(model, request.input);
+    const contextTokens = model.profile.contextTokens;
+    if (promptTokens.length >= contextTokens)
+      throw new ContextLengthError(
+        `This model's context holds ${contextTokens} tokens, but the prompt is ${promptTokens.length} tokens (at least one more is needed for output).`,
+        promptParam,
+      );
+    const roomTokens = contextTokens - promptTokens.length;
+    const id = `${request.input.kind === "chat" ? "chatcmpl" : "cmpl"}-${randomUUID()}`;
+    const pieces = new PieceQueue();
+    const result = this.pool.generate({
+      requestId: id,
+      modelId: request.modelId,
+      promptTokens,
+      maxTokens: Math.min(request.maxTokens ?? roomTokens, roomTokens),
+      sampling: request.sampling,
+      stop: [...request.stop.filter((s) => s.length > 0), ...templateStops],
+      onDelta: (text) => pieces.push(text),
+      ...(request.signal ? { signal: request.signal } : {}),
+    });
+    result.then(
+      () => pieces.end(),
+      (e: unknown) => pieces.fail(e),
+    );
+    return { id, promptTokens: promptTokens.length, pieces, result };
+  }
+
+  private prompt(model: ServedModel, input: ServingInput): { promptTokens: number[]; templateStops: string[]; promptParam: string } {
+    if (input.kind === "chat") {
+      const { tokens, stopStrings } = this.codecs.get(model.id).chatPrompt(input.messages);
+      return { promptTokens: tokens, templateStops: stopStrings, promptParam: "messages" };
+    }
+    let promptTokens: number[];
+    if (typeof input.prompt === "string") {
+      promptTokens = this.codecs.get(model.id).completionPrompt(input.prompt);
+    } else {
+      promptTokens = input.prompt;
+      const bad = promptTokens.find((t) => t >= model.vocabularySize);
+      if (bad !== undefined) throw new InvalidRequestError(`Token id ${bad} is outside the model's vocabulary of ${model.vocabularySize} tokens`, "prompt");
+    }
+    if (promptTokens.length === 0) throw new InvalidRequestError("The prompt is empty", "prompt");
+    return { promptTokens, templateStops: [], promptParam: "prompt" };
+  }
+}
+
+/**
+ * Pieces pushed by the pool, read by one consumer at its own pace. Buffered until read (a
+ * non-streaming caller never reads them; they go with the request).
+ */
+class PieceQueue implements AsyncIterable<string> {
+  private readonly buffered: string[] = [];
+  private done = false;
+  private error: { e: unknown } | null = null;
+  private wake: (() => void) | null = null;
+
+  push(piece: string): void {
+    if (this.done) return;
+    this.buffered.push(piece);
+    this.notify();
+  }
+
+  end(): void {
+    this.done = true;
+    this.notify();
+  }
+
+  fail(e: unknown): void {
+    this.error = { e };
+    this.done = true;
+    this.notify();
+  }
+
+  private notify(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<string> {
+    for (;;) {
+      if (this.buffered.length > 0) {
+        yield this.buffered.shift()!;
+        continue;
+      }
+      if (this.error) throw this.error.e;
+      if (this.done) return;
+      await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+  }
+}
