@@ -9,7 +9,7 @@
  */
 import Fastify, { type FastifyInstance } from "fastify";
 import { ModelNotFoundError, NotFoundError, OverloadedError, ShuttingDownError } from "../core/errors.ts";
-import { dashboardHtml } from "../observe/dashboardHtml.ts";
+import { dashboardHtml } from "../views/dashboardHtml.ts";
 import type { Serving } from "../runtime/Serving.ts";
 import { registerCompletionRoutes } from "./completionRoutes.ts";
 import { errorBody, toPitcherError } from "./errorBody.ts";

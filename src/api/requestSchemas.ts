@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import { InvalidRequestError, UnsupportedOptionError } from "../core/errors.ts";
-import { formatZodError } from "../config/loadConfig.ts";
+import { formatZodError } from "../core/formatZodError.ts";
 
 const stop = z.union([z.string(), z.array(z.string()).max(4)]).nullish();
 

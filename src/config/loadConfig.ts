@@ -10,7 +10,6 @@ import { configSchema, type PitcherConfig } from "./schema.ts";
 
 // Moved to core. This re-export only keeps api/requestSchemas.ts's import working until that
 // line points at core; delete it then.
-export { formatZodError };
 
 export function parseConfig(raw: unknown, source: string): PitcherConfig {
   const res = configSchema.safeParse(raw ?? {});
