@@ -8,9 +8,6 @@ import { ConfigError } from "../core/errors.ts";
 import { formatZodError } from "../core/formatZodError.ts";
 import { configSchema, type PitcherConfig } from "./schema.ts";
 
-// Moved to core. This re-export only keeps api/requestSchemas.ts's import working until that
-// line points at core; delete it then.
-
 export function parseConfig(raw: unknown, source: string): PitcherConfig {
   const res = configSchema.safeParse(raw ?? {});
   if (!res.success) throw new ConfigError(`${source}: ${formatZodError(res.error)}`);
