@@ -77,7 +77,7 @@ function layerRules([name, layer]) {
   const typesFrom = layer.typesFrom ?? [];
   const rules = [
     {
-      name: `${name}-imports-only-${[...layer.may, ...typesFrom].join("-") || "itself"}`,
+      name: layer.may.length + typesFrom.length === 0 ? `${name}-imports-no-other-layer` : `${name}-imports-only-${[...layer.may, ...typesFrom].join("-")}`,
       severity: "error",
       comment: layer.why,
       from: { path: `^src/${name}/`, pathNot: TEST },
