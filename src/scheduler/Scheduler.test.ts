@@ -356,10 +356,10 @@ describe("events", () => {
     const pre = s.plan("d0", 200)!;
     assert.equal(pre.kind, "prefill");
     assert.ok(s.devices.get("d0")!.ledger.bytesOf("kv") > 0);
-    const f = s.cancel("r");
+    const f = s.cancel("r", 204);
     assert.deepEqual(f, { requestId: "r", reason: "cancelled" });
     assert.equal(s.devices.get("d0")!.ledger.bytesOf("kv"), 0);
-    assert.equal(s.cancel("r"), undefined, "a request ends once");
+    assert.equal(s.cancel("r", 205), undefined, "a request ends once");
     s.onCommandDone("d0", { durationMs: 8 }, 208);
     assert.deepEqual(s.takeReleases("d0"), ["r"]);
   });
@@ -371,10 +371,10 @@ describe("events", () => {
     s.onCommandDone("d0", { durationMs: 1 }, 1);
     assert.equal(s.plan("d0", 1)!.kind, "prefill");
     s.submit({ id: "r2", modelId: "b", arrivalMs: 2, promptTokens: 8, maxOutputTokens: 5 }, 2);
-    const failed = s.onDeviceFailed("d0", "worker crashed");
+    const failed = s.onDeviceFailed("d0", "worker crashed", 3);
     assert.deepEqual(failed, [{ requestId: "r1", reason: "error", error: "worker crashed" }]);
     assert.equal(s.plan("d0", 3), null, "a down device gets no work");
-    s.onDeviceUp("d0");
+    s.onDeviceUp("d0", 4);
     const log = drive(s, []);
     assert.deepEqual(log.finished.map((f) => f.requestId), ["r2"]);
     assert.equal(s.devices.get("d0")!.ledger.usedBytes, 60 * MB);
@@ -400,11 +400,11 @@ describe("events", () => {
     // The worker dies while b is loading: b1 (if bound) fails, a1 stays.
     const b1Bound = s.requests.get("b1")?.deviceId === "d0";
     s.plan("d0", now);
-    const failed = s.onDeviceFailed("d0", "worker crashed").map((f) => f.requestId);
+    const failed = s.onDeviceFailed("d0", "worker crashed", now).map((f) => f.requestId);
     assert.ok(!failed.includes("a1"));
     assert.deepEqual(failed, b1Bound ? ["b1"] : []);
     assert.equal(s.requests.get("a1")!.kv, "host");
-    s.onDeviceUp("d0");
+    s.onDeviceUp("d0", now);
     const log = drive(s, []);
     assert.ok(log.finished.some((f) => f.requestId === "a1" && f.reason === "length"));
     assert.ok(log.commands.some((c) => c.kind === "swapIn" && c.requestIds.includes("a1")), "a1 came back from the host tier");
