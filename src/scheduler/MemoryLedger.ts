@@ -1,7 +1,8 @@
 /**
  * One owner for a device's memory: resident weights and device-tier KV of every model.
- * An allocation that does not fit returns false and changes nothing; the scheduler then
- * decides what to swap out or evict. Pure bookkeeping, no I/O.
+ * An allocation that does not fit returns false and changes nothing. The residency mechanism
+ * asks `fits` and makes room (swap out, evict) before it allocates, so a refusal there is a
+ * broken invariant it reports. Pure bookkeeping, no I/O.
  */
 export type AllocationKind = "weights" | "kv";
 

@@ -3,6 +3,10 @@
  * (`submit`, `cancel`, `finish`, `onCommandDone`, `onDeviceFailed`, `onDeviceUp`), each
  * with the current time as an argument; decisions go out as one `Command` per idle device
  * (`plan`). No I/O, no timers, no randomness: the same inputs give the same decisions.
+ *
+ * This file holds the events and the requests' lifecycle. What to run comes from the
+ * policy (Policy.ts), how to make room for it from the residency mechanism (Residency.ts);
+ * admission (admission.ts) and the observability snapshot (snapshot.ts) read the state.
  * Invariants and the reasoning behind them: DESIGN.md beside this file.
  */
 import type {
@@ -18,70 +22,30 @@ import type {
   RequestSpec,
 } from "../core/types.ts";
 import { tokenDeadlineMs } from "../core/types.ts";
-import type { Intent, PolicyRules } from "./intent.ts";
+import { admit, type SubmitResult } from "./admission.ts";
 import { MemoryLedger } from "./MemoryLedger.ts";
+import { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from "./options.ts";
+import { createPolicy, policyNames, type Policy } from "./Policy.ts";
 import { Predictor } from "./Predictor.ts";
-import { DEFAULT_MAX_QUOTA_MS } from "./quota.ts";
-import { isIdleOn, planRequestIntents } from "./requestPolicy.ts";
-import type { DeviceState, RequestRecord, SchedulerView, WaitingGroup } from "./state.ts";
-import { hasMissedSlo, kvKey, kvReservationBytes, kvTokens, modelsInUse, nextTokenDeadlineMs, weightKey } from "./state.ts";
-import { mayServe, planTokenIntent } from "./tokenPolicy.ts";
+import { Residency } from "./Residency.ts";
+import { snapshot, type SchedulerSnapshot } from "./snapshot.ts";
+import type { DeviceState, RequestRecord, SchedulerState, WaitingGroup } from "./state.ts";
+import { kvKey, kvTokens, mayServe, nextTokenDeadlineMs } from "./state.ts";
+// The built-in policies register themselves; a new policy is one more import here.
+import "./tokenPolicy.ts";
+import "./requestPolicy.ts";
 
-export type PolicyName = "token" | "request";
-export const POLICY_NAMES: readonly PolicyName[] = ["token", "request"];
+export { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from "./options.ts";
+export { policyNames, registerPolicy, type Policy, type PolicyContext, type PolicyFactory } from "./Policy.ts";
+export type { SubmitResult } from "./admission.ts";
+export type { DeviceSnapshot, SchedulerSnapshot } from "./snapshot.ts";
 
-export interface SchedulerOptions {
-  policy: PolicyName;
-  /** Longest prompt slice evaluated in one command (bounds how long a device is blocked). */
-  prefillChunkTokens: number;
-  /** Requests of one model that wait and prefill together. */
-  maxGroupSize: number;
-  /** Longest turn of one model while others wait (Q_max). */
-  maxQuotaMs: number;
-  /**
-   * Longest run of back-to-back decode steps in one command. Longer runs save a round trip
-   * per token; shorter ones let new work in sooner.
-   */
-  decodeSliceMs: number;
-  /**
-   * Decode run when nothing else waits for the device (no other work, no waiting request):
-   * the command is marked interruptible and the driver ends it when work arrives. Equal to
-   * `decodeSliceMs` when the driver cannot interrupt (the simulator).
-   */
-  idleDecodeSliceMs?: number;
-  /** Reject a request (HTTP 429) when its predicted wait exceeds this multiple of its TTFT target; 0 disables. */
-  admissionTtftFactor: number;
-}
+/** A registered policy's name. Kept for callers that name the type; any registered name goes. */
+export type PolicyName = string;
+/** The policies registered when this module loaded; `policyNames()` also sees later ones. */
+export const POLICY_NAMES: readonly string[] = policyNames();
 
-export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
-  policy: "token",
-  prefillChunkTokens: 64,
-  maxGroupSize: 8,
-  maxQuotaMs: DEFAULT_MAX_QUOTA_MS,
-  decodeSliceMs: 30,
-  admissionTtftFactor: 0,
-};
-
-export type SubmitResult = { accepted: true } | { accepted: false; retryAfterMs: number; reason: string };
-
-export interface DeviceSnapshot {
-  id: DeviceId;
-  down: boolean;
-  busy: Command["kind"] | null;
-  residentModels: { modelId: ModelId; ready: boolean }[];
-  memoryBytes: number;
-  weightBytes: number;
-  kvBytes: number;
-}
-
-export interface SchedulerSnapshot {
-  devices: DeviceSnapshot[];
-  waitingByModel: Record<ModelId, number>;
-  runningByModel: Record<ModelId, number>;
-  hostKvRequests: number;
-}
-
-export class Scheduler implements SchedulerView {
+export class Scheduler implements SchedulerState {
   readonly models: ReadonlyMap<ModelId, ModelProfile>;
   readonly devices = new Map<DeviceId, DeviceState>();
   readonly requests = new Map<RequestId, RequestRecord>();
@@ -92,33 +56,30 @@ export class Scheduler implements SchedulerView {
   readonly parked = new Set<RequestRecord>();
   readonly predictor: Predictor;
   readonly options: SchedulerOptions;
+  private readonly policy: Policy;
+  private readonly residency: Residency;
   private seq = 0;
 
+  /** Throws for an unknown policy name and for a model that fits on no device it may use. */
   constructor(models: ModelProfile[], devices: DeviceProfile[], options: Partial<SchedulerOptions> = {}) {
     this.models = new Map(models.map((m) => [m.id, m]));
     this.options = { ...DEFAULT_SCHEDULER_OPTIONS, ...options };
     this.predictor = new Predictor(this.models);
     for (const d of devices) {
-      this.devices.set(d.id, {
-        profile: d,
-        ledger: new MemoryLedger(d.memoryBytes),
-        resident: new Map(),
-        running: null,
-        pendingRelease: [],
-        down: false,
-        turn: null,
-        lastWasPrefill: false,
-        rrIndex: 0,
-      });
+      this.devices.set(d.id, { profile: d, ledger: new MemoryLedger(d.memoryBytes), resident: new Map(), running: null, pendingRelease: [], down: false });
       this.boundTo.set(d.id, new Set());
     }
     for (const m of models) {
       if (!devices.some((d) => mayServe(this.devices.get(d.id)!, m.id) && m.weightBytes <= d.memoryBytes))
         throw new Error(`model ${m.id} (${m.weightBytes} bytes) fits on no device`);
     }
+    this.policy = createPolicy(this.options.policy, { view: this, predictor: this.predictor, options: this.options });
+    this.residency = new Residency(this, this.policy, this.options.prefillChunkTokens);
   }
 
   // ---- events in -------------------------------------------------------------------
+  // Every event takes the time, whether or not today's decisions use it, so that a driver
+  // never has to know which do and a policy that needs it can have it.
 
   /** A new request arrives. It waits in its model's group until a device takes it. */
   submit(spec: RequestSpec, nowMs: number): SubmitResult {
@@ -129,11 +90,8 @@ export class Scheduler implements SchedulerView {
     if (spec.promptTokens + spec.maxOutputTokens > model.contextTokens)
       throw new Error(`request ${spec.id} needs ${spec.promptTokens + spec.maxOutputTokens} tokens, context holds ${model.contextTokens}`);
     const slo = spec.slo ?? model.slo;
-    if (this.options.admissionTtftFactor > 0) {
-      const waitMs = this.predictedWaitMs(spec.modelId);
-      if (waitMs > slo.ttftMs * this.options.admissionTtftFactor)
-        return { accepted: false, retryAfterMs: Math.ceil(waitMs - slo.ttftMs), reason: `predicted wait ${Math.round(waitMs)} ms exceeds the TTFT target` };
-    }
+    const admitted = admit(this, this.predictor, spec.modelId, slo, this.options.admissionTtftFactor);
+    if (!admitted.accepted) return admitted;
     const r: RequestRecord = { spec, slo, phase: "queued", prefilledTokens: 0, generatedTokens: 0, kv: "none", seq: this.seq++, missedSlo: false };
     this.requests.set(spec.id, r);
     this.waiting.add(r);
@@ -144,15 +102,16 @@ export class Scheduler implements SchedulerView {
   }
 
   /** The client went away: end the request now and free what it holds. */
-  cancel(requestId: RequestId): FinishedRequest | undefined {
+  cancel(requestId: RequestId, nowMs: number): FinishedRequest | undefined {
     return this.end(requestId, "cancelled");
   }
 
-  /** The driver saw a stop condition (end-of-generation token, stop string). */
-  finish(requestId: RequestId, reason: FinishReason, error?: string): FinishedRequest | undefined {
+  /** The driver saw a stop condition (end-of-generation token, stop string), or gave up on the request. */
+  finish(requestId: RequestId, reason: FinishReason, nowMs: number, error?: string): FinishedRequest | undefined {
     return this.end(requestId, reason, error);
   }
 
+  /** The device finished its command, in `outcome.durationMs`: its results count, and the predictor learns. */
   onCommandDone(deviceId: DeviceId, outcome: CommandOutcome, nowMs: number): FinishedRequest[] {
     const dev = this.device(deviceId);
     const cmd = dev.running;
@@ -166,20 +125,15 @@ export class Scheduler implements SchedulerView {
     }
     const live = (id: RequestId): RequestRecord | undefined => (failed.has(id) ? undefined : this.requests.get(id));
     switch (cmd.kind) {
-      case "load": {
-        const r = dev.resident.get(cmd.modelId);
-        if (r) {
-          r.ready = true;
-          r.lastUsedMs = nowMs;
-        }
+      case "load":
+        this.residency.loaded(dev, cmd.modelId, nowMs);
         this.predictor.observeLoad(cmd.modelId, outcome.durationMs);
         break;
-      }
       case "evict":
         for (const m of cmd.modelIds) this.predictor.observeUnload(m, outcome.durationMs / cmd.modelIds.length);
         break;
       case "prefill": {
-        this.touch(dev, cmd.modelId, nowMs);
+        this.residency.touch(dev, cmd.modelId, nowMs);
         this.predictor.observePrefill(cmd.modelId, cmd.toToken - cmd.fromToken, outcome.durationMs);
         const r = live(cmd.requestId);
         if (!r) break;
@@ -193,7 +147,7 @@ export class Scheduler implements SchedulerView {
         break;
       }
       case "decode": {
-        this.touch(dev, cmd.modelId, nowMs);
+        this.residency.touch(dev, cmd.modelId, nowMs);
         const steps = Math.max(1, outcome.steps ?? cmd.steps);
         this.predictor.observeDecode(cmd.modelId, cmd.requestIds.length, outcome.durationMs / steps);
         const stepMs = outcome.durationMs / steps;
@@ -229,7 +183,7 @@ export class Scheduler implements SchedulerView {
    * requests stay, and so do requests parked in the host tier: their KV is not on the
    * device, and it or another device resumes them.
    */
-  onDeviceFailed(deviceId: DeviceId, error: string): FinishedRequest[] {
+  onDeviceFailed(deviceId: DeviceId, error: string, nowMs: number): FinishedRequest[] {
     const dev = this.device(deviceId);
     const finished: FinishedRequest[] = [];
     for (const r of [...this.boundTo.get(deviceId)!]) {
@@ -239,15 +193,14 @@ export class Scheduler implements SchedulerView {
     }
     dev.down = true;
     dev.running = null;
-    for (const m of dev.resident.keys()) this.countHolder(m, -1);
-    dev.resident.clear();
-    dev.ledger.clear();
+    this.residency.lost(dev);
     dev.pendingRelease = [];
-    dev.turn = null;
+    this.policy.onDeviceFailed?.(deviceId, nowMs);
     return finished;
   }
 
-  onDeviceUp(deviceId: DeviceId): void {
+  /** The device's worker is back (restarted, empty): it takes work from the next plan on. */
+  onDeviceUp(deviceId: DeviceId, nowMs: number): void {
     this.device(deviceId).down = false;
   }
 
@@ -257,37 +210,20 @@ export class Scheduler implements SchedulerView {
   plan(deviceId: DeviceId, nowMs: number): Command | null {
     const dev = this.device(deviceId);
     if (dev.running || dev.down) return null;
-    let intents: Intent[];
-    let rules: PolicyRules;
-    if (this.options.policy === "token") {
-      const planned = planTokenIntent(this, deviceId, nowMs, this.predictor, {
-        maxQuotaMs: this.options.maxQuotaMs,
-        decodeSliceMs: this.options.decodeSliceMs,
-        idleDecodeSliceMs: this.options.idleDecodeSliceMs ?? this.options.decodeSliceMs,
-        maxGroupSize: this.options.maxGroupSize,
-        prefillChunkTokens: this.options.prefillChunkTokens,
-      });
-      intents = planned.intents;
-      dev.turn = planned.turn;
-      rules = { mayEvict: () => true };
-    } else {
-      intents = planRequestIntents(this, deviceId, this.predictor, this.options.decodeSliceMs);
-      rules = { mayEvict: (m) => isIdleOn(this, deviceId, m) };
-    }
     // The first intent memory allows runs; a blocked one must not stall runnable work.
     let cmd: Command | null = null;
-    for (const intent of intents) {
-      cmd = this.materialize(dev, intent, rules, nowMs);
+    for (const intent of this.policy.plan(deviceId, nowMs)) {
+      cmd = this.residency.materialize(dev, intent, nowMs);
       if (cmd) break;
     }
-    if (cmd) {
-      dev.running = cmd;
-      if (cmd.kind === "prefill") dev.lastWasPrefill = true;
-      if (cmd.kind === "decode") {
-        dev.lastWasPrefill = false;
-        dev.rrIndex++;
-      }
+    if (!cmd) return null;
+    // A prompt's first chunk takes the request out of the waiting line onto this device.
+    if (cmd.kind === "prefill") {
+      const r = this.requests.get(cmd.requestId)!;
+      if (r.phase === "queued") this.bind(r, deviceId);
     }
+    dev.running = cmd;
+    this.policy.onIssued?.(deviceId, cmd, nowMs);
     return cmd;
   }
 
@@ -310,204 +246,15 @@ export class Scheduler implements SchedulerView {
   }
 
   snapshot(): SchedulerSnapshot {
-    const waitingByModel: Record<ModelId, number> = {};
-    const runningByModel: Record<ModelId, number> = {};
-    for (const m of this.models.keys()) {
-      waitingByModel[m] = 0;
-      runningByModel[m] = 0;
-    }
-    for (const r of this.requests.values()) {
-      if (r.phase === "queued") waitingByModel[r.spec.modelId]!++;
-      else runningByModel[r.spec.modelId]!++;
-    }
-    const devices = [...this.devices.values()].map((d) => ({
-      id: d.profile.id,
-      down: d.down,
-      busy: d.running?.kind ?? null,
-      residentModels: [...d.resident.entries()].map(([modelId, r]) => ({ modelId, ready: r.ready })),
-      memoryBytes: d.ledger.capacityBytes,
-      weightBytes: d.ledger.bytesOf("weights"),
-      kvBytes: d.ledger.bytesOf("kv"),
-    }));
-    return { devices, waitingByModel, runningByModel, hostKvRequests: this.parked.size };
+    return snapshot(this);
   }
 
-  // ---- mechanism ---------------------------------------------------------------------
+  // ---- request lifecycle -------------------------------------------------------------
 
   private device(deviceId: DeviceId): DeviceState {
     const d = this.devices.get(deviceId);
     if (!d) throw new Error(`unknown device ${deviceId}`);
     return d;
-  }
-
-  private countHolder(modelId: ModelId, delta: number): void {
-    const n = (this.holders.get(modelId) ?? 0) + delta;
-    if (n > 0) this.holders.set(modelId, n);
-    else this.holders.delete(modelId);
-  }
-
-  private touch(dev: DeviceState, modelId: ModelId, nowMs: number): void {
-    const r = dev.resident.get(modelId);
-    if (r) r.lastUsedMs = nowMs;
-  }
-
-  private withRelease<T extends Omit<Command, "release">>(dev: DeviceState, cmd: T): T & { release: RequestId[] } {
-    const release = dev.pendingRelease;
-    dev.pendingRelease = [];
-    return { ...cmd, release };
-  }
-
-  /** Requests of `modelId` on this device whose KV sits in a device slot. */
-  private onDevice(deviceId: DeviceId, modelId: ModelId): RequestRecord[] {
-    const out: RequestRecord[] = [];
-    for (const r of this.boundTo.get(deviceId)!) if (r.spec.modelId === modelId && r.kv === "device") out.push(r);
-    return out;
-  }
-
-  private swapOut(dev: DeviceState, modelId: ModelId, reqs: RequestRecord[]): Command {
-    for (const r of reqs) {
-      r.kv = "host";
-      this.parked.add(r);
-      dev.ledger.free(kvKey(r.spec.id));
-    }
-    return this.withRelease(dev, { kind: "swapOut", deviceId: dev.profile.id, modelId, requestIds: reqs.map((r) => r.spec.id) });
-  }
-
-  /**
-   * Make `needBytes` free on the device without touching `keepModel`: first swap out the
-   * device KV of the least recently used other model, then evict it. Returns the swap-out
-   * command still needed, or the models evicted (already off the ledger), or null when
-   * the policy allows no more eviction.
-   */
-  private makeRoom(
-    dev: DeviceState,
-    keepModel: ModelId,
-    needBytes: number,
-    rules: PolicyRules,
-  ): { command: Command } | { evicted: ModelId[] } | null {
-    if (dev.ledger.fits(needBytes)) return { evicted: [] };
-    // Models nobody on this device is using go first (nothing to park, nobody waiting to
-    // come back), then the least recently used.
-    const busy = modelsInUse(this, dev.profile.id);
-    const victims = [...dev.resident.entries()]
-      .filter(([id, r]) => id !== keepModel && r.ready && rules.mayEvict(id))
-      .sort((a, b) => Number(busy.has(a[0])) - Number(busy.has(b[0])) || a[1].lastUsedMs - b[1].lastUsedMs || (a[0] < b[0] ? -1 : 1));
-    let freed = 0;
-    const evicted: ModelId[] = [];
-    for (const [v] of victims) {
-      if (dev.ledger.freeBytes + freed >= needBytes) break;
-      const parked = this.onDevice(dev.profile.id, v);
-      if (parked.length > 0) return { command: this.swapOut(dev, v, parked) };
-      evicted.push(v);
-      freed += this.models.get(v)!.weightBytes;
-    }
-    if (dev.ledger.freeBytes + freed < needBytes) return null;
-    for (const v of evicted) {
-      dev.ledger.free(weightKey(v));
-      dev.resident.delete(v);
-      this.countHolder(v, -1);
-      if (dev.turn?.modelId === v) dev.turn = null;
-    }
-    return { evicted };
-  }
-
-  /**
-   * Turn an intent into the next command that brings it closer: make room (swap KV to the
-   * host tier, evict models), load the model, bring KV back, then run the step itself.
-   * Memory is reserved in the ledger when the command is issued, so the ledger never
-   * promises what a running command may still need.
-   */
-  private materialize(dev: DeviceState, intent: Intent, rules: PolicyRules, nowMs: number): Command | null {
-    const deviceId = dev.profile.id;
-    const modelId = intent.modelId;
-    const model = this.models.get(modelId)!;
-    const target = intent.kind === "prefill" ? [this.requests.get(intent.requestId)!] : intent.requestIds.map((id) => this.requests.get(id)!);
-    const needKv = target.filter((r) => r.kv !== "device");
-    const needKvBytes = needKv.reduce((s, r) => s + kvReservationBytes(model, r.spec), 0);
-    const inIntent = new Set(target.map((r) => r.spec.id));
-
-    if (!dev.resident.has(modelId)) {
-      const room = this.makeRoom(dev, modelId, model.weightBytes + needKvBytes, rules);
-      if (room === null) return null;
-      if ("command" in room) return room.command;
-      dev.ledger.allocate(weightKey(modelId), "weights", model.weightBytes);
-      dev.resident.set(modelId, { ready: false, lastUsedMs: nowMs });
-      this.countHolder(modelId, +1);
-      return this.withRelease(dev, { kind: "load", deviceId, modelId, evict: room.evicted });
-    }
-    if (!dev.resident.get(modelId)!.ready) return null;
-
-    // Slots: a model's context holds at most maxBatch sequences.
-    const held = this.onDevice(deviceId, modelId);
-    const over = held.length + needKv.length - model.maxBatch;
-    if (over > 0) {
-      // Park first who can no longer meet the SLO, then whose next token is due last.
-      const victims = held
-        .filter((r) => !inIntent.has(r.spec.id))
-        .sort((a, b) => Number(hasMissedSlo(b, nowMs)) - Number(hasMissedSlo(a, nowMs)) || nextTokenDeadlineMs(b) - nextTokenDeadlineMs(a));
-      if (victims.length < over) throw new Error(`intent for ${modelId} needs more than ${model.maxBatch} slots`);
-      return this.swapOut(dev, modelId, victims.slice(0, over));
-    }
-
-    // KV memory for the requests coming onto the device.
-    if (!dev.ledger.fits(needKvBytes)) {
-      const room = this.makeRoom(dev, modelId, needKvBytes, rules);
-      if (room === null) {
-        // Never park one request of a model to make room for another of the same model: the
-        // two would trade places forever. A decode step runs with the requests already here;
-        // the others (and a new prompt) wait for memory that finishing requests free.
-        const here = intent.kind === "decode" ? target.filter((r) => r.kv === "device") : [];
-        if (here.length === 0 || intent.kind !== "decode") return null;
-        return this.withRelease(dev, { kind: "decode", deviceId, modelId, requestIds: here.map((r) => r.spec.id), steps: intent.steps });
-      }
-      if ("command" in room) return room.command;
-      if (room.evicted.length > 0) return this.withRelease(dev, { kind: "evict", deviceId, modelIds: room.evicted });
-    }
-
-    const parked = needKv.filter((r) => r.kv === "host");
-    if (parked.length > 0) {
-      for (const r of parked) {
-        // KV in the host tier belongs to no device: a request parked by another device
-        // resumes here and is bound here from now on.
-        if (r.deviceId !== deviceId) {
-          this.boundTo.get(r.deviceId!)!.delete(r);
-          r.deviceId = deviceId;
-          this.boundTo.get(deviceId)!.add(r);
-        }
-        dev.ledger.allocate(kvKey(r.spec.id), "kv", kvReservationBytes(model, r.spec));
-        r.kv = "device";
-        this.parked.delete(r);
-      }
-      return this.withRelease(dev, { kind: "swapIn", deviceId, modelId, requestIds: parked.map((r) => r.spec.id) });
-    }
-
-    if (intent.kind === "prefill") {
-      const r = target[0]!;
-      if (r.phase === "queued") this.bind(r, deviceId);
-      if (r.kv === "none") {
-        dev.ledger.allocate(kvKey(r.spec.id), "kv", kvReservationBytes(model, r.spec));
-        r.kv = "device";
-      }
-      const from = r.prefilledTokens;
-      const to = Math.min(r.spec.promptTokens, from + this.options.prefillChunkTokens);
-      return this.withRelease(dev, {
-        kind: "prefill",
-        deviceId,
-        modelId,
-        requestId: r.spec.id,
-        fromToken: from,
-        toToken: to,
-        final: to === r.spec.promptTokens,
-      });
-    }
-    return this.withRelease(dev, {
-      kind: "decode",
-      deviceId,
-      modelId,
-      requestIds: intent.requestIds,
-      steps: intent.steps,
-      ...(intent.interruptible ? { interruptible: true } : {}),
-    });
   }
 
   /** Take a waiting request out of its group and bind it to a device. */
@@ -543,22 +290,5 @@ export class Scheduler implements SchedulerView {
     r.phase = "done";
     this.requests.delete(requestId);
     return error === undefined ? { requestId, reason } : { requestId, reason, error };
-  }
-
-  /** Rough wait a new request of this model would see: queued and running work spread over devices. */
-  private predictedWaitMs(modelId: ModelId): number {
-    let workMs = 0;
-    const models = new Set<ModelId>();
-    for (const r of this.requests.values()) {
-      const m = r.spec.modelId;
-      if (r.phase === "queued" || r.phase === "prefilling")
-        workMs += this.predictor.prefillMs(m, r.spec.promptTokens - r.prefilledTokens);
-      workMs += this.predictor.decodeStepMs(m, 1) * (r.spec.maxOutputTokens - r.generatedTokens);
-      models.add(m);
-    }
-    models.add(modelId);
-    const devs = [...this.devices.values()].filter((d) => !d.down && mayServe(d, modelId));
-    for (const m of models) if (!devs.some((d) => d.resident.has(m))) workMs += this.predictor.loadMs(m);
-    return workMs / Math.max(1, devs.length);
   }
 }

@@ -8,8 +8,3 @@ import type { ModelId, RequestId } from "../core/types.ts";
 export type Intent =
   | { kind: "prefill"; modelId: ModelId; requestId: RequestId }
   | { kind: "decode"; modelId: ModelId; requestIds: RequestId[]; steps: number; interruptible?: boolean };
-
-export interface PolicyRules {
-  /** May this model be evicted from the device now to make room? */
-  mayEvict(modelId: ModelId): boolean;
-}

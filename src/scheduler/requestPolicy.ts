@@ -5,26 +5,61 @@
  * that is not resident waits in one FIFO and may load its model only where an idle model
  * (no running requests) can be evicted, least recently used first.
  */
-import type { DeviceId, ModelId } from "../core/types.ts";
+import type { Command, DeviceId, ModelId } from "../core/types.ts";
 import type { Intent } from "./intent.ts";
-import type { Predictor } from "./Predictor.ts";
-import { modelsInUse, type RequestRecord, type SchedulerView } from "./state.ts";
+import { registerPolicy, type Policy, type PolicyContext } from "./Policy.ts";
+import { mayServe, modelsInUse, type RequestRecord, type SchedulerView } from "./state.ts";
 import { decodeSteps } from "./steps.ts";
-import { mayServe } from "./tokenPolicy.ts";
 
-export function boundRequests(view: SchedulerView, deviceId: DeviceId): RequestRecord[] {
-  return [...view.boundTo.get(deviceId)!];
+/** What the policy remembers of a device between plans. */
+interface Rotation {
+  /** Alternate prefill and decode so neither starves. */
+  lastWasPrefill: boolean;
+  /** Round-robin pointer over the models decoding on the device. */
+  rrIndex: number;
 }
 
+export class RequestPolicy implements Policy {
+  private readonly devices = new Map<DeviceId, Rotation>();
+
+  constructor(private readonly context: PolicyContext) {}
+
+  plan(deviceId: DeviceId): Intent[] {
+    return planRequestIntents(this.context, deviceId, this.device(deviceId));
+  }
+
+  /** A model with running requests stays: nothing is ever swapped out. */
+  mayEvict(deviceId: DeviceId, modelId: ModelId): boolean {
+    return isIdleOn(this.context.view, deviceId, modelId);
+  }
+
+  onIssued(deviceId: DeviceId, command: Command): void {
+    const d = this.device(deviceId);
+    if (command.kind === "prefill") d.lastWasPrefill = true;
+    if (command.kind === "decode") {
+      d.lastWasPrefill = false;
+      d.rrIndex++;
+    }
+  }
+
+  private device(deviceId: DeviceId): Rotation {
+    let d = this.devices.get(deviceId);
+    if (!d) this.devices.set(deviceId, (d = { lastWasPrefill: false, rrIndex: 0 }));
+    return d;
+  }
+}
+
+registerPolicy("request", (context) => new RequestPolicy(context));
+
 /** A model is idle on a device when none of the device's requests use it. */
-export function isIdleOn(view: SchedulerView, deviceId: DeviceId, modelId: ModelId): boolean {
+function isIdleOn(view: SchedulerView, deviceId: DeviceId, modelId: ModelId): boolean {
   return !modelsInUse(view, deviceId).has(modelId);
 }
 
 /** Intents in order of preference; the scheduler runs the first one memory allows. */
-export function planRequestIntents(view: SchedulerView, deviceId: DeviceId, predictor: Predictor, decodeSliceMs: number): Intent[] {
+function planRequestIntents({ view, predictor, options }: PolicyContext, deviceId: DeviceId, turns: Rotation): Intent[] {
   const dev = view.devices.get(deviceId)!;
-  const bound = boundRequests(view, deviceId);
+  const bound = [...view.boundTo.get(deviceId)!];
 
   // Admission in FIFO order: resident models start at once; the first request whose model
   // is resident nowhere may load it here (the residency mechanism evicts only idle models).
@@ -70,14 +105,14 @@ export function planRequestIntents(view: SchedulerView, deviceId: DeviceId, pred
   const wantPrefill = prefilling ?? admit;
   const decodes: Intent[] = [];
   for (let k = 0; k < decodeModels.length; k++) {
-    const modelId = decodeModels[(dev.rrIndex + k) % decodeModels.length]!;
+    const modelId = decodeModels[(turns.rrIndex + k) % decodeModels.length]!;
     const batch = bound.filter((r) => r.phase === "decoding" && r.spec.modelId === modelId).slice(0, view.models.get(modelId)!.maxBatch);
     // One step at a time while prompts wait or other models share the device (continuous batching).
     const cap = wantPrefill || decodeModels.length > 1 ? 1 : Infinity;
-    const steps = decodeSteps(batch, predictor.decodeStepMs(modelId, batch.length), decodeSliceMs, cap);
+    const steps = decodeSteps(batch, predictor.decodeStepMs(modelId, batch.length), options.decodeSliceMs, cap);
     decodes.push({ kind: "decode", modelId, requestIds: batch.map((r) => r.spec.id), steps });
   }
   const prefill: Intent[] = wantPrefill ? [{ kind: "prefill", modelId: wantPrefill.spec.modelId, requestId: wantPrefill.spec.id }] : [];
-  const preferPrefill = !dev.lastWasPrefill || decodes.length === 0;
+  const preferPrefill = !turns.lastWasPrefill || decodes.length === 0;
   return preferPrefill ? [...prefill, ...decodes] : [...decodes, ...prefill];
 }

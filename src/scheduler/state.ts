@@ -1,8 +1,9 @@
 /**
  * The scheduler's bookkeeping: requests, per-device residency and memory, waiting groups.
- * Policies read it; only Scheduler mutates it.
+ * Policies read it (`SchedulerView`); only the scheduler and its residency mechanism change
+ * it (`SchedulerState`).
  */
-import type { DeviceId, DeviceProfile, ModelId, ModelProfile, RequestId, RequestSpec, SloTargets } from "../core/types.ts";
+import type { Command, DeviceId, DeviceProfile, ModelId, ModelProfile, RequestId, RequestSpec, SloTargets } from "../core/types.ts";
 import { tokenDeadlineMs } from "../core/types.ts";
 import { MemoryLedger } from "./MemoryLedger.ts";
 
@@ -50,26 +51,19 @@ export interface ResidentModel {
   lastUsedMs: number;
 }
 
-export interface Turn {
-  modelId: ModelId;
-  /** When the turn's first step ran; null while its model is still being switched in. */
-  startedMs: number | null;
-  /** Minimum time the turn keeps the device (the round-robin quota). */
-  quotaMs: number;
-}
-
 export interface DeviceState {
   profile: DeviceProfile;
   ledger: MemoryLedger;
   resident: Map<ModelId, ResidentModel>;
-  running: import("../core/types.ts").Command | null;
+  running: Command | null;
+  /** Sequences of ended requests the device must drop, sent with its next command. */
   pendingRelease: RequestId[];
   down: boolean;
-  turn: Turn | null;
-  /** Request policy: alternate prefill and decode so neither starves. */
-  lastWasPrefill: boolean;
-  /** Round-robin pointer over resident models (request policy). */
-  rrIndex: number;
+}
+
+/** Dedicated placement: a device whose profile lists models serves only those. */
+export function mayServe(dev: DeviceState, modelId: ModelId): boolean {
+  return !dev.profile.allowedModels || dev.profile.allowedModels.includes(modelId);
 }
 
 /** Requests of one model waiting for prefill together (grouped FCFS). */
@@ -91,6 +85,17 @@ export interface SchedulerView {
   readonly parked: ReadonlySet<RequestRecord>;
   /** How many live devices hold each model (resident or loading). */
   readonly holders: ReadonlyMap<ModelId, number>;
+}
+
+/** The same bookkeeping, writable: what the scheduler and its residency mechanism change. */
+export interface SchedulerState extends SchedulerView {
+  readonly devices: Map<DeviceId, DeviceState>;
+  readonly requests: Map<RequestId, RequestRecord>;
+  readonly groups: WaitingGroup[];
+  readonly boundTo: Map<DeviceId, Set<RequestRecord>>;
+  readonly waiting: Set<RequestRecord>;
+  readonly parked: Set<RequestRecord>;
+  readonly holders: Map<ModelId, number>;
 }
 
 /** Models that requests bound to the device (prefilling or decoding) are using. */
