@@ -54,6 +54,13 @@ describe("pitcher serve", () => {
     assert.match(s.output().stderr, /devices\.threadsPerDevice: Expected number/);
   });
 
+  it("refuses an unknown scheduling policy, naming the known ones", async () => {
+    const cfg = writeConfig("scheduler:\n  policy: fastest\n");
+    const s = serve(["--config", cfg]);
+    assert.equal(await s.exited, 1);
+    assert.match(s.output().stderr, /scheduler\.policy: unknown policy 'fastest' \(known: token, request\)/);
+  });
+
   it("refuses a model file that does not exist", async () => {
     const cfg = writeConfig("models:\n  - id: ghost\n    path: ./nowhere.gguf\n");
     const s = serve(["--config", cfg]);

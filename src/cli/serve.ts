@@ -20,7 +20,7 @@ import { attachRequestLog } from "../observe/requestLog.ts";
 import { calibrate } from "../runtime/calibrate.ts";
 import { Pool } from "../runtime/Pool.ts";
 import { PoolServing } from "../runtime/Serving.ts";
-import { Scheduler, type PolicyName } from "../scheduler/Scheduler.ts";
+import { policyNames, Scheduler } from "../scheduler/Scheduler.ts";
 
 export interface ServeOptions {
   configFile?: string;
@@ -54,6 +54,9 @@ function defaultKvDir(): string {
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const log = opts.log ?? ((m: string) => console.error(m));
   const { config, baseDir } = opts.config ? { config: opts.config, baseDir: process.cwd() } : loadConfig(opts.configFile);
+  // The schema takes any name; the scheduler's registry says which policies exist.
+  if (!policyNames().includes(config.scheduler.policy))
+    throw new ConfigError(`scheduler.policy: unknown policy '${config.scheduler.policy}' (known: ${policyNames().join(", ")})`);
   const models = await resolveModels(config, baseDir, log);
   const tokenizers = await Tokenizers.load(models);
 
@@ -68,7 +71,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       models.map((m) => m.profile),
       deviceProfiles,
       {
-        policy: config.scheduler.policy as PolicyName,
+        policy: config.scheduler.policy,
         prefillChunkTokens: config.scheduler.prefillChunkTokens,
         maxGroupSize: config.scheduler.maxGroupSize,
         maxQuotaMs: config.scheduler.maxQuotaMs,

@@ -199,7 +199,7 @@ export class Pool extends EventEmitter<PoolEvents> {
 
   /** The caller went away: end the request at once and free its memory. */
   cancel(id: RequestId): void {
-    const f = this.scheduler.cancel(id);
+    const f = this.scheduler.cancel(id, this.now());
     if (f) this.complete(f);
     this.pump();
   }
@@ -332,7 +332,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     if (!r) return; // cancelled while the step ran
     r.output.push(token);
     if (this.tokenizers.get(r.params.modelId).endTokens.has(token)) {
-      const f = this.scheduler.finish(id, "stop");
+      const f = this.scheduler.finish(id, "stop", this.now());
       if (f) this.complete(f);
       return;
     }
@@ -351,7 +351,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     const delta = r.text.push(r.output[r.output.length - 1]!);
     r.params.onDelta?.(delta);
     if (r.text.stopped) {
-      const f = this.scheduler.finish(id, "stop");
+      const f = this.scheduler.finish(id, "stop", this.now());
       if (f) this.complete(f);
     }
   }
@@ -398,11 +398,11 @@ export class Pool extends EventEmitter<PoolEvents> {
     this.recovering.add(device.id);
     const message = `Device ${device.id} failed (${detail}); the request was lost and can be retried`;
     this.emit("device", { deviceId: device.id, event: "crashed", detail });
-    for (const f of this.scheduler.onDeviceFailed(device.id, message)) this.complete(f);
+    for (const f of this.scheduler.onDeviceFailed(device.id, message, this.now())) this.complete(f);
     try {
       await device.stop();
       await device.start();
-      this.scheduler.onDeviceUp(device.id);
+      this.scheduler.onDeviceUp(device.id, this.now());
       this.emit("device", { deviceId: device.id, event: "restarted", detail });
     } catch (e) {
       this.emit("device", { deviceId: device.id, event: "crashed", detail: `restart failed: ${(e as Error).message}` });

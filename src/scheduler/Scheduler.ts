@@ -40,11 +40,6 @@ export { policyNames, registerPolicy, type Policy, type PolicyContext, type Poli
 export type { SubmitResult } from "./admission.ts";
 export type { DeviceSnapshot, SchedulerSnapshot } from "./snapshot.ts";
 
-/** A registered policy's name. Kept for callers that name the type; any registered name goes. */
-export type PolicyName = string;
-/** The policies registered when this module loaded; `policyNames()` also sees later ones. */
-export const POLICY_NAMES: readonly string[] = policyNames();
-
 export class Scheduler implements SchedulerState {
   readonly models: ReadonlyMap<ModelId, ModelProfile>;
   readonly devices = new Map<DeviceId, DeviceState>();
