@@ -3,7 +3,7 @@
 //
 // Each folder under src/ is a layer and may import only the layers listed for it below (npm
 // packages and node builtins are not layers and stay allowed, except in the scheduler).
-// Tests (`*.test.ts`, test/) and the scripts in bench/ and bin/ are composition roots like cli/:
+// Tests (`*.test.ts`, their fakes under a `testing/` folder, test/) and the scripts in bench/ and bin/ are composition roots like cli/:
 // they may import anything, but still take part in the cycle and resolution checks.
 //
 // A type-only import (`import type`, or every name marked `type`) counts as an import,
@@ -68,7 +68,8 @@ function assertAcyclic(layers) {
 assertAcyclic(LAYERS);
 
 const NAMES = Object.keys(LAYERS).join("|");
-const TEST = "\\.test\\.ts$";
+// Tests and their support files (fakes, fixtures) under a testing/ folder.
+const TEST = "(\\.test\\.ts$|/testing/)";
 const anyOf = (folders) => `^src/(${folders.join("|")})/`;
 
 /** One rule per layer: it imports only its own folder and the layers it may. */

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { DeviceFailedError, OverloadedError } from "../core/errors.ts";
-import { answerWith, failAfter, FakeServingPool, fakeCodecs, fakeModel } from "../runtime/FakeServingPool.ts";
+import { answerWith, failAfter, FakeServingPool, fakeCodecs, fakeModel } from "../runtime/testing/FakeServingPool.ts";
 import { PoolServing } from "../runtime/Serving.ts";
 import { buildApp } from "./app.ts";
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ContextLengthError, InvalidRequestError, ModelNotFoundError, OverloadedError, PitcherError } from "../core/errors.ts";
-import { answerWith, failAfter, FakeServingPool, fakeCodecs, fakeModel, untilAborted } from "./FakeServingPool.ts";
+import { answerWith, failAfter, FakeServingPool, fakeCodecs, fakeModel, untilAborted } from "./testing/FakeServingPool.ts";
 import { PoolServing, type ServingRequest } from "./Serving.ts";
 
 const greedy = { temperature: 0 };

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Command, DeviceProfile } from "../core/types.ts";
 import { generateWorkload, workloadSchema } from "../workload/workload.ts";
-import { costMs, drive, MB, model, SIX, workload } from "./fakeDevice.ts";
+import { costMs, drive, MB, model, SIX, workload } from "./testing/fakeDevice.ts";
 import { policyNames, registerPolicy, Scheduler } from "./Scheduler.ts";
 
 // A policy the scheduler's code knows nothing of, registered here: the smallest that finishes work.

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { RequestSpec } from "../core/types.ts";
-import { drive, MB, model } from "./fakeDevice.ts";
+import { drive, MB, model } from "./testing/fakeDevice.ts";
 import { Scheduler } from "./Scheduler.ts";
 
 describe("request policy", () => {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { MB, model } from "./fakeDevice.ts";
+import { MB, model } from "./testing/fakeDevice.ts";
 import { MemoryLedger } from "./MemoryLedger.ts";
 import { Scheduler } from "./Scheduler.ts";
 import { weightKey } from "./state.ts";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Command, DeviceProfile, RequestSpec } from "../core/types.ts";
-import { costMs, drive, MB, model, SIX } from "./fakeDevice.ts";
+import { costMs, drive, MB, model, SIX } from "./testing/fakeDevice.ts";
 import { computeQuotas } from "./quota.ts";
 import { Scheduler } from "./Scheduler.ts";
 
