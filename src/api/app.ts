@@ -170,7 +170,7 @@ export function buildApp(pool: Pool, options: AppOptions): FastifyInstance {
 
 function tokenizerFor(pool: Pool, modelId: string) {
   if (!pool.models.has(modelId)) throw new ModelNotFoundError(modelId);
-  return pool.tokenizers.get(modelId);
+  return pool.codecs.get(modelId);
 }
 
 function generationParams(
