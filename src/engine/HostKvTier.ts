@@ -8,7 +8,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { RequestId } from "../core/types.ts";
-import { kvPaths, removeKvState } from "./kvStateFile.ts";
+import { kvPaths } from "./kvStateFile.ts";
 
 export class HostKvTier {
   /** A fresh folder of its own, in memory-backed /dev/shm where the machine has it. */
@@ -29,9 +29,12 @@ export class HostKvTier {
   /**
    * Remove whatever the request left here. Called for every ended request, parked or not:
    * two removals of absent files cost less than keeping a second record of which are parked.
+   * Synchronous (microseconds on tmpfs), so that once discarded, no device can restore it.
    */
   discard(requestId: RequestId): void {
-    removeKvState(this.dir, requestId).catch(() => {});
+    const p = this.paths(requestId);
+    fs.rmSync(p.state, { force: true });
+    fs.rmSync(p.header, { force: true });
   }
 
   /** Remove the folder and everything parked in it. */

@@ -227,7 +227,7 @@ export class FakeDevice implements DevicePort {
       for (const id of requestIds) {
         const seq = m.sequences.get(id);
         if (!seq) throw new Error(`swap out: ${id} holds no sequence`);
-        this.options.hostTier.park(id, modelId, seq);
+        this.options.hostTier.park(id, this.fingerprint(modelId), seq);
         m.sequences.delete(id);
         tokens += seq.length;
       }
@@ -244,7 +244,7 @@ export class FakeDevice implements DevicePort {
       for (const id of requestIds) {
         let history: number[];
         try {
-          history = this.options.hostTier.read(id, modelId);
+          history = this.options.hostTier.read(id, this.fingerprint(modelId));
         } catch (e) {
           failed.push({ requestId: id, error: (e as Error).message });
           continue;
@@ -361,25 +361,30 @@ export class FakeDevice implements DevicePort {
     for (const m of this.resident.values()) m.sequences.delete(requestId);
   }
 
+  /** What the model's file is: models of one file sample alike and share parked KV, as in the engine. */
+  private fingerprint(modelId: ModelId): string {
+    return this.catalog.get(modelId)!.fingerprint;
+  }
+
   private kvBytesPerToken(modelId: ModelId): number {
     return this.catalog.get(modelId)!.profile.kvBytesPerToken;
   }
 
   private sample(modelId: ModelId, requestId: RequestId, history: number[], s: Sampling, tokenIndex: number): SampledToken {
-    const token = this.options.script?.({ modelId, requestId, tokenIndex }) ?? hashedToken(modelId, history, s, tokenIndex);
+    const token = this.options.script?.({ modelId, requestId, tokenIndex }) ?? hashedToken(this.fingerprint(modelId), history, s, tokenIndex);
     const ends = new Set(this.options.endTokens?.(modelId) ?? [FAKE_END_TOKEN]);
     return { requestId, token, end: ends.has(token) };
   }
 }
 
-/** The token a fake model samples after `history`: FNV-1a of the model and the history (and the step seed when sampling). */
-export function hashedToken(modelId: ModelId, history: number[], s: Sampling, tokenIndex: number): number {
+/** The token a fake model samples after `history`: FNV-1a of the model's file and the history (and the step seed when sampling). */
+export function hashedToken(fingerprint: string, history: number[], s: Sampling, tokenIndex: number): number {
   let h = 0x811c9dc5;
   const mix = (x: number) => {
     h = Math.imul(h ^ (x & 0xffff), 0x01000193) >>> 0;
     h = Math.imul(h ^ (x >>> 16), 0x01000193) >>> 0;
   };
-  for (const c of modelId) mix(c.charCodeAt(0));
+  for (const c of fingerprint) mix(c.charCodeAt(0));
   for (const t of history) mix(t);
   if (s.temperature > 0) mix(((s.seed ?? 0) + tokenIndex * 7919) >>> 0);
   return 1 + (h % FAKE_VOCABULARY);

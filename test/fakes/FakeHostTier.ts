@@ -2,10 +2,11 @@
  * The fake devices' host KV tier: parked sequences in memory, shared by every fake device
  * made with it, so parked KV moves between devices as it does between engine workers.
  */
-import type { ModelId, RequestId } from "../../src/core/types.ts";
+import type { RequestId } from "../../src/core/types.ts";
 
 interface Parked {
-  modelId: ModelId;
+  /** The model file's fingerprint: KV of one file restores into any model id of that file. */
+  fingerprint: string;
   /** The sequence's history: what its next token depends on. */
   tokens: number[];
   corrupt: boolean;
@@ -14,15 +15,15 @@ interface Parked {
 export class FakeHostTier {
   private readonly parked = new Map<RequestId, Parked>();
 
-  park(requestId: RequestId, modelId: ModelId, tokens: number[]): void {
-    this.parked.set(requestId, { modelId, tokens: [...tokens], corrupt: false });
+  park(requestId: RequestId, fingerprint: string, tokens: number[]): void {
+    this.parked.set(requestId, { fingerprint, tokens: [...tokens], corrupt: false });
   }
 
   /** The parked history, checked as the engine checks its files; throws with why it is unusable. */
-  read(requestId: RequestId, modelId: ModelId): number[] {
+  read(requestId: RequestId, fingerprint: string): number[] {
     const p = this.parked.get(requestId);
     if (!p) throw new Error(`KV state of ${requestId}: header missing or unreadable`);
-    if (p.modelId !== modelId) throw new Error(`KV state of ${requestId} belongs to another model`);
+    if (p.fingerprint !== fingerprint) throw new Error(`KV state of ${requestId} belongs to another model`);
     if (p.corrupt) throw new Error(`KV state of ${requestId} is corrupt (length or checksum mismatch)`);
     return [...p.tokens];
   }
