@@ -16,6 +16,7 @@ import {
 } from "../../src/core/devicePort.ts";
 import type { ServedModel } from "../../src/core/servedModel.ts";
 import type { DeviceId, ModelId, RequestId } from "../../src/core/types.ts";
+import { deferred, type Deferred } from "./deferred.ts";
 import { FakeClock } from "./FakeClock.ts";
 import type { FakeHostTier } from "./FakeHostTier.ts";
 
@@ -388,22 +389,4 @@ export function hashedToken(fingerprint: string, history: number[], s: Sampling,
   for (const t of history) mix(t);
   if (s.temperature > 0) mix(((s.seed ?? 0) + tokenIndex * 7919) >>> 0);
   return 1 + (h % FAKE_VOCABULARY);
-}
-
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve(v: T): void;
-  reject(e: Error): void;
-}
-
-function deferred<T = void>(): Deferred<T> {
-  let resolve!: (v: T) => void;
-  let reject!: (e: Error) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  // A held call's waiter may never come: no unhandled rejection for it.
-  promise.catch(() => {});
-  return { promise, resolve, reject };
 }
