@@ -42,7 +42,7 @@ const LAYERS = {
     why: "api maps HTTP and the OpenAI wire format onto runtime",
   },
   loadgen: { may: ["core", "workload", "views"], why: "the load client speaks HTTP to a server; it shares no code with one" },
-  profile: { may: ["core", "sim", "scheduler"], why: "the profiler measures a machine and fits the simulator's cost model" },
+  profile: { may: ["core", "sim", "scheduler", "runtime"], why: "the profiler measures a machine through the device port (running commands as the runtime does) and fits the simulator's cost model" },
   cli: { may: ["*"], why: "cli is the composition root: the one place that wires concrete classes together" },
 };
 

@@ -5,7 +5,6 @@ import assert from "node:assert/strict";
 import fs from "node:fs";
 import { after, before, describe, it } from "node:test";
 import type { CommandRecord, CommandStart } from "../src/runtime/Pool.ts";
-import { kvPaths } from "../src/engine/kvStateFile.ts";
 import { postJson, standInPaths, startPreemptionServer, startTestServer, waitFor } from "./helpers.ts";
 
 function assertOpenAiError(res: { status: number; json: any }, status: number, code: string): void {
@@ -71,7 +70,7 @@ describe("failures inside the pool", () => {
     commands.length = 0;
     const doomed = postJson(`${server.url}/v1/completions`, { model: "long", prompt: "crash me", max_tokens: 400, temperature: 0 });
     await waitFor(() => commands.some((c) => c.kind === "decode"));
-    const dev = server.pool.devices.get("dev0")!;
+    const dev = server.devices.get("dev0")!;
     const oldPid = dev.pid;
     dev.kill("SIGABRT"); // what a native assert in llama.cpp does
     const r = await doomed;
@@ -86,7 +85,7 @@ describe("failures inside the pool", () => {
     const prompt = "Parked while the device dies";
     const alone = await server.client.completions.create({ model: "long", prompt, max_tokens: 400, temperature: 0 });
     commands.length = 0;
-    const dev = server.pool.devices.get("dev0")!;
+    const dev = server.devices.get("dev0")!;
     let killed = false;
     let parkedOut = false;
     const onStart = (c: CommandStart) => {
@@ -119,7 +118,7 @@ describe("failures inside the pool", () => {
     const onCommand = (c: CommandRecord) => {
       if (c.kind === "swapOut" && c.modelId === "long" && !corrupted) {
         // Truncate the parked KV before it is restored (llama.cpp would abort on it).
-        const file = kvPaths(server.pool.kvDir, c.requestIds[0]!).state;
+        const file = server.hostKv.paths(c.requestIds[0]!).state;
         fs.truncateSync(file, Math.floor(fs.statSync(file).size / 2));
         corrupted = c.requestIds[0]!;
       }

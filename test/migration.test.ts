@@ -2,54 +2,44 @@
 // worker process) and continues with exactly the tokens it produces without the move.
 // The token policy relies on this when a free device adopts a parked request.
 import assert from "node:assert/strict";
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { DeviceProcess } from "../src/engine/DeviceProcess.ts";
-import type { Sampling, WorkerCommand } from "../src/engine/protocol.ts";
+import type { Sampling } from "../src/core/devicePort.ts";
+import { EngineDevice } from "../src/engine/EngineDevice.ts";
+import { HostKvTier } from "../src/engine/HostKvTier.ts";
+import { servedModel } from "./fakes/servedModel.ts";
 import { standInPaths } from "./helpers.ts";
 
 describe("parked KV moves between devices", () => {
-  const kvDir = fs.mkdtempSync(path.join(fs.existsSync("/dev/shm") ? "/dev/shm" : os.tmpdir(), "pitcher-migration-"));
-  const first = new DeviceProcess("first", { threads: 1, gpu: false, kvDir });
-  const second = new DeviceProcess("second", { threads: 1, gpu: false, kvDir });
-  const load: WorkerCommand = {
-    op: "load",
-    modelId: "m",
-    path: standInPaths()["llama-58m-q8-a"]!,
-    fingerprint: "llama-58m-q8-a",
-    contextTokens: 256,
-    slots: 2,
-    batchTokens: 64,
-    evict: [],
-    endTokens: [],
-  };
+  const hostKv = HostKvTier.temporary("pitcher-migration-");
+  const model = servedModel("m", { contextTokens: 256, maxBatch: 2 }, { path: standInPaths()["llama-58m-q8-a"]!, fingerprint: "llama-58m-q8-a" });
+  const options = { threads: 1, gpu: false as const, hostKv, models: [model], prefillChunkTokens: 64 };
+  const first = new EngineDevice("first", options);
+  const second = new EngineDevice("second", options);
   const prompt = [1, 450, 2318, 338, 263, 1243, 310, 278, 11565, 29889, 1570, 338];
 
   before(async () => {
     await first.start();
     await second.start();
-    await first.call(load);
-    await second.call(load);
+    await first.load("m", [], []);
+    await second.load("m", [], []);
   });
   after(async () => {
     await first.stop();
     await second.stop();
-    fs.rmSync(kvDir, { recursive: true, force: true });
+    hostKv.close();
   });
 
-  async function prefill(dev: DeviceProcess, requestId: string, sampling: Sampling): Promise<number> {
-    const r = await dev.call({ op: "prefill", modelId: "m", requestId, tokens: prompt, final: true, sampling });
-    return r.result.tokens![0]!;
+  async function prefill(dev: EngineDevice, requestId: string, sampling: Sampling): Promise<number> {
+    const r = await dev.prefill({ modelId: "m", requestId, tokens: prompt, final: true, sampling }, []);
+    return r.first!.token;
   }
 
-  async function decode(dev: DeviceProcess, requestId: string, out: number[], n: number, sampling: Sampling): Promise<void> {
+  async function decode(dev: EngineDevice, requestId: string, out: number[], n: number, sampling: Sampling): Promise<void> {
     for (let i = 0; i < n; i++) {
       const item = { requestId, token: out.at(-1)!, tokenIndex: out.length, sampling };
-      // Decode tokens travel in progress messages, one entry per step.
+      // Decode tokens arrive through onTokens, one call per step.
       const steps: number[] = [];
-      await dev.call({ op: "decode", modelId: "m", steps: 1, progressEveryMs: 0, items: [item] }, [], (p) => steps.push(p.tokens[0]!));
+      await dev.decode({ modelId: "m", steps: 1, progressEveryMs: 0, items: [item] }, [], (t) => steps.push(t[0]!.token));
       assert.equal(steps.length, 1);
       out.push(steps[0]!);
     }
@@ -60,17 +50,17 @@ describe("parked KV moves between devices", () => {
       const id = `alone-${sampling.temperature}`;
       const alone = [await prefill(first, id, sampling)];
       await decode(first, id, alone, 40, sampling);
-      await first.call({ op: "release", requestIds: [id] });
+      await first.release([id]);
 
       const moved = `moved-${sampling.temperature}`;
       const out = [await prefill(first, moved, sampling)];
       await decode(first, moved, out, 15, sampling);
-      const parked = await first.call({ op: "swapOut", modelId: "m", requestIds: [moved] });
-      assert.ok(parked.result.bytes! > 0);
-      const resumed = await second.call({ op: "swapIn", modelId: "m", requestIds: [moved] });
-      assert.equal(resumed.result.failed, undefined);
+      const parked = await first.swapOut("m", [moved], []);
+      assert.ok(parked.bytes! > 0);
+      const resumed = await second.swapIn("m", [moved], []);
+      assert.equal(resumed.failed, undefined);
       await decode(second, moved, out, 25, sampling);
-      await second.call({ op: "release", requestIds: [moved] });
+      await second.release([moved]);
 
       assert.equal(out.length, 41);
       assert.deepEqual(out, alone);

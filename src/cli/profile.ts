@@ -8,9 +8,10 @@ import path from "node:path";
 import cliProgress from "cli-progress";
 import { loadConfig } from "../config/loadConfig.ts";
 import { parseByteSize, type PitcherConfig } from "../config/schema.ts";
-import { DeviceProcess } from "../engine/DeviceProcess.ts";
+import { EngineDevice } from "../engine/EngineDevice.ts";
+import { HostKvTier } from "../engine/HostKvTier.ts";
 import { resolveModels } from "../engine/resolveModels.ts";
-import { profileMachine } from "../runtime/profileMachine.ts";
+import { profileMachine } from "../profile/profileMachine.ts";
 import type { MachineProfile } from "../sim/machineProfile.ts";
 
 export interface ProfileArgs {
@@ -35,9 +36,11 @@ export async function runProfile(a: ProfileArgs): Promise<MachineProfile> {
   }
   const threads = config.devices.threadsPerDevice;
   const count = config.devices.count ?? Math.max(1, Math.floor(os.availableParallelism() / threads));
-  const kvDir = fs.mkdtempSync(path.join(fs.existsSync("/dev/shm") ? "/dev/shm" : os.tmpdir(), "pitcher-profile-"));
-  const device = new DeviceProcess("profile", { threads, gpu: config.devices.gpu, kvDir });
-  const neighbour = count > 1 ? new DeviceProcess("profile-2", { threads, gpu: config.devices.gpu, kvDir }) : undefined;
+  const hostKv = HostKvTier.temporary("pitcher-profile-");
+  // No end tokens: a profiled decode runs every step it is asked for.
+  const options = { threads, gpu: config.devices.gpu, hostKv, models, prefillChunkTokens: config.scheduler.prefillChunkTokens };
+  const device = new EngineDevice("profile", options);
+  const neighbour = count > 1 ? new EngineDevice("profile-2", options) : undefined;
   const bar = a.progress ? new cliProgress.SingleBar({ format: "profiling [{bar}] {value}/{total} models · {model}: {what}" }, cliProgress.Presets.shades_classic) : undefined;
   bar?.start(models.length, 0, { model: "", what: "" });
   let done = 0;
@@ -80,7 +83,7 @@ export async function runProfile(a: ProfileArgs): Promise<MachineProfile> {
     bar?.stop();
     await device.stop();
     await neighbour?.stop();
-    fs.rmSync(kvDir, { recursive: true, force: true });
+    hostKv.close();
   }
 }
 

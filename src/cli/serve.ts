@@ -2,7 +2,6 @@
  * Composition root of `pitcher serve`: config → models → tokenizers → device workers →
  * scheduler → pool → HTTP. The only place that wires concrete classes together.
  */
-import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { FastifyInstance } from "fastify";
@@ -11,7 +10,8 @@ import { ConfigError } from "../core/errors.ts";
 import type { DeviceProfile } from "../core/types.ts";
 import { loadConfig } from "../config/loadConfig.ts";
 import { parseByteSize, type PitcherConfig } from "../config/schema.ts";
-import { DeviceProcess } from "../engine/DeviceProcess.ts";
+import { EngineDevice } from "../engine/EngineDevice.ts";
+import { HostKvTier } from "../engine/HostKvTier.ts";
 import { resolveModels, type ServedModel } from "../engine/resolveModels.ts";
 import { Tokenizers } from "../engine/Tokenizers.ts";
 import { LiveState } from "../observe/LiveState.ts";
@@ -39,16 +39,15 @@ export interface ServeOptions {
 export interface RunningServer {
   app: FastifyInstance;
   pool: Pool;
+  /** The pool's devices, as the engine runs them (tests kill workers through these). */
+  devices: Map<string, EngineDevice>;
+  /** Where parked KV lives (tests corrupt it through this). */
+  hostKv: HostKvTier;
   url: string;
   /** For the operator, in one line: how many models and devices, which policy. */
   summary: string;
   /** Drain (running requests finish, new ones get 503), then stop everything. */
   shutdown(): Promise<void>;
-}
-
-function defaultKvDir(): string {
-  const base = fs.existsSync("/dev/shm") ? "/dev/shm" : os.tmpdir();
-  return path.join(base, `pitcher-kv-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
 }
 
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
@@ -63,7 +62,6 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const threads = config.devices.threadsPerDevice;
   const count = config.devices.count ?? Math.max(1, Math.floor(os.availableParallelism() / threads));
   const memoryBytes = parseByteSize(config.devices.memory);
-  const kvDir = config.devices.kvDir ? path.resolve(config.devices.kvDir) : defaultKvDir();
   const deviceProfiles: DeviceProfile[] = Array.from({ length: count }, (_, i) => ({ id: `dev${i}`, memoryBytes }));
   let scheduler: Scheduler;
   try {
@@ -83,22 +81,22 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     throw new ConfigError(`devices.memory (${memoryBytes} bytes): ${(e as Error).message}`);
   }
 
-  const devices = new Map<string, DeviceProcess>();
-  let pool: Pool | undefined;
+  const hostKv = config.devices.kvDir ? new HostKvTier(path.resolve(config.devices.kvDir)) : HostKvTier.temporary(`pitcher-kv-${process.pid}-`);
+  const devices = new Map<string, EngineDevice>();
   for (const d of deviceProfiles) {
-    const dev = new DeviceProcess(d.id, {
+    const device = new EngineDevice(d.id, {
       threads,
       gpu: config.devices.gpu,
-      kvDir,
-      onExit: (detail) => pool && void pool.recover(dev, detail),
+      hostKv,
+      models,
+      prefillChunkTokens: config.scheduler.prefillChunkTokens,
+      // The runtime never sees end tokens: the device marks them in what it samples.
+      endTokens: (modelId) => tokenizers.get(modelId).endTokens,
     });
-    devices.set(d.id, dev);
+    devices.set(d.id, device);
   }
   await Promise.all([...devices.values()].map((d) => d.start()));
-  pool = new Pool(scheduler, devices, new Map(models.map((m) => [m.id, m])), tokenizers, {
-    prefillChunkTokens: config.scheduler.prefillChunkTokens,
-    kvDir,
-  });
+  const pool = new Pool(scheduler, [...devices.values()], new Map(models.map((m) => [m.id, m])), tokenizers);
 
   if (config.scheduler.calibrate) {
     const sample = (m: ServedModel) => tokenizers.get(m.id).completionPrompt("Once upon a time, a pool of devices served many models, token by token.").slice(0, 32);
@@ -120,16 +118,18 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   await app.listen({ host, port });
   const addr = app.server.address();
   const url = typeof addr === "object" && addr ? `http://${host.includes(":") ? `[${host}]` : host}:${addr.port}` : `http://${host}:${port}`;
-  const running = pool;
   return {
     app,
-    pool: running,
+    pool,
+    devices,
+    hostKv,
     url,
     summary: `${models.length} models, ${devices.size} devices, policy ${scheduler.options.policy}`,
     async shutdown() {
-      await running.drain();
+      await pool.drain();
       await app.close();
-      await running.close();
+      await pool.close();
+      hostKv.close();
       await tokenizers.dispose();
     },
   };

@@ -1,21 +1,14 @@
 /**
- * Server side of a device: forks the worker process, sends it commands and matches the
- * answers. If the process dies, every pending call rejects with DeviceCrashedError and
- * `onExit` fires; `start()` brings up a fresh worker.
+ * Server side of a device worker: forks the worker process, sends it commands and matches
+ * the answers. If the process dies, every pending call rejects with DeviceDownError and
+ * `onExit` fires; `start()` brings up a fresh worker. Internal to the engine: the runtime
+ * drives an EngineDevice, which translates the device port onto this protocol.
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { DeviceDownError } from "../core/devicePort.ts";
 import type { DeviceId, RequestId } from "../core/types.ts";
 import type { WorkerCommand, WorkerInit, WorkerMessage, WorkerProgress, WorkerReply, WorkerResult } from "./protocol.ts";
-
-export class DeviceCrashedError extends Error {
-  constructor(
-    readonly deviceId: DeviceId,
-    readonly detail: string,
-  ) {
-    super(`device ${deviceId} crashed (${detail})`);
-  }
-}
 
 export class EngineCommandError extends Error {}
 
@@ -76,7 +69,7 @@ export class DeviceProcess {
       if (this.child !== child) return;
       this.child = undefined;
       const detail = signal ? `signal ${signal}` : `exit code ${code}`;
-      const err = new DeviceCrashedError(this.id, detail);
+      const err = new DeviceDownError(this.id, detail);
       for (const p of this.pending.values()) p.reject(err);
       this.pending.clear();
       if (!this.stopping) this.options.onExit?.(detail);
@@ -106,12 +99,12 @@ export class DeviceProcess {
 
   private send(msg: WorkerMessage, onProgress?: (p: WorkerProgress["progress"][number]) => void): Promise<{ durationMs: number; result: WorkerResult }> {
     const child = this.child;
-    if (!child) return Promise.reject(new DeviceCrashedError(this.id, "not running"));
+    if (!child) return Promise.reject(new DeviceDownError(this.id, "not running"));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject, ...(onProgress ? { onProgress } : {}) });
       child.send({ ...msg, id }, (err) => {
-        if (err && this.pending.delete(id)) reject(new DeviceCrashedError(this.id, err.message));
+        if (err && this.pending.delete(id)) reject(new DeviceDownError(this.id, err.message));
       });
     });
   }

@@ -14,14 +14,10 @@ import {
   type LlamaModel,
   type Token,
 } from "node-llama-cpp";
+import type { ChatMessage, Codecs, ModelCodec } from "../core/codec.ts";
 import type { ModelId } from "../core/types.ts";
 
-export interface ChatMessage {
-  role: "system" | "user" | "assistant" | "developer";
-  content: string;
-}
-
-export class ModelTokenizer {
+export class ModelTokenizer implements ModelCodec {
   readonly endTokens: ReadonlySet<number>;
   readonly stopStrings: string[];
 
@@ -75,7 +71,7 @@ export class ModelTokenizer {
   }
 }
 
-export class Tokenizers {
+export class Tokenizers implements Codecs {
   private constructor(
     private readonly llama: Llama,
     private readonly byModel: Map<ModelId, ModelTokenizer>,

@@ -9,11 +9,12 @@
  */
 import fs from "node:fs/promises";
 import { getLlama, LlamaLogLevel, type Llama, type Token, type LlamaContext, type LlamaContextSequence, type LlamaModel } from "node-llama-cpp";
+import type { Sampling } from "../core/devicePort.ts";
 import type { ModelId, RequestId } from "../core/types.ts";
 import { BatchModeChooser } from "./batchMode.ts";
 import { kvPaths, KvStateError, sealKvState, verifyKvState } from "./kvStateFile.ts";
 import { skipResourceSimulation } from "./skipResourceSimulation.ts";
-import type { Sampling, WorkerCommand, WorkerInit, WorkerMessage, WorkerProgress, WorkerReply, WorkerResult } from "./protocol.ts";
+import type { WorkerCommand, WorkerInit, WorkerMessage, WorkerProgress, WorkerReply, WorkerResult } from "./protocol.ts";
 
 interface LoadedModel {
   model: LlamaModel;

@@ -64,8 +64,3 @@ export async function verifyKvState(dir: string, requestId: string, modelFingerp
     throw new KvStateError(`KV state of ${requestId} is corrupt (length or checksum mismatch)`);
   return header;
 }
-
-export async function removeKvState(dir: string, requestId: string): Promise<void> {
-  const p = kvPaths(dir, requestId);
-  await Promise.all([fs.rm(p.state, { force: true }), fs.rm(p.header, { force: true })]);
-}

@@ -3,15 +3,8 @@
  * device). Every request carries an id; the worker answers each exactly once. Token ids
  * and timings travel; text never does (the server tokenizes and detokenizes).
  */
+import type { Sampling } from "../core/devicePort.ts";
 import type { ModelId, RequestId } from "../core/types.ts";
-
-export interface Sampling {
-  /** 0 = greedy (argmax). */
-  temperature: number;
-  topP?: number;
-  /** Base seed; the step seed is derived from it and the token index, so sampling survives preemption. */
-  seed?: number;
-}
 
 export interface WorkerInit {
   threads: number;

@@ -1,67 +1,20 @@
 /**
- * The real-time driver: runs the pure scheduler against device workers on the wall clock.
- * It submits requests, asks the scheduler what each idle device does next, carries that
- * out through the device's worker, feeds the outcome back and streams tokens to callers.
- * Every request ends exactly once, through `complete`.
+ * The real-time driver: runs the pure scheduler against devices on the wall clock. It
+ * submits requests, asks the scheduler what each idle device does next, carries that out
+ * through the device port, feeds the outcome back and streams tokens to callers. Every
+ * request ends exactly once, through `complete`.
  */
 import { EventEmitter } from "node:events";
-import fs from "node:fs";
-import {
-  DeviceFailedError,
-  KvRestoreFailedError,
-  OverloadedError,
-  PitcherError,
-  ShuttingDownError,
-} from "../core/errors.ts";
-import type { Command, DeviceId, FinishedRequest, FinishReason, ModelId, RequestId, SloTargets } from "../core/types.ts";
-import { DeviceCrashedError, type DeviceProcess } from "../engine/DeviceProcess.ts";
-import { removeKvState } from "../engine/kvStateFile.ts";
-import { loadCommand } from "../engine/loadCommand.ts";
-import type { Sampling, WorkerCommand, WorkerResult } from "../engine/protocol.ts";
-import type { ServedModel } from "../engine/resolveModels.ts";
-import type { Tokenizers } from "../engine/Tokenizers.ts";
+import type { Codecs } from "../core/codec.ts";
+import { DeviceDownError, type DevicePort, type DeviceResult, type SampledToken } from "../core/devicePort.ts";
+import { KvRestoreFailedError, OverloadedError, ShuttingDownError, type PitcherError } from "../core/errors.ts";
+import type { ServedModel } from "../core/servedModel.ts";
+import type { Command, DeviceId, FinishedRequest, ModelId, RequestId } from "../core/types.ts";
 import type { Scheduler, SchedulerSnapshot } from "../scheduler/Scheduler.ts";
-import { TextStream } from "./TextStream.ts";
+import { LiveRequest, type GenerationParams, type GenerationResult, type RequestOutcome } from "./LiveRequest.ts";
+import { runCommand } from "./runCommand.ts";
 
-/**
- * Longest a decoded token waits in the worker before it is streamed. Sending every step of
- * a 3 ms step costs ≈15% of single-stream speed on CPU (BENCHMARKS.md § 1).
- */
-export const PROGRESS_EVERY_MS = 25;
-
-export interface GenerationParams {
-  /** Used in responses and logs; must be unique among running requests. */
-  requestId: RequestId;
-  modelId: ModelId;
-  promptTokens: number[];
-  maxTokens: number;
-  sampling: Sampling;
-  stop: string[];
-  slo?: SloTargets;
-  /** Streaming: called with each text delta as it becomes safe to send. */
-  onDelta?: (text: string) => void;
-  signal?: AbortSignal;
-}
-
-export interface GenerationResult {
-  id: RequestId;
-  text: string;
-  finishReason: "stop" | "length";
-  promptTokens: number;
-  completionTokens: number;
-}
-
-/** What the pool reports for each finished request (metrics and logs listen to it). */
-export interface RequestOutcome {
-  id: RequestId;
-  modelId: ModelId;
-  arrivalMs: number;
-  tokenTimesMs: number[];
-  promptTokens: number;
-  reason: FinishReason | "rejected";
-  slo: SloTargets;
-  error?: string;
-}
+export type { GenerationParams, GenerationResult, RequestOutcome };
 
 export interface CommandStart {
   deviceId: DeviceId;
@@ -82,22 +35,8 @@ export interface CommandRecord extends CommandStart {
   bytes?: number;
   /** Decode: steps run. */
   steps?: number;
-  /** The worker crashed or refused the command as a whole. */
+  /** The device died under the command or refused it as a whole. */
   crashed?: boolean;
-}
-
-interface Live {
-  id: RequestId;
-  params: GenerationParams;
-  arrivalMs: number;
-  output: number[];
-  tokenTimesMs: number[];
-  text: TextStream;
-  hostKv: boolean;
-  slo: SloTargets;
-  resolve(r: GenerationResult): void;
-  reject(e: Error): void;
-  onAbort?: () => void;
 }
 
 export interface PoolEvents {
@@ -109,8 +48,14 @@ export interface PoolEvents {
   device: [{ deviceId: DeviceId; event: "crashed" | "restarted"; detail: string }];
 }
 
+export interface PoolOptions {
+  /** The clock of arrivals, token times and deadlines, in ms (tests pass a fake one). Default: wall time since the pool was made. */
+  now?: () => number;
+}
+
 export class Pool extends EventEmitter<PoolEvents> {
-  private readonly live = new Map<RequestId, Live>();
+  private readonly byId = new Map<DeviceId, DevicePort>();
+  private readonly live = new Map<RequestId, LiveRequest>();
   private readonly recovering = new Set<DeviceId>();
   /** Requests in the decode command each device runs now (to cancel them mid-command). */
   private readonly decoding = new Map<DeviceId, Set<RequestId>>();
@@ -118,37 +63,46 @@ export class Pool extends EventEmitter<PoolEvents> {
   private readonly interruptible = new Set<DeviceId>();
   private draining = false;
   private readonly idleWaiters: (() => void)[] = [];
-  private readonly clockZero = performance.now();
+  readonly now: () => number;
 
   constructor(
     readonly scheduler: Scheduler,
-    readonly devices: Map<DeviceId, DeviceProcess>,
+    devices: DevicePort[],
     readonly models: Map<ModelId, ServedModel>,
-    readonly tokenizers: Tokenizers,
-    private readonly options: { prefillChunkTokens: number; kvDir: string },
+    readonly codecs: Codecs,
+    options: PoolOptions = {},
   ) {
     super();
-  }
-
-  now(): number {
-    return performance.now() - this.clockZero;
+    for (const d of devices) {
+      this.byId.set(d.id, d);
+      d.onCrash((detail) => void this.recover(d.id, detail));
+    }
+    const clockZero = performance.now();
+    this.now = options.now ?? (() => performance.now() - clockZero);
   }
 
   get activeRequests(): number {
     return this.live.size;
   }
 
-  /** Folder of the host KV tier. */
-  get kvDir(): string {
-    return this.options.kvDir;
-  }
-
-  snapshot(): SchedulerSnapshot {
-    return this.scheduler.snapshot();
+  /** The pool's devices by id (tests and operators reach them through here). */
+  get devices(): ReadonlyMap<DeviceId, DevicePort> {
+    return this.byId;
   }
 
   get isDraining(): boolean {
     return this.draining;
+  }
+
+  device(id: DeviceId): DevicePort {
+    const d = this.byId.get(id);
+    if (!d) throw new Error(`no device ${id} in the pool`);
+    return d;
+  }
+
+  /** The scheduler's view: devices, resident models, memory, waiting and running requests. */
+  snapshot(): SchedulerSnapshot {
+    return this.scheduler.snapshot();
   }
 
   generate(params: GenerationParams): Promise<GenerationResult> {
@@ -157,7 +111,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     const id = params.requestId;
     const arrivalMs = this.now();
     const slo = params.slo ?? model.profile.slo;
-    const tok = this.tokenizers.get(params.modelId);
+    const codec = this.codecs.get(params.modelId);
     return new Promise<GenerationResult>((resolve, reject) => {
       const submitted = this.scheduler.submit(
         { id, modelId: params.modelId, arrivalMs, promptTokens: params.promptTokens.length, maxOutputTokens: params.maxTokens, slo },
@@ -169,30 +123,12 @@ export class Pool extends EventEmitter<PoolEvents> {
         reject(new OverloadedError(`Model ${params.modelId} is overloaded: ${submitted.reason}. Retry in ${retry} s.`, retry));
         return;
       }
-      const r: Live = {
-        id,
-        params,
-        arrivalMs,
-        output: [],
-        tokenTimesMs: [],
-        text: new TextStream({ detokenize: (t, last) => tok.detokenize(t, last) }, params.stop),
-        hostKv: false,
-        slo,
-        resolve,
-        reject,
-      };
+      const r = new LiveRequest(params, arrivalMs, slo, codec, resolve, reject);
       this.live.set(id, r);
       // New work: long decodes planned while nothing waited end after their current step.
-      for (const d of this.interruptible) this.devices.get(d)!.yieldDecode();
+      for (const d of this.interruptible) this.device(d).yieldDecode();
       this.interruptible.clear();
-      if (params.signal) {
-        if (params.signal.aborted) {
-          queueMicrotask(() => this.cancel(id));
-        } else {
-          r.onAbort = () => this.cancel(id);
-          params.signal.addEventListener("abort", r.onAbort, { once: true });
-        }
-      }
+      r.watchAbort(() => this.cancel(id));
       this.pump();
     });
   }
@@ -213,7 +149,7 @@ export class Pool extends EventEmitter<PoolEvents> {
 
   // ---- the loop ------------------------------------------------------------------------
 
-  pump(): void {
+  private pump(): void {
     for (const [deviceId, device] of this.devices) {
       if (this.recovering.has(deviceId) || this.scheduler.isBusy(deviceId)) continue;
       const t0 = performance.now();
@@ -223,120 +159,65 @@ export class Pool extends EventEmitter<PoolEvents> {
         void this.execute(device, cmd);
       } else {
         const release = this.scheduler.takeReleases(deviceId);
-        if (release.length > 0) device.call({ op: "release", requestIds: release }).catch(() => {});
+        // A failure here is the device's to report (onCrash); the releases die with it.
+        if (release.length > 0) device.release(release).catch(() => {});
       }
     }
   }
 
-  private toWorker(cmd: Command): WorkerCommand {
-    switch (cmd.kind) {
-      case "load":
-        return loadCommand(this.models.get(cmd.modelId)!, this.tokenizers.get(cmd.modelId).endTokens, this.options.prefillChunkTokens, cmd.evict);
-      case "evict":
-        return { op: "evict", modelIds: cmd.modelIds };
-      case "prefill": {
-        const r = this.live.get(cmd.requestId)!;
-        return {
-          op: "prefill",
-          modelId: cmd.modelId,
-          requestId: cmd.requestId,
-          tokens: r.params.promptTokens.slice(cmd.fromToken, cmd.toToken),
-          final: cmd.final,
-          sampling: r.params.sampling,
-        };
-      }
-      case "decode":
-        return {
-          op: "decode",
-          modelId: cmd.modelId,
-          steps: cmd.steps,
-          // Tokens reach the client in bursts this far apart at most: a quarter of the
-          // tightest TBT target in the batch, and never more than 25 ms.
-          progressEveryMs: Math.min(PROGRESS_EVERY_MS, ...cmd.requestIds.map((id) => this.live.get(id)!.slo.tbtMs / 4)),
-          items: cmd.requestIds.map((id) => {
-            const r = this.live.get(id)!;
-            return { requestId: id, token: r.output[r.output.length - 1]!, tokenIndex: r.output.length, sampling: r.params.sampling };
-          }),
-        };
-      case "swapOut":
-        return { op: "swapOut", modelId: cmd.modelId, requestIds: cmd.requestIds };
-      case "swapIn":
-        return { op: "swapIn", modelId: cmd.modelId, requestIds: cmd.requestIds };
-    }
-  }
-
-  private async execute(device: DeviceProcess, cmd: Command): Promise<void> {
-    const startMs = this.now();
-    const start: CommandStart = {
-      deviceId: device.id,
-      kind: cmd.kind,
-      ...("modelId" in cmd ? { modelId: cmd.modelId } : {}),
-      startMs,
-      requestIds: cmd.kind === "decode" || cmd.kind === "swapIn" || cmd.kind === "swapOut" ? [...cmd.requestIds] : cmd.kind === "prefill" ? [cmd.requestId] : [],
-      evictModelIds: cmd.kind === "load" ? [...cmd.evict] : cmd.kind === "evict" ? [...cmd.modelIds] : [],
-      ...(cmd.kind === "decode" ? { plannedSteps: cmd.steps, ...(cmd.interruptible ? { interruptible: true } : {}) } : {}),
-    };
+  private async execute(device: DevicePort, cmd: Command): Promise<void> {
+    const start = commandStart(cmd, this.now());
     this.emit("commandStart", start);
-    // Decode steps stream their tokens while the command goes on: the worker does not wait
-    // for us, and text work (detokenize, stop strings, streaming) overlaps its compute.
-    const onProgress =
-      cmd.kind === "decode"
-        ? (p: { requestIds: RequestId[]; tokens: number[] }) => {
-            const at = this.now();
-            p.requestIds.forEach((id, i) => this.acceptToken(id, p.tokens[i]!, at));
-            for (const id of p.requestIds) this.streamText(id);
-          }
-        : undefined;
     if (cmd.kind === "decode") this.decoding.set(device.id, new Set(cmd.requestIds));
     if (cmd.kind === "decode" && cmd.interruptible) this.interruptible.add(device.id);
-    let reply: { durationMs: number; result: WorkerResult };
+    let result: DeviceResult;
     try {
-      reply = await device.call(this.toWorker(cmd), cmd.release, onProgress);
+      // Decode steps stream their tokens while the command goes on: the device does not
+      // wait for us, and text work (detokenize, stop strings, streaming) overlaps its compute.
+      result = await runCommand(device, cmd, (id) => this.live.get(id)!, (tokens) => this.onTokens(tokens));
     } catch (e) {
-      const detail = e instanceof DeviceCrashedError ? e.detail : (e as Error).message;
+      const detail = e instanceof DeviceDownError ? e.detail : (e as Error).message;
       this.emit("command", { ...start, endMs: this.now(), crashed: true });
-      void this.recover(device, detail);
+      void this.recover(device.id, detail);
       return;
     } finally {
       this.decoding.delete(device.id);
       this.interruptible.delete(device.id);
     }
     const endMs = this.now();
-    const failed = reply.result.failed ?? [];
-    const failedIds = failed.map((f) => f.requestId);
-    const errors = new Map(failed.map((f) => [f.requestId, f.error]));
-    const firstToken = cmd.kind === "prefill" && cmd.final ? reply.result.tokens![0]! : undefined;
-    if (firstToken !== undefined && cmd.kind === "prefill") this.acceptToken(cmd.requestId, firstToken, endMs);
-    if (cmd.kind === "swapOut") for (const id of cmd.requestIds) this.live.get(id) && (this.live.get(id)!.hostKv = true);
-    if (cmd.kind === "swapIn") for (const id of cmd.requestIds) if (!errors.has(id) && this.live.get(id)) this.live.get(id)!.hostKv = false;
+    const errors = new Map((result.failed ?? []).map((f) => [f.requestId, f.error]));
+    if (result.first) this.acceptToken(result.first, endMs);
     const finished = this.scheduler.onCommandDone(
       device.id,
-      { durationMs: reply.durationMs, failedRequestIds: failedIds, ...(reply.result.steps !== undefined ? { steps: reply.result.steps } : {}) },
+      { durationMs: result.durationMs, failedRequestIds: [...errors.keys()], ...(result.steps !== undefined ? { steps: result.steps } : {}) },
       endMs,
     );
     this.pump();
-    if (firstToken !== undefined && cmd.kind === "prefill") this.streamText(cmd.requestId);
-    for (const f of finished) this.complete(f, errors.has(f.requestId) ? new KvRestoreFailedError(errors.get(f.requestId)!) : undefined);
+    if (result.first) this.streamText(result.first.requestId);
+    for (const f of finished) {
+      const error = errors.get(f.requestId);
+      this.complete(f, error !== undefined ? new KvRestoreFailedError(error) : undefined);
+    }
     this.emit("command", {
       ...start,
       endMs,
-      ...(reply.result.bytes !== undefined ? { bytes: reply.result.bytes } : {}),
-      ...(reply.result.steps !== undefined ? { steps: reply.result.steps } : {}),
+      ...(result.bytes !== undefined ? { bytes: result.bytes } : {}),
+      ...(result.steps !== undefined ? { steps: result.steps } : {}),
     });
     if (finished.length > 0) this.pump();
   }
 
+  private onTokens(tokens: SampledToken[]): void {
+    const at = this.now();
+    for (const t of tokens) this.acceptToken(t, at);
+    for (const t of tokens) this.streamText(t.requestId);
+  }
+
   /** Record a token; an end-of-generation token ends the request at once. */
-  private acceptToken(id: RequestId, token: number, atMs: number): void {
-    const r = this.live.get(id);
+  private acceptToken(t: SampledToken, atMs: number): void {
+    const r = this.live.get(t.requestId);
     if (!r) return; // cancelled while the step ran
-    r.output.push(token);
-    if (this.tokenizers.get(r.params.modelId).endTokens.has(token)) {
-      const f = this.scheduler.finish(id, "stop", this.now());
-      if (f) this.complete(f);
-      return;
-    }
-    r.tokenTimesMs.push(atMs);
+    if (r.accept(t, atMs)) this.finish(t.requestId);
   }
 
   /**
@@ -345,15 +226,12 @@ export class Pool extends EventEmitter<PoolEvents> {
    */
   private streamText(id: RequestId): void {
     const r = this.live.get(id);
-    if (!r) return;
-    // Streams get one chunk per token (possibly empty while text is held back), so a
-    // client can time every token.
-    const delta = r.text.push(r.output[r.output.length - 1]!);
-    r.params.onDelta?.(delta);
-    if (r.text.stopped) {
-      const f = this.scheduler.finish(id, "stop", this.now());
-      if (f) this.complete(f);
-    }
+    if (r?.streamNewest()) this.finish(id);
+  }
+
+  private finish(id: RequestId): void {
+    const f = this.scheduler.finish(id, "stop", this.now());
+    if (f) this.complete(f);
   }
 
   private complete(f: FinishedRequest, failure?: PitcherError): void {
@@ -361,53 +239,31 @@ export class Pool extends EventEmitter<PoolEvents> {
     if (!r) return;
     this.live.delete(f.requestId);
     // Ended while its device decodes it: take it out of the running command at once.
-    for (const [deviceId, ids] of this.decoding) if (ids.has(f.requestId)) this.devices.get(deviceId)!.cancel([f.requestId]);
-    if (r.onAbort) r.params.signal?.removeEventListener("abort", r.onAbort);
-    if (r.hostKv) void removeKvState(this.options.kvDir, r.id);
-    this.emit("outcome", {
-      id: r.id,
-      modelId: r.params.modelId,
-      arrivalMs: r.arrivalMs,
-      tokenTimesMs: r.tokenTimesMs,
-      promptTokens: r.params.promptTokens.length,
-      reason: f.reason,
-      slo: r.slo,
-      ...(failure || f.error ? { error: failure?.message ?? f.error } : {}),
-    });
-    if (f.reason === "stop" || f.reason === "length") {
-      const tail = r.text.flush();
-      if (tail) r.params.onDelta?.(tail);
-      r.resolve({
-        id: r.id,
-        text: r.text.sent,
-        finishReason: f.reason,
-        promptTokens: r.params.promptTokens.length,
-        completionTokens: r.output.length,
-      });
-    } else if (f.reason === "cancelled") {
-      r.reject(new PitcherError("Request cancelled", "cancelled", 499, "invalid_request_error"));
-    } else {
-      r.reject(failure ?? new DeviceFailedError(f.error ?? "request failed on its device"));
-    }
+    for (const [deviceId, ids] of this.decoding) if (ids.has(f.requestId)) this.device(deviceId).cancel([f.requestId]);
+    // The host tier is shared by every device: any of them removes what the request parked there.
+    this.devices.values().next().value!.discard(f.requestId);
+    this.emit("outcome", r.outcome(f, failure));
+    r.settle(f, failure);
     if (this.live.size === 0) for (const w of this.idleWaiters.splice(0)) w();
   }
 
-  /** A worker died or broke: fail its requests, start a fresh worker, resume. */
-  async recover(device: DeviceProcess, detail: string): Promise<void> {
-    if (this.recovering.has(device.id)) return;
-    this.recovering.add(device.id);
-    const message = `Device ${device.id} failed (${detail}); the request was lost and can be retried`;
-    this.emit("device", { deviceId: device.id, event: "crashed", detail });
-    for (const f of this.scheduler.onDeviceFailed(device.id, message, this.now())) this.complete(f);
+  /** A device died or broke: fail its requests, start it afresh, resume. */
+  async recover(deviceId: DeviceId, detail: string): Promise<void> {
+    if (this.recovering.has(deviceId)) return;
+    const device = this.device(deviceId);
+    this.recovering.add(deviceId);
+    const message = `Device ${deviceId} failed (${detail}); the request was lost and can be retried`;
+    this.emit("device", { deviceId, event: "crashed", detail });
+    for (const f of this.scheduler.onDeviceFailed(deviceId, message, this.now())) this.complete(f);
     try {
       await device.stop();
       await device.start();
-      this.scheduler.onDeviceUp(device.id, this.now());
-      this.emit("device", { deviceId: device.id, event: "restarted", detail });
+      this.scheduler.onDeviceUp(deviceId, this.now());
+      this.emit("device", { deviceId, event: "restarted", detail });
     } catch (e) {
-      this.emit("device", { deviceId: device.id, event: "crashed", detail: `restart failed: ${(e as Error).message}` });
+      this.emit("device", { deviceId, event: "crashed", detail: `restart failed: ${(e as Error).message}` });
     } finally {
-      this.recovering.delete(device.id);
+      this.recovering.delete(deviceId);
     }
     this.pump();
   }
@@ -415,6 +271,17 @@ export class Pool extends EventEmitter<PoolEvents> {
   async close(): Promise<void> {
     this.draining = true;
     for (const d of this.devices.values()) await d.stop();
-    fs.rmSync(this.options.kvDir, { recursive: true, force: true });
   }
+}
+
+function commandStart(cmd: Command, startMs: number): CommandStart {
+  return {
+    deviceId: cmd.deviceId,
+    kind: cmd.kind,
+    ...("modelId" in cmd ? { modelId: cmd.modelId } : {}),
+    startMs,
+    requestIds: cmd.kind === "decode" || cmd.kind === "swapIn" || cmd.kind === "swapOut" ? [...cmd.requestIds] : cmd.kind === "prefill" ? [cmd.requestId] : [],
+    evictModelIds: cmd.kind === "load" ? [...cmd.evict] : cmd.kind === "evict" ? [...cmd.modelIds] : [],
+    ...(cmd.kind === "decode" ? { plannedSteps: cmd.steps, ...(cmd.interruptible ? { interruptible: true } : {}) } : {}),
+  };
 }

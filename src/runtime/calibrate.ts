@@ -3,11 +3,10 @@
  * switch costs), prefilled, decoded and swapped once on a real device, and the times seed
  * the scheduler's predictors. Online learning refines them from then on.
  */
-import type { DeviceProcess } from "../engine/DeviceProcess.ts";
-import { loadCommand } from "../engine/loadCommand.ts";
-import type { ServedModel } from "../engine/resolveModels.ts";
+import type { DevicePort } from "../core/devicePort.ts";
+import type { ServedModel } from "../core/servedModel.ts";
 import type { Predictor } from "../scheduler/Predictor.ts";
-import { PROGRESS_EVERY_MS } from "./Pool.ts";
+import { PROGRESS_EVERY_MS } from "./runCommand.ts";
 
 export interface CalibrationRow {
   modelId: string;
@@ -17,24 +16,25 @@ export interface CalibrationRow {
   kvSwapMs: number;
 }
 
-export async function calibrate(device: DeviceProcess, models: ServedModel[], predictor: Predictor, promptTokens: (m: ServedModel) => number[]): Promise<CalibrationRow[]> {
+export async function calibrate(device: DevicePort, models: ServedModel[], predictor: Predictor, promptTokens: (m: ServedModel) => number[]): Promise<CalibrationRow[]> {
   const rows: CalibrationRow[] = [];
+  const greedy = { temperature: 0 };
   for (const m of models) {
-    const load = loadCommand(m, [], 64);
-    await device.call(load);
-    await device.call({ op: "evict", modelIds: [m.id] });
-    const warm = await device.call(load);
+    await device.load(m.id, [], []);
+    await device.evict([m.id], []);
+    const warm = await device.load(m.id, [], []);
     const id = `calibrate-${m.id}`;
     const prompt = promptTokens(m);
-    const pre = await device.call({ op: "prefill", modelId: m.id, requestId: id, tokens: prompt, final: true, sampling: { temperature: 0 } });
+    const pre = await device.prefill({ modelId: m.id, requestId: id, tokens: prompt, final: true, sampling: greedy }, []);
     const steps = 8;
-    const item = { requestId: id, token: pre.result.tokens![0]!, tokenIndex: 1, sampling: { temperature: 0 } };
-    const decode = await device.call({ op: "decode", modelId: m.id, items: [item], steps, progressEveryMs: PROGRESS_EVERY_MS });
-    const out = await device.call({ op: "swapOut", modelId: m.id, requestIds: [id] });
-    const back = await device.call({ op: "swapIn", modelId: m.id, requestIds: [id] });
-    await device.call({ op: "release", requestIds: [id] });
-    await device.call({ op: "evict", modelIds: [m.id] });
-    const decodeStepMs = decode.durationMs / (decode.result.steps ?? steps);
+    const item = { requestId: id, token: pre.first!.token, tokenIndex: 1, sampling: greedy };
+    // An end token may cut the run short: the step time divides by the steps run.
+    const decode = await device.decode({ modelId: m.id, items: [item], steps, progressEveryMs: PROGRESS_EVERY_MS }, [], () => {});
+    const out = await device.swapOut(m.id, [id], []);
+    const back = await device.swapIn(m.id, [id], []);
+    await device.release([id]);
+    await device.evict([m.id], []);
+    const decodeStepMs = decode.durationMs / (decode.steps ?? steps);
     const kvTokens = prompt.length + steps;
     predictor.observeLoad(m.id, warm.durationMs);
     predictor.observePrefill(m.id, prompt.length, pre.durationMs);

@@ -2,12 +2,12 @@
  * A pool for tests of the serving facade and the HTTP API: it records what it is asked to
  * generate and answers as the test scripts it, with no scheduler, device or model file.
  */
-import type { Codecs } from "../core/codec.ts";
-import { PitcherError } from "../core/errors.ts";
-import type { ServedModel } from "../core/servedModel.ts";
-import { DEFAULT_SLO, type DeviceId, type ModelId } from "../core/types.ts";
-import type { GenerationParams, GenerationResult } from "./Pool.ts";
-import type { ServingPool } from "./Serving.ts";
+import type { Codecs } from "../../core/codec.ts";
+import { PitcherError } from "../../core/errors.ts";
+import type { ServedModel } from "../../core/servedModel.ts";
+import { DEFAULT_SLO, type DeviceId, type ModelId } from "../../core/types.ts";
+import type { GenerationParams, GenerationResult } from "../Pool.ts";
+import type { ServingPool } from "../Serving.ts";
 
 export function fakeModel(id: ModelId, contextTokens = 64, vocabularySize = 1000): ServedModel {
   return {

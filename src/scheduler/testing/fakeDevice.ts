@@ -4,8 +4,8 @@
  * timers: a whole run takes milliseconds and repeats exactly.
  */
 import assert from "node:assert/strict";
-import type { Command, FinishedRequest, ModelProfile, RequestSpec } from "../core/types.ts";
-import type { Scheduler } from "./Scheduler.ts";
+import type { Command, FinishedRequest, ModelProfile, RequestSpec } from "../../core/types.ts";
+import type { Scheduler } from "../Scheduler.ts";
 
 export const MB = 1 << 20;
 

@@ -1,20 +1,19 @@
 /**
  * `pitcher profile`: measure each model of a serving catalog on a real device of this
- * machine, through the same worker and protocol the server uses, and fit the machine
+ * machine, through the same device port the server uses, and fit the machine
  * profile the planner prices commands with (../sim/machineProfile.ts). Times are wall time
- * as the server sees them (worker round trip included).
+ * as the server sees them (worker round trip included). The device should know no end
+ * tokens, so that a profiled decode never stops early.
  *
  * Per model: cold and warm loads and evictions; prefill chunks over prompt sizes and
  * context offsets; decode steps over batch sizes and context lengths; KV swaps out and in
  * over lengths.
  */
 import os from "node:os";
-import type { DeviceProcess } from "../engine/DeviceProcess.ts";
-import { loadCommand } from "../engine/loadCommand.ts";
-import { PROGRESS_EVERY_MS } from "./Pool.ts";
-import type { WorkerCommand } from "../engine/protocol.ts";
-import type { ServedModel } from "../engine/resolveModels.ts";
+import type { DevicePort, DeviceResult } from "../core/devicePort.ts";
+import type { ServedModel } from "../core/servedModel.ts";
 import { median } from "../core/slo.ts";
+import { PROGRESS_EVERY_MS } from "../runtime/runCommand.ts";
 import { fitModelCosts, type MachineProfile, type ModelCosts, type ModelSamples } from "../sim/machineProfile.ts";
 
 export interface ProfileOptions {
@@ -31,25 +30,26 @@ function tokensOf(m: ServedModel, n: number, salt: number): number[] {
   return Array.from({ length: n }, (_, i) => 1 + ((i * 7919 + salt * 104729) % v));
 }
 
-export async function profileModel(device: DeviceProcess, m: ServedModel, o: ProfileOptions): Promise<ModelSamples> {
-  const timed = async (cmd: WorkerCommand) => {
-    const t0 = performance.now();
-    const r = await device.call(cmd);
-    return { ms: performance.now() - t0, result: r.result };
-  };
+/** Wall time of one device call, as the server sees it. */
+async function timed(call: () => Promise<DeviceResult>): Promise<{ ms: number; result: DeviceResult }> {
+  const t0 = performance.now();
+  const result = await call();
+  return { ms: performance.now() - t0, result };
+}
+
+export async function profileModel(device: DevicePort, m: ServedModel, o: ProfileOptions): Promise<ModelSamples> {
   const greedy = { temperature: 0 };
   const C = m.profile.contextTokens;
   const B = m.profile.maxBatch;
   const chunk = o.prefillChunkTokens;
-  // No end tokens: a profiled decode never stops early.
-  const load = loadCommand(m, [], chunk);
+  const load = () => device.load(m.id, [], []);
   const s: ModelSamples = { decode: [], prefill: [], load: [], evict: [], kvSwap: [] };
   let seq = 0;
 
   o.onStep?.(m.id, "load");
   await timed(load); // cold: from disk into the page cache
   for (let i = 0; i < 3; i++) {
-    s.evict.push((await timed({ op: "evict", modelIds: [m.id] })).ms);
+    s.evict.push((await timed(() => device.evict([m.id], []))).ms);
     s.load.push((await timed(load)).ms);
   }
 
@@ -61,13 +61,13 @@ export async function profileModel(device: DeviceProcess, m: ServedModel, o: Pro
     for (let from = 0; from < tokens; from += step) {
       const to = Math.min(tokens, from + step);
       const final = to === tokens;
-      const r = await timed({ op: "prefill", modelId: m.id, requestId: id, tokens: prompt.slice(from, to), final, sampling: greedy });
+      const r = await timed(() => device.prefill({ modelId: m.id, requestId: id, tokens: prompt.slice(from, to), final, sampling: greedy }, []));
       if (record) s.prefill.push([to - from, from, r.ms]);
-      if (final) last = r.result.tokens![0]!;
+      if (final) last = r.result.first!.token;
     }
     return { id, last, tokens };
   };
-  const release = (ids: string[]) => device.call({ op: "release", requestIds: ids });
+  const release = (ids: string[]) => device.release(ids);
 
   o.onStep?.(m.id, "prefill");
   const lengths = [...new Set([Math.min(C - 16, Math.floor((3 * C) / 4)), 256, 64].filter((n) => n > 0 && n < C))];
@@ -90,15 +90,15 @@ export async function profileModel(device: DeviceProcess, m: ServedModel, o: Pro
       for (let i = 0; i < b; i++) reqs.push(await prefill(c, chunk, false));
       const perStep: number[] = [];
       for (let k = 0; k < o.repeats; k++) {
-        const r = await timed({
-          op: "decode",
-          modelId: m.id,
-          steps,
-          progressEveryMs: PROGRESS_EVERY_MS,
-          items: reqs.map((q) => ({ requestId: q.id, token: q.last, tokenIndex: 1 + k * steps, sampling: greedy })),
-        });
+        const items = reqs.map((q) => ({ requestId: q.id, token: q.last, tokenIndex: 1 + k * steps, sampling: greedy }));
+        const lastOf = new Map<string, number>();
+        const r = await timed(() =>
+          device.decode({ modelId: m.id, steps, progressEveryMs: PROGRESS_EVERY_MS, items }, [], (tokens) => {
+            for (const t of tokens) lastOf.set(t.requestId, t.token);
+          }),
+        );
         perStep.push(r.ms / (r.result.steps ?? steps));
-        for (const [i, q] of reqs.entries()) q.last = r.result.tokens?.[i] ?? q.last;
+        for (const q of reqs) q.last = lastOf.get(q.id) ?? q.last;
       }
       s.decode.push([b, c + steps * o.repeats / 2, median(perStep)]);
       await release(reqs.map((q) => q.id));
@@ -110,13 +110,13 @@ export async function profileModel(device: DeviceProcess, m: ServedModel, o: Pro
     const outs: number[] = [];
     const ins: number[] = [];
     for (let k = 0; k < o.repeats; k++) {
-      outs.push((await timed({ op: "swapOut", modelId: m.id, requestIds: [r.id] })).ms);
-      ins.push((await timed({ op: "swapIn", modelId: m.id, requestIds: [r.id] })).ms);
+      outs.push((await timed(() => device.swapOut(m.id, [r.id], []))).ms);
+      ins.push((await timed(() => device.swapIn(m.id, [r.id], []))).ms);
     }
     s.kvSwap.push([t, median(outs), median(ins)]);
     await release([r.id]);
   }
-  await device.call({ op: "evict", modelIds: [m.id] });
+  await device.evict([m.id], []);
   return s;
 }
 
@@ -125,21 +125,20 @@ export async function profileModel(device: DeviceProcess, m: ServedModel, o: Pro
  * again while `b` decodes the same model without pause: the ratio is how much slower a
  * device runs when its neighbours are busy.
  */
-export async function measureContention(a: DeviceProcess, b: DeviceProcess, m: ServedModel, o: ProfileOptions): Promise<NonNullable<MachineProfile["contention"]>> {
+export async function measureContention(a: DevicePort, b: DevicePort, m: ServedModel, o: ProfileOptions): Promise<NonNullable<MachineProfile["contention"]>> {
   const greedy = { temperature: 0 };
-  const load = loadCommand(m, [], o.prefillChunkTokens);
-  const ready = async (d: DeviceProcess, id: string) => {
-    await d.call(load);
-    const r = await d.call({ op: "prefill", modelId: m.id, requestId: id, tokens: tokensOf(m, 32, 1), final: true, sampling: greedy });
-    return r.result.tokens![0]!;
+  const ready = async (d: DevicePort, id: string) => {
+    await d.load(m.id, [], []);
+    const r = await d.prefill({ modelId: m.id, requestId: id, tokens: tokensOf(m, 32, 1), final: true, sampling: greedy }, []);
+    return r.first!.token;
   };
   const tokA = await ready(a, "contention-a");
   const tokB = await ready(b, "contention-b");
   const steps = 16;
-  const run = async (d: DeviceProcess, id: string, token: number, index: number) => {
+  const run = async (d: DevicePort, id: string, token: number, index: number) => {
     const t0 = performance.now();
-    const r = await d.call({ op: "decode", modelId: m.id, steps, progressEveryMs: PROGRESS_EVERY_MS, items: [{ requestId: id, token, tokenIndex: index, sampling: greedy }] });
-    return (performance.now() - t0) / (r.result.steps ?? steps);
+    const r = await d.decode({ modelId: m.id, steps, progressEveryMs: PROGRESS_EVERY_MS, items: [{ requestId: id, token, tokenIndex: index, sampling: greedy }] }, [], () => {});
+    return (performance.now() - t0) / (r.steps ?? steps);
   };
   // Alone and shared in alternating rounds, each shared round against the solo round just
   // before it: a machine whose speed drifts during the probe (a shared VM) then moves both
@@ -165,8 +164,8 @@ export async function measureContention(a: DeviceProcess, b: DeviceProcess, m: S
     ratios.push(shared / alone);
   }
   for (const [d, id] of [[a, "contention-a"], [b, "contention-b"]] as const) {
-    await d.call({ op: "release", requestIds: [id] });
-    await d.call({ op: "evict", modelIds: [m.id] });
+    await d.release([id]);
+    await d.evict([m.id], []);
   }
   const soloMs = median(solo);
   const slowdown = Math.max(1, median(ratios));
@@ -180,12 +179,12 @@ export interface MachineSettings {
 }
 
 export async function profileMachine(
-  device: DeviceProcess,
+  device: DevicePort,
   models: ServedModel[],
   settings: MachineSettings,
   o: ProfileOptions,
   /** A second device of the machine, to measure how devices slow each other down. */
-  neighbour?: DeviceProcess,
+  neighbour?: DevicePort,
 ): Promise<MachineProfile> {
   const out: ModelCosts[] = [];
   for (const m of models) {
