@@ -13,7 +13,13 @@ import { Command } from "commander";
 import { getLlama, LlamaLogLevel, type Token } from "node-llama-cpp";
 import { ensureStandIns } from "../src/engine/resolveModels.ts";
 
-const opts = new Command().option("--model <id>", "stand-in model", "llama-58m-q8-a").option("--tokens <n>", "tokens per run", "256").option("--rounds <n>", "alternations", "3").option("--idle-slice <ms>", "scheduler.idleDecodeSliceMs (default: the server's)").parse().opts();
+const opts = new Command()
+  .option("--model <id>", "stand-in model", "llama-58m-q8-a")
+  .option("--tokens <n>", "tokens per run", "256")
+  .option("--rounds <n>", "alternations", "3")
+  .option("--idle-slice <ms>", "scheduler.idleDecodeSliceMs (default: the server's)")
+  .parse()
+  .opts();
 const CACHE = path.resolve(import.meta.dirname, "..", ".pitcher-cache");
 const file = ensureStandIns(CACHE).find((m) => m.id === opts.model)!.path;
 const N = Number(opts.tokens);
@@ -40,7 +46,15 @@ async function plainTokensPerSecond(): Promise<number> {
 
 // The server runs as its own process, as users run it; this process is only the client.
 const cfgFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pitcher-overhead-")), "pitcher.json");
-fs.writeFileSync(cfgFile, JSON.stringify({ cacheDir: CACHE, devices: { count: 1, threadsPerDevice: 1 }, scheduler: { calibrate: false, ...(opts.idleSlice ? { idleDecodeSliceMs: Number(opts.idleSlice) } : {}) }, models: [{ id: "m", path: file }] }));
+fs.writeFileSync(
+  cfgFile,
+  JSON.stringify({
+    cacheDir: CACHE,
+    devices: { count: 1, threadsPerDevice: 1 },
+    scheduler: { calibrate: false, ...(opts.idleSlice ? { idleDecodeSliceMs: Number(opts.idleSlice) } : {}) },
+    models: [{ id: "m", path: file }],
+  }),
+);
 const running = await startServerProcess(cfgFile);
 const server = { url: running.url, shutdown: () => running.stop() };
 async function pitcherTokensPerSecond(): Promise<number> {
@@ -54,8 +68,7 @@ async function pitcherTokensPerSecond(): Promise<number> {
   let buf = "";
   for await (const part of res.body!) {
     buf += dec.decode(part as Uint8Array, { stream: true });
-    let i: number;
-    while ((i = buf.indexOf("\n\n")) >= 0) {
+    for (let i = buf.indexOf("\n\n"); i >= 0; i = buf.indexOf("\n\n")) {
       const ev = buf.slice(0, i);
       buf = buf.slice(i + 2);
       if (ev.startsWith("data: {") && ev.includes('"finish_reason":null')) times.push(performance.now());

@@ -65,12 +65,17 @@ for (const rate of String(opts.rates).split(",").map(Number)) {
   console.error(JSON.stringify(row));
 }
 fs.mkdirSync(path.dirname(opts.out), { recursive: true });
-fs.writeFileSync(opts.out, JSON.stringify({ policy: opts.policy, ttftMs: Number(opts.ttft), durationSeconds: Number(opts.duration), profile: path.relative(ROOT, profileFile), rows }, null, 1));
+fs.writeFileSync(
+  opts.out,
+  JSON.stringify({ policy: opts.policy, ttftMs: Number(opts.ttft), durationSeconds: Number(opts.duration), profile: path.relative(ROOT, profileFile), rows }, null, 1),
+);
 const f = (x: number) => x.toFixed(3);
 console.log("rate  requests  attainment predicted / measured (Δ points)  goodput predicted / measured  TTFT p50 ms  TTFT p99 ms");
 for (const r of rows)
   console.log(
-    `${String(r.rate).padStart(4)}  ${String(r.requests).padStart(8)}  ${f(r.predicted.attainment)} / ${f(r.measured.attainment)} (${r.differencePoints >= 0 ? "+" : ""}${r.differencePoints})`.padEnd(66) +
+    `${String(r.rate).padStart(4)}  ${String(r.requests).padStart(8)}  ${f(r.predicted.attainment)} / ${f(r.measured.attainment)} (${r.differencePoints >= 0 ? "+" : ""}${r.differencePoints})`.padEnd(
+      66,
+    ) +
       `${r.predicted.goodput.toFixed(2)} / ${r.measured.goodput.toFixed(2)}`.padEnd(30) +
       `${r.predicted.ttftP50Ms.toFixed(0)} / ${r.measured.ttftP50Ms.toFixed(0)}`.padEnd(13) +
       `${r.predicted.ttftP99Ms.toFixed(0)} / ${r.measured.ttftP99Ms.toFixed(0)}`,

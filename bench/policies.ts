@@ -72,7 +72,10 @@ const rows: Record<string, unknown>[] = [];
 for (const policy of String(opts.policies).split(",")) {
   for (const rate of String(opts.rates).split(",").map(Number)) {
     const server = await startServer(policy, models, ttftMs);
-    const requests = generateWorkload(scenarioWorkload(opts, rate), models.map((m) => m.id));
+    const requests = generateWorkload(
+      scenarioWorkload(opts, rate),
+      models.map((m) => m.id),
+    );
     const load = await runLoad(requests, { baseUrl: server.url, drainTimeoutMs: 30_000 });
     await server.stop();
     const at = (ttft: number) => sloReport(load.traces, () => ({ ttftMs: ttft, tbtMs: 100 }), load.durationMs);

@@ -42,7 +42,12 @@ const profile = machineProfileSchema.parse({
   models: Array.from({ length: Number(opts.copies) }, (_, i) => ({ ...template, id: `p58m-${i}`, slo: { ttftMs, tbtMs: 100 } })),
 });
 const costs = measuredCosts(profile);
-console.log(`policy   ${String(opts.rates).split(",").map((r) => `${r}/s`.padStart(7)).join("")}`);
+console.log(
+  `policy   ${String(opts.rates)
+    .split(",")
+    .map((r) => `${r}/s`.padStart(7))
+    .join("")}`,
+);
 for (const policy of String(opts.policies).split(",")) {
   const cells: string[] = [];
   for (const rate of String(opts.rates).split(",").map(Number)) {
@@ -53,7 +58,9 @@ for (const policy of String(opts.policies).split(",")) {
       const swaps = r.timeline.filter((e) => e.kind === "swapOut").length;
       const by: Record<string, number> = {};
       for (const e of r.timeline) by[e.kind] = (by[e.kind] ?? 0) + (e.endMs - e.startMs) / 1000;
-      const kinds = Object.entries(by).map(([k, v]) => `${k} ${v.toFixed(1)}s`).join(", ");
+      const kinds = Object.entries(by)
+        .map(([k, v]) => `${k} ${v.toFixed(1)}s`)
+        .join(", ");
       console.log(`  ${policy} @${rate}: ${kinds}`);
       let ttftMiss = 0;
       let laterMiss = 0;
@@ -62,7 +69,9 @@ for (const policy of String(opts.policies).split(",")) {
         else if (t.tokenTimesMs.some((x, k) => x > t.arrivalMs + ttftMs + k * 100)) laterMiss++;
       }
       console.log(`  ${policy} @${rate}: misses: first token ${ttftMiss}, later tokens ${laterMiss} of ${r.traces.length}`);
-      console.log(`  ${policy} @${rate}: switches ${r.switches}, swapOuts ${swaps}, utilisation ${r.utilization.toFixed(2)}, TTFT p50/p99 ${r.report.ttftP50Ms.toFixed(0)}/${r.report.ttftP99Ms.toFixed(0)}`);
+      console.log(
+        `  ${policy} @${rate}: switches ${r.switches}, swapOuts ${swaps}, utilisation ${r.utilization.toFixed(2)}, TTFT p50/p99 ${r.report.ttftP50Ms.toFixed(0)}/${r.report.ttftP99Ms.toFixed(0)}`,
+      );
     }
   }
   console.log(`${policy.padEnd(8)} ${cells.join("")}`);

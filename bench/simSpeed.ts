@@ -13,7 +13,10 @@ import { simulate } from "../src/sim/Simulation.ts";
 const dir = path.join(import.meta.dirname, "sim");
 const market = loadMarket(path.join(dir, "speed-50-models.yaml"));
 const t0 = performance.now();
-const requests = loadWorkload(path.join(dir, "speed-1h-20rps.yaml"), market.models.map((m) => m.id));
+const requests = loadWorkload(
+  path.join(dir, "speed-1h-20rps.yaml"),
+  market.models.map((m) => m.id),
+);
 const t1 = performance.now();
 const r = simulate(
   { costs: analyticCosts(resolveAccelerator(process.argv[2] ?? "H20", market), market.models), slo: (m) => market.slo.get(m) ?? DEFAULT_SLO, devices: 64, policy: "token" },

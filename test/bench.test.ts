@@ -43,11 +43,20 @@ describe("pitcher bench", () => {
     const run = await runCli(["bench", "--url", server.url, "--workload", workloadFile, "--rates", "1,2", "--json", "--report", prefix]);
     assert.equal(run.code, 0, run.stderr);
     const json = JSON.parse(run.stdout) as { rates: { rate: number; overall: { requests: number; attainment: number } }[] };
-    assert.deepEqual(json.rates.map((r) => r.rate), [1, 2]);
+    assert.deepEqual(
+      json.rates.map((r) => r.rate),
+      [1, 2],
+    );
     assert.ok(json.rates[1]!.overall.requests > json.rates[0]!.overall.requests);
     const saved = JSON.parse(fs.readFileSync(`${prefix}.json`, "utf8"));
-    assert.deepEqual(saved.rates.map((r: { rate: number }) => r.rate), [1, 2]);
-    assert.ok(saved.rates.every((r: { ttftCdf: unknown[]; tbtCdf: unknown[] }) => r.ttftCdf.length === 50 && r.tbtCdf.length === 50), "latency distributions");
+    assert.deepEqual(
+      saved.rates.map((r: { rate: number }) => r.rate),
+      [1, 2],
+    );
+    assert.ok(
+      saved.rates.every((r: { ttftCdf: unknown[]; tbtCdf: unknown[] }) => r.ttftCdf.length === 50 && r.tbtCdf.length === 50),
+      "latency distributions",
+    );
     const html = fs.readFileSync(`${prefix}.html`, "utf8");
     assert.match(html, /Chart\.js v4/, "Chart.js inlined");
     assert.doesNotMatch(html, /<script[^>]+src=|<link[^>]+href=["']?https?:/, "no CDN");

@@ -23,13 +23,23 @@ for (const policy of ["token", "request"]) {
             const r = await server.client.completions.create({ model: w.model, prompt: `Request number ${i} asks`, max_tokens: w.max, temperature: 0 });
             return r.usage!.completion_tokens;
           }
-          const s = await server.client.completions.create({ model: w.model, prompt: `Request number ${i} asks`, max_tokens: w.max, temperature: 0, stream: true, stream_options: { include_usage: true } });
+          const s = await server.client.completions.create({
+            model: w.model,
+            prompt: `Request number ${i} asks`,
+            max_tokens: w.max,
+            temperature: 0,
+            stream: true,
+            stream_options: { include_usage: true },
+          });
           let n = 0;
           for await (const c of s) if (c.usage) n = c.usage.completion_tokens;
           return n;
         }),
       );
-      assert.deepEqual(results, wanted.map((w) => w.max));
+      assert.deepEqual(
+        results,
+        wanted.map((w) => w.max),
+      );
       assert.equal(server.pool.activeRequests, 0);
       assert.equal(server.pool.scheduler.activeRequestCount, 0);
       assert.equal(server.pool.scheduler.groups.length, 0);

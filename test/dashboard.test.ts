@@ -53,9 +53,7 @@ describe("dashboard in Chromium", () => {
     assert.equal(await page.locator("svg.pitcher-timeline rect[data-kind]").count(), 0);
 
     const [a, b] = [STAND_IN_IDS[0]!, STAND_IN_IDS[4]!];
-    await Promise.all(
-      [a, b, a, b].map((model, i) => server.client.completions.create({ model, prompt: `Request ${i}`, max_tokens: 24, temperature: 0 })),
-    );
+    await Promise.all([a, b, a, b].map((model, i) => server.client.completions.create({ model, prompt: `Request ${i}`, max_tokens: 24, temperature: 0 })));
     for (const m of [a, b]) {
       await page.waitForSelector(`svg.pitcher-timeline rect[data-kind="decode"][data-model="${m}"]`, { timeout: 15_000 });
       await page.waitForSelector(`svg.pitcher-timeline rect[data-kind="load"][data-model="${m}"]`, { timeout: 15_000 });
@@ -84,7 +82,10 @@ describe("simulation report in Chromium", () => {
       workloadSchema.parse({ seed: 3, durationSeconds: 30, ratePerSecond: 2, popularity: { kind: "uniform" }, inputTokens: 300, outputTokens: 60 }),
       models.map((m) => m.id),
     );
-    const r = simulate({ costs: analyticCosts(findAccelerator("H800")!, models), slo: () => ({ ttftMs: 10_000, tbtMs: 100 }), devices: 2, policy: "token", recordTimeline: true }, requests);
+    const r = simulate(
+      { costs: analyticCosts(findAccelerator("H800")!, models), slo: () => ({ ttftMs: 10_000, tbtMs: 100 }), devices: 2, policy: "token", recordTimeline: true },
+      requests,
+    );
     const report = buildReport({ accelerator: "H800", policy: "token", devices: 2 }, r, [{ devices: 2, attainment: r.report.attainment, goodput: r.report.goodput }], 30_000);
     fs.mkdirSync(path.join(ROOT, "artifacts"), { recursive: true });
     const file = path.join(ROOT, "artifacts", "simulation-report.html");

@@ -58,15 +58,11 @@ export function describeDevicePort(name: string, make: () => Promise<PortSubject
     ) => {
       const out = new Map<RequestId, SampledToken[]>(items.map((it) => [it.requestId, []]));
       let calls = 0;
-      const r = await d.decode(
-        { modelId, steps, progressEveryMs: 0, items: items.map((it) => ({ sampling: greedy, ...it })) },
-        [],
-        (tokens) => {
-          calls++;
-          for (const t of tokens) out.get(t.requestId)!.push(t);
-          during?.(tokens);
-        },
-      );
+      const r = await d.decode({ modelId, steps, progressEveryMs: 0, items: items.map((it) => ({ sampling: greedy, ...it })) }, [], (tokens) => {
+        calls++;
+        for (const t of tokens) out.get(t.requestId)!.push(t);
+        during?.(tokens);
+      });
       return { tokens: out, steps: r.steps, calls, durationMs: r.durationMs };
     };
 
@@ -115,7 +111,14 @@ export function describeDevicePort(name: string, make: () => Promise<PortSubject
       assert.deepEqual(again, alone);
       const f3 = await prefill(s.a, "g3");
       const f4 = await prefill(s.a, "g4");
-      const r = await decode(s.a, [{ requestId: "g3", token: f3.token, tokenIndex: 1 }, { requestId: "g4", token: f4.token, tokenIndex: 1 }], 8);
+      const r = await decode(
+        s.a,
+        [
+          { requestId: "g3", token: f3.token, tokenIndex: 1 },
+          { requestId: "g4", token: f4.token, tokenIndex: 1 },
+        ],
+        8,
+      );
       assert.deepEqual([f3.token, ...r.tokens.get("g3")!.map((t) => t.token)], alone);
       assert.deepEqual([f4.token, ...r.tokens.get("g4")!.map((t) => t.token)], alone);
       await s.a.release(["g3", "g4"]);
@@ -158,7 +161,14 @@ export function describeDevicePort(name: string, make: () => Promise<PortSubject
       const f1 = await prefill(s.a, "c1");
       const f2 = await prefill(s.a, "c2");
       const steps = 200;
-      const run = decode(s.a, [{ requestId: "c1", token: f1.token, tokenIndex: 1 }, { requestId: "c2", token: f2.token, tokenIndex: 1 }], steps);
+      const run = decode(
+        s.a,
+        [
+          { requestId: "c1", token: f1.token, tokenIndex: 1 },
+          { requestId: "c2", token: f2.token, tokenIndex: 1 },
+        ],
+        steps,
+      );
       s.a.cancel(["c1"]);
       const r = await run;
       assert.equal(r.steps, steps);
@@ -190,8 +200,14 @@ export function describeDevicePort(name: string, make: () => Promise<PortSubject
       assert.equal(first.end, false);
       const r = await decode(s.a, [{ requestId: "e1", token: first.token, tokenIndex: 1 }], 8, undefined, s.endModelId);
       const got = r.tokens.get("e1")!;
-      assert.deepEqual(got.map((t) => t.token), ref.slice(1, k + 1));
-      assert.deepEqual(got.map((t) => t.end), [...Array(k - 1).fill(false), true]);
+      assert.deepEqual(
+        got.map((t) => t.token),
+        ref.slice(1, k + 1),
+      );
+      assert.deepEqual(
+        got.map((t) => t.end),
+        [...Array(k - 1).fill(false), true],
+      );
       assert.equal(r.steps, k);
       await s.a.evict([s.endModelId], ["e1"]);
     });
@@ -202,7 +218,10 @@ export function describeDevicePort(name: string, make: () => Promise<PortSubject
       await s.a.swapOut(m, ["k1", "k2"], []);
       s.corrupt("k1");
       const r = await s.b.swapIn(m, ["k1", "k2", "never-parked"], []);
-      assert.deepEqual(r.failed?.map((f) => f.requestId), ["k1", "never-parked"]);
+      assert.deepEqual(
+        r.failed?.map((f) => f.requestId),
+        ["k1", "never-parked"],
+      );
       for (const f of r.failed!) assert.ok(f.error.length > 0);
       assert.match(r.failed![0]!.error, /corrupt/);
       await decode(s.b, [{ requestId: "k2", token: s.prompt[0]!, tokenIndex: 1 }], 1);
@@ -215,7 +234,10 @@ export function describeDevicePort(name: string, make: () => Promise<PortSubject
       await s.a.swapOut(m, ["d1"], []);
       s.b.discard("d1");
       const r = await s.a.swapIn(m, ["d1"], []);
-      assert.deepEqual(r.failed?.map((f) => f.requestId), ["d1"]);
+      assert.deepEqual(
+        r.failed?.map((f) => f.requestId),
+        ["d1"],
+      );
       s.a.discard("d1");
     });
 

@@ -21,9 +21,7 @@ describe("exactness under pooling", () => {
     const long = server.client.completions.create({ model: "long", prompt, max_tokens: 400, ...sampling });
     // Once the long request decodes, urgent requests for the other model arrive.
     await waitFor(() => commands.some((c) => c.kind === "decode" && c.modelId === "long"));
-    const urgent = await Promise.all(
-      [1, 2].map((i) => server.client.completions.create({ model: "urgent", prompt: `Urgent ${i}`, max_tokens: 8, temperature: 0 })),
-    );
+    const urgent = await Promise.all([1, 2].map((i) => server.client.completions.create({ model: "urgent", prompt: `Urgent ${i}`, max_tokens: 8, temperature: 0 })));
     for (const u of urgent) assert.equal(u.usage!.completion_tokens, 8);
     const r = await long;
     assert.equal(r.usage!.completion_tokens, 400);

@@ -39,16 +39,19 @@ export async function startTestServer(config: Record<string, unknown> = {}, serv
  */
 export async function startPreemptionServer(serve: Partial<ServeOptions> = {}): Promise<Awaited<ReturnType<typeof startTestServer>> & { commands: CommandRecord[] }> {
   const paths = standInPaths();
-  const server = await startTestServer({
-    // Admission control would refuse "urgent" whenever the machine is slow (its wait
-    // predictor counts running work as serial); these tests are about preemption.
-    scheduler: { admissionTtftFactor: 0 },
-    devices: { count: 1, memory: "100MB" },
-    models: [
-      { id: "long", path: paths["llama-58m-q8-a"] },
-      { id: "urgent", path: paths["llama-58m-q8-b"], slo: { ttftMs: 400, tbtMs: 100 } },
-    ],
-  }, serve);
+  const server = await startTestServer(
+    {
+      // Admission control would refuse "urgent" whenever the machine is slow (its wait
+      // predictor counts running work as serial); these tests are about preemption.
+      scheduler: { admissionTtftFactor: 0 },
+      devices: { count: 1, memory: "100MB" },
+      models: [
+        { id: "long", path: paths["llama-58m-q8-a"] },
+        { id: "urgent", path: paths["llama-58m-q8-b"], slo: { ttftMs: 400, tbtMs: 100 } },
+      ],
+    },
+    serve,
+  );
   const commands: CommandRecord[] = [];
   server.pool.on("command", (c) => commands.push(c));
   return Object.assign(server, { commands });

@@ -27,8 +27,7 @@ describe("metrics and request log", () => {
     let buf = "";
     log.on("data", (d) => {
       buf += d;
-      let i: number;
-      while ((i = buf.indexOf("\n")) >= 0) {
+      for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
         logLines.push(JSON.parse(buf.slice(0, i)));
         buf = buf.slice(i + 1);
       }

@@ -1,6 +1,7 @@
 // The official openai client against a running server on the embedded stand-in catalog.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import type { CompletionUsage } from "openai/resources/completions";
 import { STAND_IN_IDS, startTestServer } from "./helpers.ts";
 
 describe("openai client against the default catalog", () => {
@@ -47,7 +48,7 @@ describe("openai client against the default catalog", () => {
     });
     let text = "";
     let finish: string | null = null;
-    let usage;
+    let usage: CompletionUsage | undefined;
     let chunks = 0;
     for await (const c of stream) {
       chunks++;
@@ -78,8 +79,7 @@ describe("openai client against the default catalog", () => {
   });
 
   it("repeats sampled output for the same seed and varies it across seeds", async () => {
-    const ask = (seed: number) =>
-      server.client.completions.create({ model: "llama-5m-f16", prompt: "Sample", max_tokens: 12, temperature: 1.0, top_p: 0.95, seed });
+    const ask = (seed: number) => server.client.completions.create({ model: "llama-5m-f16", prompt: "Sample", max_tokens: 12, temperature: 1.0, top_p: 0.95, seed });
     const [a, b, c] = await Promise.all([ask(7), ask(7), ask(8)]);
     assert.equal(a.choices[0]!.text, b.choices[0]!.text);
     assert.notEqual(a.choices[0]!.text, c.choices[0]!.text);

@@ -33,7 +33,10 @@ describe("pitcher profile → plan --profile", () => {
   it("measures every model over batch sizes, contexts and chunk sizes, and fits its cost lines", () => {
     const saved = machineProfileSchema.parse(JSON.parse(fs.readFileSync(out, "utf8")));
     assert.deepEqual(saved, profile);
-    assert.deepEqual(profile.models.map((m) => m.id), ["small-q8", "small-f16"]);
+    assert.deepEqual(
+      profile.models.map((m) => m.id),
+      ["small-q8", "small-f16"],
+    );
     assert.equal(profile.devices.count, 2);
     assert.equal(profile.devices.memoryBytes, 40e6);
     assert.equal(profile.server.maxBatch, 2);
@@ -61,7 +64,10 @@ describe("pitcher profile → plan --profile", () => {
     const json = JSON.parse(plan.stdout) as { accelerator: string; models: number; policies: { policy: string; minDevices: number | null; attainment: number }[] };
     assert.equal(json.accelerator, profile.id);
     assert.equal(json.models, 2);
-    assert.deepEqual(json.policies.map((p) => p.policy), ["dedicated", "request", "token"]);
+    assert.deepEqual(
+      json.policies.map((p) => p.policy),
+      ["dedicated", "request", "token"],
+    );
     for (const p of json.policies) assert.ok(p.minDevices !== null && p.minDevices >= 1 && p.attainment >= 0.99, JSON.stringify(p));
     assert.equal(json.policies[0]!.minDevices, 2, "dedicated: one device per model");
 

@@ -48,7 +48,7 @@ function servingRequest(body: ChatBody | CompletionBody, input: ServingInput, ma
 
 async function respond(
   serving: Serving,
-  req: FastifyRequest,
+  _req: FastifyRequest,
   reply: FastifyReply,
   body: ChatBody | CompletionBody,
   input: ServingInput,

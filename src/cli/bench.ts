@@ -61,7 +61,11 @@ export async function runBench(a: BenchArgs): Promise<BenchRow[]> {
     bar?.stop();
     const perModel: Record<string, SloReport> = {};
     for (const m of [...new Set(load.traces.map((t) => t.modelId))].sort())
-      perModel[m] = sloReport(load.traces.filter((t) => t.modelId === m), sloOf, load.durationMs);
+      perModel[m] = sloReport(
+        load.traces.filter((t) => t.modelId === m),
+        sloOf,
+        load.durationMs,
+      );
     const ttft: number[] = [];
     const gaps: number[] = [];
     for (const t of load.traces) {
@@ -85,7 +89,9 @@ export function formatBenchTable(rows: BenchRow[]): string {
     r.overall.tbtP50Ms.toFixed(0),
     r.overall.tbtP99Ms.toFixed(0),
     (r.overall.gapsOverTbt * 100).toFixed(1) + "%",
-    Object.entries(r.errors).map(([k, v]) => `${k}:${v}`).join(" ") || "-",
+    Object.entries(r.errors)
+      .map(([k, v]) => `${k}:${v}`)
+      .join(" ") || "-",
   ]);
   const w = head.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
   const fmt = (c: string[]) => c.map((x, i) => x.padStart(w[i]!)).join("  ");

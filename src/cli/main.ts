@@ -144,7 +144,13 @@ program
   .option("--models <list>", "only these models of the catalog (comma-separated)", (v: string) => v.split(",").filter(Boolean))
   .option("--repeats <n>", "repetitions of each decode and swap measurement (median kept)", positive, 3)
   .action(async (o) => {
-    const p = await runProfile({ ...(o.config ? { configFile: o.config } : {}), out: o.out, ...(o.models ? { models: o.models } : {}), repeats: o.repeats, progress: process.stderr.isTTY === true });
+    const p = await runProfile({
+      ...(o.config ? { configFile: o.config } : {}),
+      out: o.out,
+      ...(o.models ? { models: o.models } : {}),
+      repeats: o.repeats,
+      progress: process.stderr.isTTY === true,
+    });
     console.log(formatProfileTable(p));
     console.log(`wrote ${o.out}; plan this machine with: pitcher plan --profile ${o.out} --workload <file>`);
   });

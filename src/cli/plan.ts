@@ -47,7 +47,11 @@ export function prepare(a: Omit<PlanArgs, "target" | "policies" | "maxDevices">)
   }
   const market = loadMarket(a.models);
   const acc = resolveAccelerator(a.accelerator, market);
-  const requests = loadWorkload(a.workload, market.models.map((m) => m.id), overrides);
+  const requests = loadWorkload(
+    a.workload,
+    market.models.map((m) => m.id),
+    overrides,
+  );
   return { costs: analyticCosts(acc, market.models), slo: (m) => market.slo.get(m) ?? DEFAULT_SLO, requests };
 }
 
@@ -72,11 +76,7 @@ export function formatPlanTable(p: ReturnType<typeof runPlan>): string {
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i]!)).join("  ");
-  return [
-    `${p.models} models, ${p.requests} requests, ${p.accelerator}, target attainment ${p.target}`,
-    line(head),
-    ...rows.map(line),
-  ].join("\n");
+  return [`${p.models} models, ${p.requests} requests, ${p.accelerator}, target attainment ${p.target}`, line(head), ...rows.map(line)].join("\n");
 }
 
 export interface SimulateArgs extends Omit<PlanArgs, "target" | "policies" | "maxDevices"> {

@@ -104,6 +104,10 @@ export function formatProfileTable(p: MachineProfile): string {
     `machine ${p.id}: ${p.devices.count} device(s) × ${p.devices.threadsPerDevice} thread(s), ${(p.devices.memoryBytes / 1e6).toFixed(0)} MB each`,
     line(head),
     ...rows.map(line),
-    ...(c ? [`contention: ${c.modelId} decodes at ${c.soloStepMs.toFixed(2)} ms/step alone, ${c.sharedStepMs.toFixed(2)} ms/step with ${c.busyDevices - 1} other device busy (×${c.slowdown.toFixed(2)})`] : []),
+    ...(c
+      ? [
+          `contention: ${c.modelId} decodes at ${c.soloStepMs.toFixed(2)} ms/step alone, ${c.sharedStepMs.toFixed(2)} ms/step with ${c.busyDevices - 1} other device busy (×${c.slowdown.toFixed(2)})`,
+        ]
+      : []),
   ].join("\n");
 }

@@ -54,8 +54,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const log = opts.log ?? ((m: string) => console.error(m));
   const { config, baseDir } = opts.config ? { config: opts.config, baseDir: process.cwd() } : loadConfig(opts.configFile);
   // The schema takes any name; the scheduler's registry says which policies exist.
-  if (!policyNames().includes(config.scheduler.policy))
-    throw new ConfigError(`scheduler.policy: unknown policy '${config.scheduler.policy}' (known: ${policyNames().join(", ")})`);
+  if (!policyNames().includes(config.scheduler.policy)) throw new ConfigError(`scheduler.policy: unknown policy '${config.scheduler.policy}' (known: ${policyNames().join(", ")})`);
   const models = await resolveModels(config, baseDir, log);
   const tokenizers = await Tokenizers.load(models);
 

@@ -4,12 +4,7 @@
  */
 import { z } from "zod";
 
-const byteSize = z.union([
-  z.number().int().positive(),
-  z
-    .string()
-    .regex(/^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$/i, 'a size like 96MB, 1.5GiB or a number of bytes'),
-]);
+const byteSize = z.union([z.number().int().positive(), z.string().regex(/^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$/i, "a size like 96MB, 1.5GiB or a number of bytes")]);
 
 const slo = z
   .object({
@@ -37,7 +32,11 @@ export const configSchema = z
         host: z.string().default("127.0.0.1"),
         port: z.number().int().min(0).max(65535).default(8080),
         /** Largest request body accepted (bytes). */
-        bodyLimitBytes: z.number().int().positive().default(1 << 20),
+        bodyLimitBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(1 << 20),
       })
       .strict()
       .default({}),

@@ -47,7 +47,7 @@ export function sampleNormal(rng: Rng): number {
 export function sampleGamma(rng: Rng, shape: number, scale: number): number {
   if (shape < 1) {
     const u = rng.next();
-    return sampleGamma(rng, shape + 1, scale) * Math.pow(u, 1 / shape);
+    return sampleGamma(rng, shape + 1, scale) * u ** (1 / shape);
   }
   const d = shape - 1 / 3;
   const c = 1 / Math.sqrt(9 * d);

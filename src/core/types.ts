@@ -15,6 +15,13 @@ export interface SloTargets {
 
 export const DEFAULT_SLO: SloTargets = { ttftMs: 10_000, tbtMs: 100 };
 
+/** SLO targets from layered, partly given settings: later layers win where they give a value. */
+export function resolveSlo(base: SloTargets, ...layers: ({ ttftMs?: number | undefined; tbtMs?: number | undefined } | undefined)[]): SloTargets {
+  let out = base;
+  for (const l of layers) out = { ttftMs: l?.ttftMs ?? out.ttftMs, tbtMs: l?.tbtMs ?? out.tbtMs };
+  return out;
+}
+
 /** What the scheduler needs to know of a model: sizes, limits, targets, first guesses of cost. */
 export interface ModelProfile {
   id: ModelId;

@@ -79,11 +79,7 @@ export class DeviceProcess {
   }
 
   /** Run one command; releases go first. `onProgress` receives each decode step's tokens. */
-  call(
-    command: WorkerCommand,
-    release: RequestId[] = [],
-    onProgress?: (p: WorkerProgress["progress"][number]) => void,
-  ): Promise<{ durationMs: number; result: WorkerResult }> {
+  call(command: WorkerCommand, release: RequestId[] = [], onProgress?: (p: WorkerProgress["progress"][number]) => void): Promise<{ durationMs: number; result: WorkerResult }> {
     return this.send({ id: 0, release, command }, onProgress);
   }
 

@@ -134,11 +134,7 @@ export class EngineDevice implements DevicePort {
     return { requestId, token, end: this.ends.get(modelId)?.has(token) ?? false };
   }
 
-  private async run(
-    command: WorkerCommand,
-    release: RequestId[],
-    onProgress?: (p: { requestIds: RequestId[]; tokens: number[] }) => void,
-  ): Promise<DeviceResult> {
+  private async run(command: WorkerCommand, release: RequestId[], onProgress?: (p: { requestIds: RequestId[]; tokens: number[] }) => void): Promise<DeviceResult> {
     const { durationMs, result } = await this.process.call(command, release, onProgress);
     return { durationMs, ...outcomeOf(result) };
   }

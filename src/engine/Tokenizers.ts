@@ -3,17 +3,7 @@
  * (`vocabOnly`, no weights), so prompts are measured and validated before they are
  * scheduled, and output tokens become text without asking a device.
  */
-import {
-  GeneralChatWrapper,
-  getLlama,
-  LlamaLogLevel,
-  resolveChatWrapper,
-  type ChatHistoryItem,
-  type ChatWrapper,
-  type Llama,
-  type LlamaModel,
-  type Token,
-} from "node-llama-cpp";
+import { GeneralChatWrapper, getLlama, LlamaLogLevel, resolveChatWrapper, type ChatHistoryItem, type ChatWrapper, type Llama, type LlamaModel, type Token } from "node-llama-cpp";
 import type { ChatMessage, Codecs, ModelCodec } from "../core/codec.ts";
 import type { ModelId } from "../core/types.ts";
 

@@ -23,8 +23,16 @@ describe("decode batch mode", () => {
 
   it("keeps the batch where batching is cheaper (a GPU), and decides per batch size", () => {
     const c = new BatchModeChooser(3);
-    assert.ok(run(c, 4, 12, { batched: 5, serial: 16 }).slice(6).every((m) => m === "batched"));
-    assert.ok(run(c, 2, 12, { batched: 11, serial: 8 }).slice(6).every((m) => m === "serial"));
+    assert.ok(
+      run(c, 4, 12, { batched: 5, serial: 16 })
+        .slice(6)
+        .every((m) => m === "batched"),
+    );
+    assert.ok(
+      run(c, 2, 12, { batched: 11, serial: 8 })
+        .slice(6)
+        .every((m) => m === "serial"),
+    );
     assert.equal(c.choose(4), "batched");
   });
 

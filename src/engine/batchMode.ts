@@ -27,7 +27,10 @@ export class BatchModeChooser {
   observe(n: number, mode: BatchMode, ms: number): void {
     if (n < 2) return;
     let s = this.samples.get(n);
-    if (!s) this.samples.set(n, (s = { batched: [], serial: [] }));
+    if (!s) {
+      s = { batched: [], serial: [] };
+      this.samples.set(n, s);
+    }
     if (s[mode].length < this.trials) s[mode].push(ms);
   }
 }

@@ -102,7 +102,16 @@ async function run(id: number, cmd: WorkerCommand): Promise<WorkerResult> {
         const free: LlamaContextSequence[] = [];
         for (let i = 0; i < cmd.slots; i++) free.push(context.getSequence());
         free.reverse();
-        models.set(cmd.modelId, { model, endTokens: new Set(cmd.endTokens), context, fingerprint: cmd.fingerprint, contextTokens: cmd.contextTokens, free, byRequest: new Map(), batchModes: new BatchModeChooser() });
+        models.set(cmd.modelId, {
+          model,
+          endTokens: new Set(cmd.endTokens),
+          context,
+          fingerprint: cmd.fingerprint,
+          contextTokens: cmd.contextTokens,
+          free,
+          byRequest: new Map(),
+          batchModes: new BatchModeChooser(),
+        });
       } catch (e) {
         await model.dispose();
         throw e;
@@ -142,9 +151,7 @@ async function run(id: number, cmd: WorkerCommand): Promise<WorkerResult> {
       };
       // One sequence's step: feed its pending token, sample the next.
       const evaluate = (it: (typeof items)[number]) =>
-        sequenceFor(m, it.requestId).controlledEvaluate([
-          [it.token as Token, { generateNext: { token: true, options: stepOptions(it.sampling, it.tokenIndex) } }],
-        ]);
+        sequenceFor(m, it.requestId).controlledEvaluate([[it.token as Token, { generateNext: { token: true, options: stepOptions(it.sampling, it.tokenIndex) } }]]);
       for (; step < cmd.steps && items.length > 0; step++) {
         const mode = m.batchModes.choose(items.length);
         const t0 = performance.now();
@@ -164,9 +171,7 @@ async function run(id: number, cmd: WorkerCommand): Promise<WorkerResult> {
         pending.push({ requestIds: items.map((it) => it.requestId), tokens });
         if (performance.now() - lastSent >= cmd.progressEveryMs) flush();
         // Sequences that ended (end token) or were cancelled leave the batch.
-        items = items
-          .map((it, i) => ({ ...it, token: tokens[i]!, tokenIndex: it.tokenIndex + 1 }))
-          .filter((it, i) => !m.endTokens.has(tokens[i]!) && !cancelled.has(it.requestId));
+        items = items.map((it, i) => ({ ...it, token: tokens[i]!, tokenIndex: it.tokenIndex + 1 })).filter((it, i) => !m.endTokens.has(tokens[i]!) && !cancelled.has(it.requestId));
         if (yieldRequested) {
           step++;
           break;

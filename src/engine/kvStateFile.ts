@@ -50,17 +50,14 @@ export async function verifyKvState(dir: string, requestId: string, modelFingerp
     throw new KvStateError(`KV state of ${requestId}: header missing or unreadable (${(e as Error).message})`);
   }
   if (header.format !== "pitcher-kv/1") throw new KvStateError(`KV state of ${requestId}: unknown format`);
-  if (header.modelFingerprint !== modelFingerprint)
-    throw new KvStateError(`KV state of ${requestId} belongs to another model`);
-  if (header.tokens > contextTokens)
-    throw new KvStateError(`KV state of ${requestId} holds ${header.tokens} tokens, the context only ${contextTokens}`);
-  let actual;
+  if (header.modelFingerprint !== modelFingerprint) throw new KvStateError(`KV state of ${requestId} belongs to another model`);
+  if (header.tokens > contextTokens) throw new KvStateError(`KV state of ${requestId} holds ${header.tokens} tokens, the context only ${contextTokens}`);
+  let actual: Awaited<ReturnType<typeof sha256File>>;
   try {
     actual = await sha256File(p.state);
   } catch (e) {
     throw new KvStateError(`KV state of ${requestId}: state file missing (${(e as Error).message})`);
   }
-  if (actual.bytes !== header.bytes || actual.sha256 !== header.sha256)
-    throw new KvStateError(`KV state of ${requestId} is corrupt (length or checksum mismatch)`);
+  if (actual.bytes !== header.bytes || actual.sha256 !== header.sha256) throw new KvStateError(`KV state of ${requestId} is corrupt (length or checksum mismatch)`);
   return header;
 }

@@ -82,6 +82,4 @@ export interface WorkerProgress {
   progress: { requestIds: RequestId[]; tokens: number[] }[];
 }
 
-export type WorkerReply =
-  | { id: number; ok: true; durationMs: number; result: WorkerResult }
-  | { id: number; ok: false; error: string; code: string };
+export type WorkerReply = { id: number; ok: true; durationMs: number; result: WorkerResult } | { id: number; ok: false; error: string; code: string };

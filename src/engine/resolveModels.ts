@@ -11,7 +11,7 @@ import path from "node:path";
 import { readGgufFileInfo, resolveModelFile } from "node-llama-cpp";
 import { ConfigError } from "../core/errors.ts";
 import type { ServedModel } from "../core/servedModel.ts";
-import { DEFAULT_SLO, type ModelProfile } from "../core/types.ts";
+import { DEFAULT_SLO, resolveSlo } from "../core/types.ts";
 import type { PitcherConfig } from "../config/schema.ts";
 import { STAND_IN_CATALOG } from "./gguf/standInCatalog.ts";
 import { standInParameterCount, writeStandInModel } from "./gguf/writeStandInModel.ts";
@@ -19,8 +19,23 @@ import { standInParameterCount, writeStandInModel } from "./gguf/writeStandInMod
 export type { ServedModel };
 
 const FILE_TYPES: Record<number, string> = {
-  0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K", 11: "Q3_K_S", 12: "Q3_K_M",
-  13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K", 32: "BF16",
+  0: "F32",
+  1: "F16",
+  2: "Q4_0",
+  3: "Q4_1",
+  7: "Q8_0",
+  8: "Q5_0",
+  9: "Q5_1",
+  10: "Q2_K",
+  11: "Q3_K_S",
+  12: "Q3_K_M",
+  13: "Q3_K_L",
+  14: "Q4_K_S",
+  15: "Q4_K_M",
+  16: "Q5_K_S",
+  17: "Q5_K_M",
+  18: "Q6_K",
+  32: "BF16",
 };
 
 function fileTypeName(v: unknown): string | undefined {
@@ -69,11 +84,7 @@ async function resolvePath(ref: string, baseDir: string, cacheDir: string): Prom
   return p;
 }
 
-export async function resolveModels(
-  config: PitcherConfig,
-  baseDir: string,
-  log: (msg: string) => void = () => {},
-): Promise<ServedModel[]> {
+export async function resolveModels(config: PitcherConfig, baseDir: string, log: (msg: string) => void = () => {}): Promise<ServedModel[]> {
   const cacheDir = defaultCacheDir(config);
   const entries = config.models
     ? config.models.map((m) => ({ ...m, description: m.description ?? "" }))
@@ -85,7 +96,7 @@ export async function resolveModels(
     if (ids.has(m.id)) throw new ConfigError(`models.${i}.id: duplicate model id '${m.id}'`);
     ids.add(m.id);
     const file = await resolvePath(m.path, baseDir, cacheDir);
-    let info;
+    let info: Awaited<ReturnType<typeof readGgufFileInfo>>;
     try {
       info = await readGgufFileInfo(file, { readTensorInfo: false });
     } catch (e) {
@@ -101,8 +112,7 @@ export async function resolveModels(
     const valueLength = Number(a.attention?.value_length ?? embd / heads);
     const trained = Number(a.context_length);
     for (const [name, v] of Object.entries({ block_count: layers, embedding_length: embd, "attention.head_count": heads, context_length: trained }))
-      if (!Number.isFinite(v) || v <= 0)
-        throw new ConfigError(`models.${i} (${m.id}): ${file} lacks ${arch}.${name}; llama.cpp would abort on it`);
+      if (!Number.isFinite(v) || v <= 0) throw new ConfigError(`models.${i} (${m.id}): ${file} lacks ${arch}.${name}; llama.cpp would abort on it`);
     const fileBytes = fs.statSync(file).size;
     const contextTokens = Math.min(m.contextTokens ?? config.defaults.contextTokens, trained);
     const kvBytesPerToken = layers * kvHeads * (keyLength + valueLength) * 2; // f16 K and V
@@ -112,7 +122,7 @@ export async function resolveModels(
     // active weights once per step at roughly 18 GB/s.
     const activeBytes = expertCount && expertUsed ? fileBytes * (0.3 + 0.7 * (expertUsed / expertCount)) : fileBytes;
     const decodeStepMs = Math.max(0.3, activeBytes / 18e6);
-    const slo = { ...DEFAULT_SLO, ...config.defaults.slo, ...(m.slo ?? {}) };
+    const slo = resolveSlo(DEFAULT_SLO, config.defaults.slo, m.slo);
     out.push({
       id: m.id,
       path: file,

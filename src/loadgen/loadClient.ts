@@ -56,8 +56,7 @@ async function runOne(req: WorkloadRequest, startMs: number, opts: LoadOptions, 
     let finished = false;
     for await (const part of res.body) {
       buf += decoder.decode(part as Uint8Array, { stream: true });
-      let sep: number;
-      while ((sep = buf.indexOf("\n\n")) >= 0) {
+      for (let sep = buf.indexOf("\n\n"); sep >= 0; sep = buf.indexOf("\n\n")) {
         const event = buf.slice(0, sep);
         buf = buf.slice(sep + 2);
         for (const line of event.split("\n")) {

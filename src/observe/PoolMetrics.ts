@@ -64,7 +64,12 @@ export class PoolMetrics {
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
       registers: r,
     });
-    const swapBytes = new Counter({ name: "pitcher_kv_swap_bytes_total", help: "KV cache bytes moved to (out) or from (in) the host tier.", labelNames: ["direction"], registers: r });
+    const swapBytes = new Counter({
+      name: "pitcher_kv_swap_bytes_total",
+      help: "KV cache bytes moved to (out) or from (in) the host tier.",
+      labelNames: ["direction"],
+      registers: r,
+    });
     const swapTime = new Histogram({
       name: "pitcher_kv_swap_seconds",
       help: "Duration of KV swap commands.",

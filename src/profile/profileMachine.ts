@@ -23,7 +23,6 @@ export interface ProfileOptions {
   onStep?: (modelId: string, what: string) => void;
 }
 
-
 /** Prompt tokens any vocabulary accepts: spread over the ids, never 0. */
 function tokensOf(m: ServedModel, n: number, salt: number): number[] {
   const v = Math.max(2, m.vocabularySize - 1);
@@ -100,7 +99,7 @@ export async function profileModel(device: DevicePort, m: ServedModel, o: Profil
         perStep.push(r.ms / (r.result.steps ?? steps));
         for (const q of reqs) q.last = lastOf.get(q.id) ?? q.last;
       }
-      s.decode.push([b, c + steps * o.repeats / 2, median(perStep)]);
+      s.decode.push([b, c + (steps * o.repeats) / 2, median(perStep)]);
       await release(reqs.map((q) => q.id));
     }
 
@@ -163,7 +162,10 @@ export async function measureContention(a: DevicePort, b: DevicePort, m: ServedM
     solo.push(alone);
     ratios.push(shared / alone);
   }
-  for (const [d, id] of [[a, "contention-a"], [b, "contention-b"]] as const) {
+  for (const [d, id] of [
+    [a, "contention-a"],
+    [b, "contention-b"],
+  ] as const) {
     await d.release([id]);
     await d.evict([m.id], []);
   }
@@ -223,5 +225,11 @@ export async function profileMachine(
 
 function roundSamples(s: ModelSamples): ModelSamples {
   const r = (rows: number[][]) => rows.map((row) => row.map((x) => Math.round(x * 1000) / 1000));
-  return { decode: r(s.decode), prefill: r(s.prefill), load: s.load.map((x) => Math.round(x * 1000) / 1000), evict: s.evict.map((x) => Math.round(x * 1000) / 1000), kvSwap: r(s.kvSwap) };
+  return {
+    decode: r(s.decode),
+    prefill: r(s.prefill),
+    load: s.load.map((x) => Math.round(x * 1000) / 1000),
+    evict: s.evict.map((x) => Math.round(x * 1000) / 1000),
+    kvSwap: r(s.kvSwap),
+  };
 }

@@ -177,7 +177,10 @@ describe("Pool on fake devices", () => {
     await hold.reached;
     const other = generate("x2", { modelId: "b", maxTokens: 20 });
     await settled();
-    assert.ok(devices[1]!.calls.some((c) => c.op === "prefill" && c.requestIds.includes("x2")), "x2 runs on dev1");
+    assert.ok(
+      devices[1]!.calls.some((c) => c.op === "prefill" && c.requestIds.includes("x2")),
+      "x2 runs on dev1",
+    );
     devices[0]!.crash("native abort");
     await assert.rejects(doomed, (e) => e instanceof DeviceFailedError && /dev0 failed \(native abort\)/.test(e.message));
     const r = await other;
@@ -190,7 +193,10 @@ describe("Pool on fake devices", () => {
     await settled();
     hold2.release();
     assert.equal((await again).text, textOf(expectedTokens("a", 5)));
-    assert.ok(devices[0]!.calls.some((c) => c.op === "prefill" && c.requestIds.includes("x3")), "the restarted device served x3");
+    assert.ok(
+      devices[0]!.calls.some((c) => c.op === "prefill" && c.requestIds.includes("x3")),
+      "the restarted device served x3",
+    );
   });
 
   it("a request parked in the host tier survives a crash of its device", async () => {

@@ -174,7 +174,12 @@ export class Pool extends EventEmitter<PoolEvents> {
     try {
       // Decode steps stream their tokens while the command goes on: the device does not
       // wait for us, and text work (detokenize, stop strings, streaming) overlaps its compute.
-      result = await runCommand(device, cmd, (id) => this.live.get(id)!, (tokens) => this.onTokens(tokens));
+      result = await runCommand(
+        device,
+        cmd,
+        (id) => this.live.get(id)!,
+        (tokens) => this.onTokens(tokens),
+      );
     } catch (e) {
       const detail = e instanceof DeviceDownError ? e.detail : (e as Error).message;
       this.emit("command", { ...start, endMs: this.now(), crashed: true });

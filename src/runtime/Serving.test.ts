@@ -80,7 +80,10 @@ describe("serving facade", () => {
       () => serving.generate(completion([1, 1000])),
       (e: unknown) => e instanceof InvalidRequestError && e.param === "prompt" && /1000 is outside the model's vocabulary of 1000/.test(e.message),
     );
-    assert.throws(() => serving.generate(completion([])), (e: unknown) => e instanceof InvalidRequestError && /empty/.test(e.message));
+    assert.throws(
+      () => serving.generate(completion([])),
+      (e: unknown) => e instanceof InvalidRequestError && /empty/.test(e.message),
+    );
   });
 
   it("refuses an unknown model before anything else", () => {
@@ -133,7 +136,10 @@ describe("serving facade", () => {
 
   it("tells what is served and how the pool is", () => {
     const { pool, serving } = setup();
-    assert.deepEqual(serving.models().map((m) => m.id), ["tiny"]);
+    assert.deepEqual(
+      serving.models().map((m) => m.id),
+      ["tiny"],
+    );
     assert.equal(serving.model("tiny")!.vocabularySize, 1000);
     assert.equal(serving.model("nope"), undefined);
     pool.activeRequests = 2;

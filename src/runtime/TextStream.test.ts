@@ -31,7 +31,16 @@ describe("TextStream", () => {
 
   it("holds back an incomplete character", () => {
     // Token 1 holds the first byte of "é", token 2 the second.
-    const s = new TextStream({ detokenize: (t) => t.map((i) => ["a", "\ufffd", "é"][i]).join("").replace("\ufffdé", "é") }, []);
+    const s = new TextStream(
+      {
+        detokenize: (t) =>
+          t
+            .map((i) => ["a", "\ufffd", "é"][i])
+            .join("")
+            .replace("\ufffdé", "é"),
+      },
+      [],
+    );
     assert.equal(s.push(0), "a");
     assert.equal(s.push(1), "");
     assert.equal(s.push(2), "é");

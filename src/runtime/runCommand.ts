@@ -12,12 +12,7 @@ import type { LiveRequest } from "./LiveRequest.ts";
  */
 export const PROGRESS_EVERY_MS = 25;
 
-export function runCommand(
-  device: DevicePort,
-  cmd: Command,
-  live: (id: RequestId) => LiveRequest,
-  onTokens: (tokens: SampledToken[]) => void,
-): Promise<DeviceResult> {
+export function runCommand(device: DevicePort, cmd: Command, live: (id: RequestId) => LiveRequest, onTokens: (tokens: SampledToken[]) => void): Promise<DeviceResult> {
   switch (cmd.kind) {
     case "load":
       return device.load(cmd.modelId, cmd.evict, cmd.release);

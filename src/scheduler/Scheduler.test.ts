@@ -31,22 +31,33 @@ describe("policies", () => {
   });
 
   it("a registered policy drives the scheduler without touching it, and hears what was issued", () => {
-    const s = new Scheduler(["a", "b", "c"].map((m) => model(m)), [{ id: "d0", memoryBytes: 130 * MB }], { policy: "test-one-at-a-time" });
+    const s = new Scheduler(
+      ["a", "b", "c"].map((m) => model(m)),
+      [{ id: "d0", memoryBytes: 130 * MB }],
+      { policy: "test-one-at-a-time" },
+    );
     const reqs = workload(6, ["a", "b", "c"], 50, 16, 4);
     const log = drive(s, reqs);
     assert.equal(log.finished.length, 6);
     for (const r of reqs) assert.equal(log.tokens.get(r.id), r.maxOutputTokens);
-    assert.deepEqual(issued, log.commands.map((c) => c.kind));
+    assert.deepEqual(
+      issued,
+      log.commands.map((c) => c.kind),
+    );
     assert.ok(issued.includes("evict") || log.commands.some((c) => c.kind === "load" && c.evict.length > 0), "a third model made room");
     assert.equal(s.activeRequestCount, 0);
   });
 });
 
-for (const policy of ["token", "request"] ) {
+for (const policy of ["token", "request"]) {
   describe(`scheduler, ${policy} policy`, () => {
     it("finishes every request with its full length on 6 models with room for 2, nothing left behind", () => {
       const devices: DeviceProfile[] = [{ id: "d0", memoryBytes: 130 * MB }];
-      const s = new Scheduler(SIX.map((m) => model(m)), devices, { policy });
+      const s = new Scheduler(
+        SIX.map((m) => model(m)),
+        devices,
+        { policy },
+      );
       const reqs = workload(36, SIX, 20);
       const log = drive(s, reqs);
       assert.equal(log.finished.length, 36);
@@ -63,7 +74,11 @@ for (const policy of ["token", "request"] ) {
         { id: "d0", memoryBytes: 70 * MB },
         { id: "d1", memoryBytes: 70 * MB },
       ];
-      const s = new Scheduler(SIX.map((m) => model(m)), devices, { policy });
+      const s = new Scheduler(
+        SIX.map((m) => model(m)),
+        devices,
+        { policy },
+      );
       const reqs = workload(40, SIX, 10);
       const log = drive(s, reqs);
       assert.equal(log.finished.length, 40);
@@ -74,13 +89,20 @@ for (const policy of ["token", "request"] ) {
 }
 
 describe("liveness", () => {
-  for (const policy of ["token", "request"] ) {
+  for (const policy of ["token", "request"]) {
     it(`${policy}: a step blocked for memory never stalls runnable work (weights nearly fill the devices)`, () => {
       // Found by the benchmark: two resident models left no room for a new request's KV, the
       // policy kept asking for that prefill and never ran the other model's decode.
       const sizes: Record<string, number> = { a: 62.4, b: 62.4, moe: 46, f16: 33, s1: 5.8, s2: 11 };
       const models = Object.entries(sizes).map(([id, mb]) => model(id, { weightBytes: mb * 1e6 }));
-      const s = new Scheduler(models, [{ id: "d0", memoryBytes: 80e6 }, { id: "d1", memoryBytes: 80e6 }], { policy });
+      const s = new Scheduler(
+        models,
+        [
+          { id: "d0", memoryBytes: 80e6 },
+          { id: "d1", memoryBytes: 80e6 },
+        ],
+        { policy },
+      );
       const reqs = generateWorkload(workloadSchema.parse({ durationSeconds: 60, ratePerSecond: 4, seed: 7 }), Object.keys(sizes)).map((r) => ({
         id: `r${r.index}`,
         modelId: r.modelId,
@@ -125,7 +147,10 @@ describe("events", () => {
     assert.equal(s.plan("d0", 3), null, "a down device gets no work");
     s.onDeviceUp("d0", 4);
     const log = drive(s, []);
-    assert.deepEqual(log.finished.map((f) => f.requestId), ["r2"]);
+    assert.deepEqual(
+      log.finished.map((f) => f.requestId),
+      ["r2"],
+    );
     assert.equal(s.devices.get("d0")!.ledger.usedBytes, 60 * MB);
   });
 
@@ -156,7 +181,10 @@ describe("events", () => {
     s.onDeviceUp("d0", now);
     const log = drive(s, []);
     assert.ok(log.finished.some((f) => f.requestId === "a1" && f.reason === "length"));
-    assert.ok(log.commands.some((c) => c.kind === "swapIn" && c.requestIds.includes("a1")), "a1 came back from the host tier");
+    assert.ok(
+      log.commands.some((c) => c.kind === "swapIn" && c.requestIds.includes("a1")),
+      "a1 came back from the host tier",
+    );
     assert.equal(s.activeRequestCount, 0);
     assert.equal(s.devices.get("d0")!.ledger.bytesOf("kv"), 0);
   });
@@ -165,7 +193,7 @@ describe("events", () => {
     const s = new Scheduler([model("a", { slo: { ttftMs: 500, tbtMs: 100 } })], [{ id: "d0", memoryBytes: 70 * MB }], {
       admissionTtftFactor: 1,
     });
-    let rejected;
+    let rejected: ReturnType<Scheduler["submit"]> | undefined;
     for (let i = 0; i < 50; i++) {
       const res = s.submit({ id: `r${i}`, modelId: "a", arrivalMs: 0, promptTokens: 64, maxOutputTokens: 32 }, 0);
       if (!res.accepted) {

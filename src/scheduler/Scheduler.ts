@@ -9,23 +9,12 @@
  * admission (admission.ts) and the observability snapshot (snapshot.ts) read the state.
  * Invariants and the reasoning behind them: DESIGN.md beside this file.
  */
-import type {
-  Command,
-  CommandOutcome,
-  DeviceId,
-  DeviceProfile,
-  FinishReason,
-  FinishedRequest,
-  ModelId,
-  ModelProfile,
-  RequestId,
-  RequestSpec,
-} from "../core/types.ts";
+import type { Command, CommandOutcome, DeviceId, DeviceProfile, FinishReason, FinishedRequest, ModelId, ModelProfile, RequestId, RequestSpec } from "../core/types.ts";
 import { tokenDeadlineMs } from "../core/types.ts";
 import { admit, type SubmitResult } from "./admission.ts";
 import { MemoryLedger } from "./MemoryLedger.ts";
 import { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from "./options.ts";
-import { createPolicy, policyNames, type Policy } from "./Policy.ts";
+import { createPolicy, type Policy } from "./Policy.ts";
 import { Predictor } from "./Predictor.ts";
 import { Residency } from "./Residency.ts";
 import { snapshot, type SchedulerSnapshot } from "./snapshot.ts";
@@ -77,7 +66,7 @@ export class Scheduler implements SchedulerState {
   // never has to know which do and a policy that needs it can have it.
 
   /** A new request arrives. It waits in its model's group until a device takes it. */
-  submit(spec: RequestSpec, nowMs: number): SubmitResult {
+  submit(spec: RequestSpec, _nowMs: number): SubmitResult {
     const model = this.models.get(spec.modelId);
     if (!model) throw new Error(`unknown model ${spec.modelId}`);
     if (this.requests.has(spec.id)) throw new Error(`duplicate request id ${spec.id}`);
@@ -97,12 +86,12 @@ export class Scheduler implements SchedulerState {
   }
 
   /** The client went away: end the request now and free what it holds. */
-  cancel(requestId: RequestId, nowMs: number): FinishedRequest | undefined {
+  cancel(requestId: RequestId, _nowMs: number): FinishedRequest | undefined {
     return this.end(requestId, "cancelled");
   }
 
   /** The driver saw a stop condition (end-of-generation token, stop string), or gave up on the request. */
-  finish(requestId: RequestId, reason: FinishReason, nowMs: number, error?: string): FinishedRequest | undefined {
+  finish(requestId: RequestId, reason: FinishReason, _nowMs: number, error?: string): FinishedRequest | undefined {
     return this.end(requestId, reason, error);
   }
 
@@ -195,7 +184,7 @@ export class Scheduler implements SchedulerState {
   }
 
   /** The device's worker is back (restarted, empty): it takes work from the next plan on. */
-  onDeviceUp(deviceId: DeviceId, nowMs: number): void {
+  onDeviceUp(deviceId: DeviceId, _nowMs: number): void {
     this.device(deviceId).down = false;
   }
 

@@ -90,13 +90,7 @@ function eligibleWaiting(
         // take in one batch (or a full group), without preempting anyone, and while no copy
         // is still loading (that one will take the group).
         const model = view.models.get(g.modelId)!;
-        if (
-          waited < oldest.slo.ttftMs / 2 ||
-          g.requestIds.length < Math.min(model.maxBatch + 1, perModel) ||
-          myRoom < model.weightBytes ||
-          copyLoading(view, g.modelId)
-        )
-          continue;
+        if (waited < oldest.slo.ttftMs / 2 || g.requestIds.length < Math.min(model.maxBatch + 1, perModel) || myRoom < model.weightBytes || copyLoading(view, g.modelId)) continue;
       } else if (young) {
         // Resident nowhere: leave it to a device that can host it without preempting, if any.
         const need = view.models.get(g.modelId)!.weightBytes;
@@ -108,7 +102,10 @@ function eligibleWaiting(
             for (const d of view.devices.values()) {
               if (d === dev || d.down || !mayServe(d, g.modelId)) continue;
               let r = otherRoom.get(d);
-              if (r === undefined) otherRoom.set(d, (r = freeableWithoutPreempting(view, d)));
+              if (r === undefined) {
+                r = freeableWithoutPreempting(view, d);
+                otherRoom.set(d, r);
+              }
               if (r >= need) other = true;
             }
             bestOtherRoom.set(g.modelId, other);
@@ -166,14 +163,7 @@ function freeableWithoutPreempting(view: SchedulerView, d: DeviceState): number 
  * The device's work per model: its own requests, parked ones it may adopt, waiting ones it
  * may take; on-time requests first, earliest deadline first.
  */
-function workOnDevice(
-  view: SchedulerView,
-  dev: DeviceState,
-  deviceId: DeviceId,
-  nowMs: number,
-  perModel: number,
-  room: number,
-): Map<ModelId, ModelWork> {
+function workOnDevice(view: SchedulerView, dev: DeviceState, deviceId: DeviceId, nowMs: number, perModel: number, room: number): Map<ModelId, ModelWork> {
   const work = new Map<ModelId, ModelWork>();
   const get = (modelId: ModelId): ModelWork => {
     let w = work.get(modelId);

@@ -44,7 +44,10 @@ export class RequestPolicy implements Policy {
 
   private device(deviceId: DeviceId): Rotation {
     let d = this.devices.get(deviceId);
-    if (!d) this.devices.set(deviceId, (d = { lastWasPrefill: false, rrIndex: 0 }));
+    if (!d) {
+      d = { lastWasPrefill: false, rrIndex: 0 };
+      this.devices.set(deviceId, d);
+    }
     return d;
   }
 }
@@ -91,8 +94,7 @@ function planRequestIntents({ view, predictor, options }: PolicyContext, deviceI
     const elsewhere = [...view.devices.values()].some((d) => d !== dev && !d.down && d.resident.has(m));
     if (elsewhere || headOfFifoSeen) continue;
     headOfFifoSeen = true;
-    const canMakeRoom =
-      dev.ledger.fits(view.models.get(m)!.weightBytes) || [...dev.resident.keys()].some((x) => !boundCount.has(x));
+    const canMakeRoom = dev.ledger.fits(view.models.get(m)!.weightBytes) || [...dev.resident.keys()].some((x) => !boundCount.has(x));
     if (canMakeRoom) {
       admit = r;
       break;

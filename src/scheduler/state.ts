@@ -5,7 +5,7 @@
  */
 import type { Command, DeviceId, DeviceProfile, ModelId, ModelProfile, RequestId, RequestSpec, SloTargets } from "../core/types.ts";
 import { tokenDeadlineMs } from "../core/types.ts";
-import { MemoryLedger } from "./MemoryLedger.ts";
+import type { MemoryLedger } from "./MemoryLedger.ts";
 
 export type RequestPhase = "queued" | "prefilling" | "decoding" | "done";
 /** Where a request's KV lives: nowhere yet, in a device slot, or parked in the host tier. */

@@ -63,11 +63,18 @@ describe("token policy", () => {
     ];
     const log = drive(s, reqs);
     assert.ok(!log.commands.some((c) => c.kind === "swapOut"), "b's 2 s TTFT target leaves room to finish a first");
-    assert.deepEqual(log.finished.map((f) => f.requestId), ["a1", "b1"]);
+    assert.deepEqual(
+      log.finished.map((f) => f.requestId),
+      ["a1", "b1"],
+    );
   });
 
   it("groups waiting requests of one model so one load serves them all", () => {
-    const s = new Scheduler(SIX.map((m) => model(m)), [{ id: "d0", memoryBytes: 70 * MB }], { policy: "token" });
+    const s = new Scheduler(
+      SIX.map((m) => model(m)),
+      [{ id: "d0", memoryBytes: 70 * MB }],
+      { policy: "token" },
+    );
     const reqs: RequestSpec[] = [];
     for (let i = 0; i < 12; i++) reqs.push({ id: `x${i}`, modelId: SIX[i % 3]!, arrivalMs: 0, promptTokens: 8, maxOutputTokens: 4 });
     const log = drive(s, reqs);
@@ -153,7 +160,10 @@ describe("token policy", () => {
     ];
     const log = drive(s, reqs);
     assert.ok(!log.commands.some((c) => c.kind === "swapOut"), "a was not preempted");
-    assert.deepEqual(log.finished.map((f) => f.requestId), ["a1", "b1"]);
+    assert.deepEqual(
+      log.finished.map((f) => f.requestId),
+      ["a1", "b1"],
+    );
   });
 
   it("chunks long prompts", () => {
@@ -221,4 +231,3 @@ describe("idle decode slices", () => {
     assert.equal(next.kind === "load" || next.kind === "prefill" ? next.modelId : "", "b");
   });
 });
-

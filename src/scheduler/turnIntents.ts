@@ -97,4 +97,3 @@ function decodeBatch(w: ModelWork, size: number, nowMs: number): RequestRecord[]
   const rest = w.decoding.filter((r) => r.kv !== "device" && !urgent(r));
   return [...first, ...onDevice, ...rest].slice(0, size);
 }
-

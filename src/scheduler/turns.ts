@@ -162,8 +162,7 @@ function turnQuotaMs(chosen: ModelWork, seen: DeviceWork, maxQuotaMs: number): n
   }));
   // Switches are needed only when the round's models do not all fit in the device together.
   const weightBytes = decodeModels.reduce((s, w) => s + view.models.get(w.modelId)!.weightBytes, 0);
-  const switchCostMs =
-    weightBytes <= dev.ledger.capacityBytes ? 0 : decodeModels.reduce((s, w) => s + predictor.loadMs(w.modelId), 0);
+  const switchCostMs = weightBytes <= dev.ledger.capacityBytes ? 0 : decodeModels.reduce((s, w) => s + predictor.loadMs(w.modelId), 0);
   const { quotasMs } = computeQuotas(inputs, switchCostMs, maxQuotaMs);
   const i = decodeModels.indexOf(chosen);
   const decodeQuota = i >= 0 ? quotasMs[i]! : 0;

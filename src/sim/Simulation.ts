@@ -62,8 +62,7 @@ export function simulate(cfg: SimConfig, requests: WorkloadRequest[]): SimResult
 
   const devices: DeviceProfile[] = [];
   if (cfg.policy === "dedicated") {
-    for (const m of modelIds)
-      for (let i = 0; i < (cfg.dedicated?.[m] ?? 0); i++) devices.push({ id: `d${devices.length}`, memoryBytes, allowedModels: [m] });
+    for (const m of modelIds) for (let i = 0; i < (cfg.dedicated?.[m] ?? 0); i++) devices.push({ id: `d${devices.length}`, memoryBytes, allowedModels: [m] });
   } else {
     for (let i = 0; i < cfg.devices; i++) devices.push({ id: `d${i}`, memoryBytes });
   }

@@ -46,7 +46,9 @@ export function fitNonNegative(x: number[][], y: number[]): number[] {
       active.delete(cols[worst]!);
       continue;
     }
-    cols.forEach((c, i) => (out[c] = coef[i]!));
+    cols.forEach((c, i) => {
+      out[c] = coef[i]!;
+    });
     return out;
   }
 }

@@ -45,7 +45,9 @@ export const machineProfileSchema = z
     id: z.string(),
     measuredAt: z.string(),
     host: z.object({ cpu: z.string(), cores: z.number().int(), memoryBytes: z.number() }).strict(),
-    devices: z.object({ count: z.number().int().min(1), threadsPerDevice: z.number().int().min(1), gpu: z.union([z.string(), z.literal(false)]), memoryBytes: z.number().positive() }).strict(),
+    devices: z
+      .object({ count: z.number().int().min(1), threadsPerDevice: z.number().int().min(1), gpu: z.union([z.string(), z.literal(false)]), memoryBytes: z.number().positive() })
+      .strict(),
     /** The server's scheduler and engine settings the samples were taken under. */
     server: z
       .object({
@@ -82,7 +84,10 @@ export function fitModelCosts(s: ModelSamples): Pick<ModelCosts, "loadMs" | "evi
   const px = s.prefill.map(([n, c]) => [1, n!, n! * (c! + n! / 2)]);
   const py = s.prefill.map((r) => r[2]!);
   const [pf, pt, pc] = fitNonNegative(px, py);
-  const kx = s.kvSwap.flatMap(([t]) => [[1, t!], [1, t!]]);
+  const kx = s.kvSwap.flatMap(([t]) => [
+    [1, t!],
+    [1, t!],
+  ]);
   const ky = s.kvSwap.flatMap((r) => [r[1]!, r[2]!]);
   const [kf, kt] = fitNonNegative(kx, ky);
   const decode = (b: number, c: number) => df! + dp! * b + dc! * b * c;
@@ -90,9 +95,32 @@ export function fitModelCosts(s: ModelSamples): Pick<ModelCosts, "loadMs" | "evi
   return {
     loadMs: median(s.load),
     evictMs: median(s.evict),
-    decode: { fixedMs: df!, perSequenceMs: dp!, perContextTokenMs: dc!, medianError: medianRelativeError(s.decode.map(([b, c]) => decode(b!, c!)), dy) },
-    prefill: { fixedMs: pf!, perTokenMs: pt!, perTokenContextMs: pc!, medianError: medianRelativeError(s.prefill.map(([n, c]) => prefill(n!, c!)), py) },
-    kvSwap: { fixedMs: kf!, perTokenMs: kt!, medianError: medianRelativeError(kx.map(([, t]) => kf! + kt! * t!), ky) },
+    decode: {
+      fixedMs: df!,
+      perSequenceMs: dp!,
+      perContextTokenMs: dc!,
+      medianError: medianRelativeError(
+        s.decode.map(([b, c]) => decode(b!, c!)),
+        dy,
+      ),
+    },
+    prefill: {
+      fixedMs: pf!,
+      perTokenMs: pt!,
+      perTokenContextMs: pc!,
+      medianError: medianRelativeError(
+        s.prefill.map(([n, c]) => prefill(n!, c!)),
+        py,
+      ),
+    },
+    kvSwap: {
+      fixedMs: kf!,
+      perTokenMs: kt!,
+      medianError: medianRelativeError(
+        kx.map(([, t]) => kf! + kt! * t!),
+        ky,
+      ),
+    },
   };
 }
 
@@ -139,9 +167,7 @@ export function measuredCosts(p: MachineProfile): SimCosts {
     decodeStepMs: (id, b, c) => decode(get(id), b, c),
     kvSwapMs: (id, t) => get(id).kvSwap.fixedMs + get(id).kvSwap.perTokenMs * t,
     // Measured with two busy devices; in between and beyond, in proportion to the busy ones.
-    ...(p.contention
-      ? { contention: (busy: number) => 1 + ((p.contention!.slowdown - 1) * Math.max(0, busy - 1)) / (p.contention!.busyDevices - 1) }
-      : {}),
+    ...(p.contention ? { contention: (busy: number) => 1 + ((p.contention!.slowdown - 1) * Math.max(0, busy - 1)) / (p.contention!.busyDevices - 1) } : {}),
     defaults: {
       maxBatch: p.server.maxBatch,
       contextTokens: p.server.contextTokens,

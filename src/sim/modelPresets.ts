@@ -38,7 +38,7 @@ export function decodeWeightBytes(m: SimModelSpec, batch: number): number {
   const share = m.experts.used / m.experts.count;
   // Solve active = dense + (total - dense) * share for the dense (non-expert) part.
   const dense = Math.max(0, (m.activeParams - m.totalParams * share) / (1 - share));
-  const touched = 1 - Math.pow(1 - share, batch);
+  const touched = 1 - (1 - share) ** batch;
   return (dense + (m.totalParams - dense) * touched) * bpp;
 }
 
@@ -69,10 +69,31 @@ export const MODEL_PRESETS: SimModelSpec[] = [
   dense("baichuan-7b", 7.0, 32, 4096, 32),
   dense("baichuan2-13b", 13.9, 40, 5120, 40),
   dense("llava-1.5-13b", 13.35, 40, 5120, 40),
-  { id: "qwen1.5-moe-a2.7b", totalParams: 14.3 * B, activeParams: 2.7 * B, layers: 24, hiddenSize: 2048, kvHeads: 16, headDim: 128, format: "bf16", experts: { count: 60, used: 4 } },
+  {
+    id: "qwen1.5-moe-a2.7b",
+    totalParams: 14.3 * B,
+    activeParams: 2.7 * B,
+    layers: 24,
+    hiddenSize: 2048,
+    kvHeads: 16,
+    headDim: 128,
+    format: "bf16",
+    experts: { count: 60, used: 4 },
+  },
   { id: "qwen3-30b-a3b", totalParams: 30.5 * B, activeParams: 3.3 * B, layers: 48, hiddenSize: 2048, kvHeads: 4, headDim: 128, format: "bf16", experts: { count: 128, used: 8 } },
   { id: "ernie-4.5-21b-a3b", totalParams: 21 * B, activeParams: 3 * B, layers: 28, hiddenSize: 2560, kvHeads: 4, headDim: 128, format: "bf16", experts: { count: 64, used: 6 } },
-  { id: "deepseek-ocr", totalParams: 3.38 * B, activeParams: 0.57 * B, layers: 12, hiddenSize: 1280, kvHeads: 10, headDim: 128, format: "bf16", experts: { count: 64, used: 6 }, visionTokensPerPage: 100 },
+  {
+    id: "deepseek-ocr",
+    totalParams: 3.38 * B,
+    activeParams: 0.57 * B,
+    layers: 12,
+    hiddenSize: 1280,
+    kvHeads: 10,
+    headDim: 128,
+    format: "bf16",
+    experts: { count: 64, used: 6 },
+    visionTokensPerPage: 100,
+  },
 ];
 
 export function findModelPreset(id: string): SimModelSpec | undefined {

@@ -8,7 +8,7 @@ import path from "node:path";
 import YAML from "yaml";
 import { z } from "zod";
 import { ConfigError } from "../core/errors.ts";
-import { DEFAULT_SLO, type SloTargets } from "../core/types.ts";
+import { DEFAULT_SLO, resolveSlo, type SloTargets } from "../core/types.ts";
 import { formatZodError } from "../core/formatZodError.ts";
 import { readTrace } from "../workload/trace.ts";
 import { generateWorkload, workloadSchema, type WorkloadRequest } from "../workload/workload.ts";
@@ -41,7 +41,10 @@ const catalogEntry = z
 
 export const catalogSchema = z
   .object({
-    defaults: z.object({ slo: sloSchema.default({}) }).strict().default({}),
+    defaults: z
+      .object({ slo: sloSchema.default({}) })
+      .strict()
+      .default({}),
     models: z.array(catalogEntry).min(1),
     accelerators: z
       .array(
@@ -65,10 +68,7 @@ export const catalogSchema = z
   .strict();
 
 export const planWorkloadSchema = workloadSchema.extend({
-  trace: z
-    .object({ file: z.string(), modelColumn: z.string().optional(), speedup: z.number().positive().optional() })
-    .strict()
-    .optional(),
+  trace: z.object({ file: z.string(), modelColumn: z.string().optional(), speedup: z.number().positive().optional() }).strict().optional(),
   /** Requests are document pages read as vision tokens: input = pages × visionTokensPerPage + prompt. */
   documents: z
     .object({
@@ -126,7 +126,7 @@ export function loadMarket(file: string | undefined): Market {
         id: e.count > 1 ? `${id}-${n}` : id,
       };
       models.push(m);
-      slo.set(m.id, { ...DEFAULT_SLO, ...cat.defaults.slo, ...(e.slo ?? {}) });
+      slo.set(m.id, resolveSlo(DEFAULT_SLO, cat.defaults.slo, e.slo));
     }
   }
   return { models, slo, extraAccelerators: cat.accelerators };
@@ -152,7 +152,7 @@ export function loadMachineProfile(file: string): MachineProfile {
 export function loadWorkload(
   file: string | undefined,
   modelIds: string[],
-  overrides: { seed?: number; durationSeconds?: number; ratePerSecond?: number } = {},
+  overrides: { seed?: number | undefined; durationSeconds?: number | undefined; ratePerSecond?: number | undefined } = {},
   defaultWorkload: unknown = DEFAULT_MARKET_WORKLOAD,
 ): WorkloadRequest[] {
   const raw = file ? readFile(file) : defaultWorkload;

@@ -40,10 +40,7 @@ export interface PolicyPlan {
 }
 
 function run(input: PlanInput, policy: SimPolicy, devices: number, modelIds = input.costs.modelIds, requests = input.requests, dedicated?: Record<string, number>): SimResult {
-  return simulate(
-    { costs: input.costs, modelIds, slo: input.slo, devices, policy, ...(dedicated ? { dedicated } : {}), ...input.simulation },
-    requests,
-  );
+  return simulate({ costs: input.costs, modelIds, slo: input.slo, devices, policy, ...(dedicated ? { dedicated } : {}), ...input.simulation }, requests);
 }
 
 /** Smallest n in [1, max] with ok(n), assuming ok is monotone; null if none. */

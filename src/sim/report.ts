@@ -41,8 +41,6 @@ export function buildReport(
     sweep: sweep.map((s) => ({ devices: s.devices, attainment: round(s.attainment), goodput: round(s.goodput) })),
     ttftCdf: cdf(ttft),
     tbtCdf: cdf(gaps),
-    timeline: result.timeline
-      .filter((e) => e.startMs < timelineUntilMs)
-      .map((e) => ({ ...e, startMs: round(e.startMs), endMs: round(Math.min(e.endMs, timelineUntilMs)) })),
+    timeline: result.timeline.filter((e) => e.startMs < timelineUntilMs).map((e) => ({ ...e, startMs: round(e.startMs), endMs: round(Math.min(e.endMs, timelineUntilMs)) })),
   };
 }

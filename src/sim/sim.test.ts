@@ -86,7 +86,9 @@ describe("simulation", () => {
   it("writes a self-contained HTML report: charts inlined, no network", () => {
     const models = market();
     const r = simulate({ costs: analyticCosts(H800, models), slo, devices: 3, policy: "token", recordTimeline: true }, workload(models));
-    const html = simulationReportHtml(buildReport({ accelerator: "H800", policy: "token", devices: 3 }, r, [{ devices: 3, attainment: r.report.attainment, goodput: r.report.goodput }], 60_000));
+    const html = simulationReportHtml(
+      buildReport({ accelerator: "H800", policy: "token", devices: 3 }, r, [{ devices: 3, attainment: r.report.attainment, goodput: r.report.goodput }], 60_000),
+    );
     assert.match(html, /Chart\.js v4/);
     assert.doesNotMatch(html, /<script[^>]+src=|<link[^>]+href=["']?https?:/);
     assert.match(html, /id="timeline"/);
@@ -189,7 +191,8 @@ describe("machine profile costs", () => {
     assert.equal(c.contention!(1), 1);
     assert.equal(c.contention!(2), 1.5);
     const requests = generateWorkload(workloadSchema.parse({ seed: 5, durationSeconds: 30, ratePerSecond: 4, inputTokens: 64, outputTokens: 32 }), c.modelIds);
-    const run = (p: MachineProfile) => simulate({ costs: measuredCosts(p), slo: () => ({ ttftMs: 2000, tbtMs: 100 }), devices: 2, policy: "token", recordTimeline: true }, requests);
+    const run = (p: MachineProfile) =>
+      simulate({ costs: measuredCosts(p), slo: () => ({ ttftMs: 2000, tbtMs: 100 }), devices: 2, policy: "token", recordTimeline: true }, requests);
     const alone = run(profile());
     const shared = run(profile(1.5));
     const busy = (r: ReturnType<typeof run>) => r.timeline.reduce((s, e) => s + e.endMs - e.startMs, 0);

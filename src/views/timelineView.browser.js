@@ -6,7 +6,7 @@
 //   models:   every model id, in a stable order (fixes each model's colour)
 // Each segment is an SVG <rect> with data-device, data-kind and data-model attributes.
 // Also: pitcherColour(models, model), pitcherEscape(text) for HTML.
-(function () {
+(() => {
   const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
   function colour(models, m) {
     const i = models.indexOf(m);
@@ -37,13 +37,19 @@
   }
   function draw(container, o) {
     const width = Math.max(400, container.clientWidth || 960);
-    const labelW = 90, rowH = 24, axisH = 22, right = 24;
-    const from = o.fromMs, to = Math.max(o.toMs, o.fromMs + 1);
+    const labelW = 90,
+      rowH = 24,
+      axisH = 22,
+      right = 24;
+    const from = o.fromMs,
+      to = Math.max(o.toMs, o.fromMs + 1);
     const plotW = width - labelW - right;
     const x = (t) => labelW + ((Math.min(Math.max(t, from), to) - from) / (to - from)) * plotW;
     const rowOf = new Map(o.devices.map((d, i) => [String(d), i]));
     const height = rowH * o.devices.length + axisH;
-    const out = ['<svg xmlns="http://www.w3.org/2000/svg" class="pitcher-timeline" width="' + width + '" height="' + height + '" style="display:block;font:11px system-ui,sans-serif">'];
+    const out = [
+      '<svg xmlns="http://www.w3.org/2000/svg" class="pitcher-timeline" width="' + width + '" height="' + height + '" style="display:block;font:11px system-ui,sans-serif">',
+    ];
     o.devices.forEach((d, i) => {
       out.push('<rect x="' + labelW + '" y="' + (i * rowH + 1) + '" width="' + plotW + '" height="' + (rowH - 2) + '" fill="#f3f3f3"/>');
       out.push('<text x="4" y="' + (i * rowH + rowH / 2 + 4) + '">' + esc(d) + "</text>");
@@ -52,20 +58,51 @@
       if (s.endMs < from || s.startMs > to) continue;
       const row = rowOf.get(String(s.device));
       if (row === undefined) continue;
-      const x0 = x(s.startMs), w = Math.max(1, x(s.endMs) - x0);
-      let y = row * rowH + 2, h = rowH - 4, fill = colour(o.models, s.model), extra = "";
+      const x0 = x(s.startMs),
+        w = Math.max(1, x(s.endMs) - x0);
+      let y = row * rowH + 2,
+        h = rowH - 4,
+        fill = colour(o.models, s.model),
+        extra = "";
       if (s.kind === "prefill") extra = ' fill-opacity="0.5" stroke="' + fill + '" stroke-width="1"';
-      else if (s.kind === "load") { extra = ' stroke="' + fill + '" stroke-width="2"'; fill = "#333"; }
-      else if (s.kind === "swapOut" || s.kind === "swapIn") { fill = "#8a8a8a"; y += h / 4; h = h / 2; }
-      else if (s.kind === "evict") fill = "#000";
+      else if (s.kind === "load") {
+        extra = ' stroke="' + fill + '" stroke-width="2"';
+        fill = "#333";
+      } else if (s.kind === "swapOut" || s.kind === "swapIn") {
+        fill = "#8a8a8a";
+        y += h / 4;
+        h = h / 2;
+      } else if (s.kind === "evict") fill = "#000";
       else if (s.kind === "crash") fill = "#d00";
-      const title = s.kind + (s.model ? " " + s.model : "") + (s.requests ? " (" + s.requests + " req)" : "") + ": " + (s.startMs / 1000).toFixed(3) + "–" + (s.endMs / 1000).toFixed(3) + " s";
+      const title =
+        s.kind + (s.model ? " " + s.model : "") + (s.requests ? " (" + s.requests + " req)" : "") + ": " + (s.startMs / 1000).toFixed(3) + "–" + (s.endMs / 1000).toFixed(3) + " s";
       out.push(
-        '<rect x="' + x0.toFixed(1) + '" y="' + y + '" width="' + w.toFixed(1) + '" height="' + h + '" fill="' + fill + '"' + extra +
-          ' data-device="' + esc(s.device) + '" data-kind="' + esc(s.kind) + '" data-model="' + esc(s.model || "") + '"><title>' + esc(title) + "</title></rect>",
+        '<rect x="' +
+          x0.toFixed(1) +
+          '" y="' +
+          y +
+          '" width="' +
+          w.toFixed(1) +
+          '" height="' +
+          h +
+          '" fill="' +
+          fill +
+          '"' +
+          extra +
+          ' data-device="' +
+          esc(s.device) +
+          '" data-kind="' +
+          esc(s.kind) +
+          '" data-model="' +
+          esc(s.model || "") +
+          '"><title>' +
+          esc(title) +
+          "</title></rect>",
       );
     }
-    const spanS = (to - from) / 1000, step = tickStep(spanS), axisY = rowH * o.devices.length;
+    const spanS = (to - from) / 1000,
+      step = tickStep(spanS),
+      axisY = rowH * o.devices.length;
     for (let t = Math.ceil(from / 1000 / step) * step; t <= to / 1000 + 1e-9; t += step) {
       const tx = x(t * 1000);
       out.push('<line x1="' + tx + '" x2="' + tx + '" y1="0" y2="' + (axisY + 4) + '" stroke="#0002"/>');

@@ -21,9 +21,7 @@ export const workloadSchema = z
     durationSeconds: z.number().positive().default(60),
     /** Total arrival rate over all models. */
     ratePerSecond: z.number().positive().default(4),
-    arrivals: z
-      .union([z.object({ kind: z.literal("poisson") }).strict(), z.object({ kind: z.literal("gamma"), cv: z.number().positive() }).strict()])
-      .default({ kind: "poisson" }),
+    arrivals: z.union([z.object({ kind: z.literal("poisson") }).strict(), z.object({ kind: z.literal("gamma"), cv: z.number().positive() }).strict()]).default({ kind: "poisson" }),
     /** Model ids; omitted means every model of the target. */
     models: z.array(z.string()).optional(),
     popularity: z
@@ -58,7 +56,7 @@ function sampleLength(rng: Rng, spec: LengthSpec): number {
 
 /** Cumulative popularity weights over the models (Zipf: rank r gets 1 / r^s). */
 export function popularityWeights(n: number, popularity: WorkloadSpec["popularity"]): number[] {
-  const w = Array.from({ length: n }, (_, i) => (popularity.kind === "zipf" ? 1 / Math.pow(i + 1, popularity.s) : 1));
+  const w = Array.from({ length: n }, (_, i) => (popularity.kind === "zipf" ? 1 / (i + 1) ** popularity.s : 1));
   const total = w.reduce((a, b) => a + b, 0);
   return w.map((x) => x / total);
 }

@@ -5,15 +5,7 @@
  * FakeHostTier, and a test can hold a call at a point, crash the device, and read every
  * call it got.
  */
-import {
-  DeviceDownError,
-  type DecodeCall,
-  type DevicePort,
-  type DeviceResult,
-  type PrefillCall,
-  type SampledToken,
-  type Sampling,
-} from "../../src/core/devicePort.ts";
+import { DeviceDownError, type DecodeCall, type DevicePort, type DeviceResult, type PrefillCall, type SampledToken, type Sampling } from "../../src/core/devicePort.ts";
 import type { ServedModel } from "../../src/core/servedModel.ts";
 import type { DeviceId, ModelId, RequestId } from "../../src/core/types.ts";
 import { deferred, type Deferred } from "./deferred.ts";
@@ -207,9 +199,7 @@ export class FakeDevice implements DevicePort {
         this.clock.advance(stepMs);
         onTokens(tokens);
         // Ended and cancelled sequences leave the run, as in the engine.
-        items = items
-          .map((it, i) => ({ ...it, token: tokens[i]!.token, tokenIndex: it.tokenIndex + 1 }))
-          .filter((it, i) => !tokens[i]!.end && !this.cancelled.has(it.requestId));
+        items = items.map((it, i) => ({ ...it, token: tokens[i]!.token, tokenIndex: it.tokenIndex + 1 })).filter((it, i) => !tokens[i]!.end && !this.cancelled.has(it.requestId));
         if (this.yieldRequested) {
           step++;
           break;
@@ -284,12 +274,7 @@ export class FakeDevice implements DevicePort {
    * Run calls one at a time, in order, as a worker does; releases go first. A call of a
    * life that ended (crash, stop) never runs, and one under way stops at its next hold.
    */
-  private enqueue(
-    op: FakeOp,
-    modelId: ModelId | undefined,
-    release: RequestId[],
-    run: (life: number) => Promise<DeviceResult & { advanced?: boolean }>,
-  ): Promise<DeviceResult> {
+  private enqueue(op: FakeOp, modelId: ModelId | undefined, release: RequestId[], run: (life: number) => Promise<DeviceResult & { advanced?: boolean }>): Promise<DeviceResult> {
     if (!this.running) return Promise.reject(new DeviceDownError(this.id, "not running"));
     const life = this.life;
     const d = deferred<DeviceResult>();

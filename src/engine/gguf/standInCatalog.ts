@@ -22,7 +22,11 @@ const ctx = { contextLength: 2048 };
 export const STAND_IN_CATALOG: StandInEntry[] = [
   { id: "llama-58m-q8-a", shape: { name: "llama-58m-q8-a", ...dense58m, ...ctx, weightType: "q8_0", seed: 101 }, description: "dense llama, 58M parameters, Q8_0" },
   { id: "llama-58m-q8-b", shape: { name: "llama-58m-q8-b", ...dense58m, ...ctx, weightType: "q8_0", seed: 102 }, description: "dense llama, 58M parameters, Q8_0" },
-  { id: "moe-43m-a12m-q8", shape: { name: "moe-43m-a12m-q8", ...moe43m, ...ctx, weightType: "q8_0", seed: 103 }, description: "llama Mixture-of-Experts, 8 experts (2 active), 43M parameters, Q8_0" },
+  {
+    id: "moe-43m-a12m-q8",
+    shape: { name: "moe-43m-a12m-q8", ...moe43m, ...ctx, weightType: "q8_0", seed: 103 },
+    description: "llama Mixture-of-Experts, 8 experts (2 active), 43M parameters, Q8_0",
+  },
   { id: "llama-16m-f16", shape: { name: "llama-16m-f16", ...dense16m, ...ctx, weightType: "f16", seed: 104 }, description: "dense llama, 16M parameters, F16" },
   { id: "llama-5m-q8", shape: { name: "llama-5m-q8", ...dense5m, ...ctx, weightType: "q8_0", seed: 105 }, description: "dense llama, 5M parameters, Q8_0" },
   { id: "llama-5m-f16", shape: { name: "llama-5m-f16", ...dense5m, ...ctx, weightType: "f16", seed: 106 }, description: "dense llama, 5M parameters, F16" },

@@ -31,7 +31,7 @@ export interface StandInModelShape {
 const GGUF_MAGIC = 0x46554747;
 const ALIGNMENT = 32;
 
-const enum ValueType {
+enum ValueType {
   UINT32 = 4,
   INT32 = 5,
   FLOAT32 = 6,
@@ -179,7 +179,7 @@ function toHalfBits(value: number): number {
   f32[0] = value;
   const x = u32[0]!;
   const sign = (x >>> 16) & 0x8000;
-  let exp = ((x >>> 23) & 0xff) - 127 + 15;
+  const exp = ((x >>> 23) & 0xff) - 127 + 15;
   let mant = x & 0x7fffff;
   if (exp <= 0) {
     if (exp < -10) return sign;
@@ -287,8 +287,7 @@ export function standInParameterCount(shape: StandInModelShape): number {
 export function writeStandInModel(shape: StandInModelShape, filePath: string): { fileBytes: number } {
   const E = shape.embeddingLength;
   if (E % shape.headCount !== 0) throw new Error(`${shape.name}: embeddingLength must divide by headCount`);
-  if (shape.weightType === "q8_0" && (E % 32 !== 0 || shape.feedForwardLength % 32 !== 0))
-    throw new Error(`${shape.name}: Q8_0 rows must be multiples of 32`);
+  if (shape.weightType === "q8_0" && (E % 32 !== 0 || shape.feedForwardLength % 32 !== 0)) throw new Error(`${shape.name}: Q8_0 rows must be multiples of 32`);
 
   const vocab = buildStandInVocabulary(shape.vocabularySize);
   const tensors = planTensors(shape, vocab.controlTokenIds);
@@ -319,10 +318,7 @@ export function writeStandInModel(shape: StandInModelShape, filePath: string): {
     ["tokenizer.ggml.add_eos_token", { type: "bool", value: false }],
   ];
   if (shape.experts) {
-    kv.push(
-      [`${arch}.expert_count`, { type: "u32", value: shape.experts.count }],
-      [`${arch}.expert_used_count`, { type: "u32", value: shape.experts.used }],
-    );
+    kv.push([`${arch}.expert_count`, { type: "u32", value: shape.experts.count }], [`${arch}.expert_used_count`, { type: "u32", value: shape.experts.used }]);
   }
 
   const w = new ByteWriter();

@@ -97,8 +97,7 @@ export function checkInvariants(s: Scheduler, cmd: Command): void {
   }
   if (cmd.kind === "load") {
     for (const m of cmd.evict)
-      for (const r of s.requests.values())
-        assert.ok(!(r.deviceId === cmd.deviceId && r.spec.modelId === m && r.kv === "device"), `evicted ${m} with KV of ${r.spec.id} on it`);
+      for (const r of s.requests.values()) assert.ok(!(r.deviceId === cmd.deviceId && r.spec.modelId === m && r.kv === "device"), `evicted ${m} with KV of ${r.spec.id} on it`);
   }
 }
 
