@@ -46,10 +46,10 @@ const LAYERS = {
   cli: { may: ["*"], why: "cli is the composition root: the one place that wires concrete classes together" },
 };
 
-// The scheduler's policies and memory ledger: the simulator must reach them only through the
+// The scheduler's policies, residency mechanism, admission and memory ledger: the simulator must reach them only through the
 // Scheduler class, so that it holds no second copy of scheduling logic. (test/layering.test.ts
 // checks that each still exists, so a rename cannot quietly empty the rule.)
-export const SCHEDULING_LOGIC = ["tokenPolicy", "requestPolicy", "quota", "MemoryLedger"];
+export const SCHEDULING_LOGIC = ["tokenPolicy", "requestPolicy", "eligibility", "turns", "turnIntents", "Residency", "admission", "quota", "MemoryLedger"];
 
 // Folders cannot form a cycle if the table has none: check it here, once, when the config loads.
 function assertAcyclic(layers) {
