@@ -66,7 +66,19 @@ export function runPlan(a: PlanArgs): { accelerator: string; target: number; req
 }
 
 export function formatPlanTable(p: ReturnType<typeof runPlan>): string {
-  const head = ["policy", "min devices", "attainment", "on-schedule", `devices @ ${ON_SCHEDULE_TARGET}`, "goodput/s", "TTFT p50 ms", "TTFT p99 ms", "TBT p99 ms", "utilisation", "switches"];
+  const head = [
+    "policy",
+    "min devices",
+    "attainment",
+    "on-schedule",
+    `devices @ ${ON_SCHEDULE_TARGET}`,
+    "goodput/s",
+    "TTFT p50 ms",
+    "TTFT p99 ms",
+    "TBT p99 ms",
+    "utilisation",
+    "switches",
+  ];
   const rows = p.policies.map((x) => [
     x.policy,
     x.minDevices === null ? `> max` : String(x.minDevices),

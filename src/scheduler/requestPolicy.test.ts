@@ -76,7 +76,11 @@ describe("serverless policy", () => {
     const reqs: RequestSpec[] = ["a", "b", "c", "a", "b", "c"].map((m, i) => ({ id: `r${i}`, modelId: m, arrivalMs: i * 400, promptTokens: 16, maxOutputTokens: 20 }));
     const mostResident = (policy: string) => {
       // Room for two models' weights on the device.
-      const s = new Scheduler(["a", "b", "c"].map((m) => model(m)), [{ id: "d0", memoryBytes: 150 * MB }], { policy });
+      const s = new Scheduler(
+        ["a", "b", "c"].map((m) => model(m)),
+        [{ id: "d0", memoryBytes: 150 * MB }],
+        { policy },
+      );
       const resident = new Set<string>();
       let most = 0;
       const log = drive(s, reqs);
