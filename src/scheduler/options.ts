@@ -42,6 +42,6 @@ export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
   maxGroupSize: 8,
   maxQuotaMs: DEFAULT_MAX_QUOTA_MS,
   decodeSliceMs: 30,
-  scaleOutWaitFraction: 0.25,
+  scaleOutWaitFraction: 0.75,
   admissionTtftFactor: 0,
 };

@@ -37,7 +37,8 @@ describe("request policy", () => {
   it("scales a hot model out: a second device loads it once its queue has waited past the threshold", () => {
     const run = (options: Partial<SchedulerOptions>) => {
       const s = new Scheduler([model("a")], twoDevices, { policy: "request", ...options });
-      const log = drive(s, burst(12));
+      // 400 tokens each: a slot frees only after the threshold (0.75 of the 2 s TTFT target).
+      const log = drive(s, burst(12, "a", 400));
       assert.equal(log.finished.length, 12);
       return log;
     };
