@@ -58,7 +58,7 @@ describe("pitcher serve", () => {
     const cfg = writeConfig("scheduler:\n  policy: fastest\n");
     const s = serve(["--config", cfg]);
     assert.equal(await s.exited, 1);
-    assert.match(s.output().stderr, /scheduler\.policy: unknown policy 'fastest' \(known: token, request\)/);
+    assert.match(s.output().stderr, /scheduler\.policy: unknown policy 'fastest' \(known: token, request, serverless\)/);
   });
 
   it("refuses a model file that does not exist", async () => {

@@ -78,11 +78,12 @@ export async function runBench(a: BenchArgs): Promise<BenchRow[]> {
 }
 
 export function formatBenchTable(rows: BenchRow[]): string {
-  const head = ["rate/s", "requests", "attainment", "goodput/s", "TTFT p50", "TTFT p99", "TBT p50", "TBT p99", "gaps>TBT", "errors"];
+  const head = ["rate/s", "requests", "attainment", "on-schedule", "goodput/s", "TTFT p50", "TTFT p99", "TBT p50", "TBT p99", "gaps>TBT", "errors"];
   const lines = rows.map((r) => [
     String(r.rate),
     String(r.overall.requests),
     r.overall.attainment.toFixed(3),
+    r.overall.onScheduleScore.toFixed(3),
     r.overall.goodput.toFixed(2),
     r.overall.ttftP50Ms.toFixed(0),
     r.overall.ttftP99Ms.toFixed(0),

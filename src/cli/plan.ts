@@ -4,6 +4,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { ConfigError } from "../core/errors.ts";
+import { ON_SCHEDULE_TARGET } from "../core/slo.ts";
 import { DEFAULT_SLO, type SloTargets } from "../core/types.ts";
 import { measuredCosts } from "../sim/machineProfile.ts";
 import { loadMachineProfile, loadMarket, loadWorkload, resolveAccelerator } from "../sim/planInputs.ts";
@@ -26,6 +27,8 @@ export interface PlanArgs {
   seed?: number;
   duration?: number;
   rate?: number;
+  /** Price model loads at this host-link bandwidth (GB/s) where the cost model is faster. */
+  loadGbps?: number;
 }
 
 export interface Prepared {
@@ -57,16 +60,31 @@ export function prepare(a: Omit<PlanArgs, "target" | "policies" | "maxDevices">)
 
 export function runPlan(a: PlanArgs): { accelerator: string; target: number; requests: number; models: number; policies: PolicyPlan[] } {
   const { costs, slo, requests } = prepare(a);
-  const policies = planFleet({ costs, slo, requests, target: a.target, maxDevices: a.maxDevices }, a.policies);
+  const simulation = a.loadGbps ? { simulation: { loadGBps: a.loadGbps } } : {};
+  const policies = planFleet({ costs, slo, requests, target: a.target, maxDevices: a.maxDevices, ...simulation }, a.policies);
   return { accelerator: costs.id, target: a.target, requests: requests.length, models: costs.modelIds.length, policies };
 }
 
 export function formatPlanTable(p: ReturnType<typeof runPlan>): string {
-  const head = ["policy", "min devices", "attainment", "goodput/s", "TTFT p50 ms", "TTFT p99 ms", "TBT p99 ms", "utilisation", "switches"];
+  const head = [
+    "policy",
+    "min devices",
+    "attainment",
+    "on-schedule",
+    `devices @ ${ON_SCHEDULE_TARGET}`,
+    "goodput/s",
+    "TTFT p50 ms",
+    "TTFT p99 ms",
+    "TBT p99 ms",
+    "utilisation",
+    "switches",
+  ];
   const rows = p.policies.map((x) => [
     x.policy,
     x.minDevices === null ? `> max` : String(x.minDevices),
     x.attainment.toFixed(3),
+    x.onScheduleScore.toFixed(3),
+    x.minDevicesOnSchedule === null ? `> max` : String(x.minDevicesOnSchedule),
     x.goodput.toFixed(2),
     x.ttftP50Ms.toFixed(0),
     x.ttftP99Ms.toFixed(0),
@@ -76,7 +94,12 @@ export function formatPlanTable(p: ReturnType<typeof runPlan>): string {
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i]!)).join("  ");
-  return [`${p.models} models, ${p.requests} requests, ${p.accelerator}, target attainment ${p.target}`, line(head), ...rows.map(line)].join("\n");
+  return [
+    `${p.models} models, ${p.requests} requests, ${p.accelerator}, target attainment ${p.target}`,
+    `(on-schedule: the reference system's score, mean share of tokens on time, at the attainment fleet; devices @ ${ON_SCHEDULE_TARGET}: the fleet that score needs)`,
+    line(head),
+    ...rows.map(line),
+  ].join("\n");
 }
 
 export interface SimulateArgs extends Omit<PlanArgs, "target" | "policies" | "maxDevices"> {
@@ -88,7 +111,7 @@ export interface SimulateArgs extends Omit<PlanArgs, "target" | "policies" | "ma
 
 export function runSimulate(a: SimulateArgs): { json: string; html: string; files: string[] } {
   const { costs, slo, requests } = prepare(a);
-  const base = { costs, slo, policy: a.policy } as const;
+  const base = { costs, slo, policy: a.policy, ...(a.loadGbps ? { loadGBps: a.loadGbps } : {}) } as const;
   // dedicated: spread the devices over the models by request share (at least one each).
   const dedicated = (n: number): Record<string, number> | undefined => {
     if (a.policy !== "dedicated") return undefined;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { meetsDeadlineSlo, percentile, sloReport } from "./slo.ts";
+import { meetsDeadlineSlo, onScheduleFraction, percentile, sloReport } from "./slo.ts";
 
 const slo = { ttftMs: 1000, tbtMs: 100 };
 
@@ -36,5 +36,21 @@ describe("deadline SLO", () => {
   it("takes nearest-rank percentiles", () => {
     assert.equal(percentile([5, 1, 3, 2, 4], 50), 3);
     assert.equal(percentile([1, 2, 3, 4, 100], 99), 100);
+  });
+
+  it("scores each request by its share of tokens on schedule, the mean over requests (the reference system's score)", () => {
+    // Deadlines: token 0 by 1000, token k by 1000 + 100k.
+    const late = { modelId: "m", arrivalMs: 0, tokenTimesMs: [900, 1100, 1150, 1301], ok: true }; // token 3 due 1300: late
+    const slowStart = { modelId: "m", arrivalMs: 0, tokenTimesMs: [1150, 1160, 1200, 1300], ok: true }; // due 1000, 1100, 1200, 1300: tokens 0 and 1 late
+    const short = { modelId: "m", arrivalMs: 0, tokenTimesMs: [10], expectedTokens: 4, ok: true }; // 3 tokens never came
+    const rejected = { modelId: "m", arrivalMs: 0, tokenTimesMs: [], expectedTokens: 4, ok: false };
+    assert.equal(onScheduleFraction(late, slo), 0.75);
+    assert.equal(onScheduleFraction(slowStart, slo), 0.5);
+    assert.equal(onScheduleFraction(short, slo), 0.25);
+    assert.equal(onScheduleFraction(rejected, slo), 0);
+    const r = sloReport([late, slowStart, short, rejected], () => slo, 2000);
+    // Not one of them meets the deadline SLO, yet the score forgives late tokens.
+    assert.equal(r.attainment, 0);
+    assert.equal(r.onScheduleScore, (0.75 + 0.5 + 0.25 + 0) / 4);
   });
 });

@@ -27,6 +27,12 @@ export interface Policy {
    * the others.
    */
   plan(deviceId: DeviceId, nowMs: number): Intent[];
+  /**
+   * At most this many models resident on a device: loading one more evicts the least
+   * recently used first even when memory would hold both (one model per device, as
+   * ServerlessLLM runs). Absent: as many as memory holds.
+   */
+  readonly maxResidentModels?: number;
   /** May the mechanism evict this model from the device now to make room? */
   mayEvict(deviceId: DeviceId, modelId: ModelId): boolean;
   /** The command the device was given by this plan: one of the intents, or a step toward it. */

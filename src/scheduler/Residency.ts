@@ -35,7 +35,9 @@ export class Residency {
     const inIntent = new Set(target.map((r) => r.spec.id));
 
     if (!dev.resident.has(modelId)) {
-      const room = this.makeRoom(dev, modelId, model.weightBytes + needKvBytes, nowMs);
+      const limit = this.policy.maxResidentModels;
+      const mustEvict = limit === undefined ? 0 : Math.max(0, dev.resident.size + 1 - limit);
+      const room = this.makeRoom(dev, modelId, model.weightBytes + needKvBytes, nowMs, mustEvict);
       if (room === null) return null;
       if ("command" in room) return room.command;
       this.reserve(dev, weightKey(modelId), "weights", model.weightBytes);
@@ -184,10 +186,11 @@ export class Residency {
    * Make `needBytes` free on the device without touching `keepModel`: first swap out the
    * device KV of the least recently used other model, then evict it. Returns the swap-out
    * command still needed, or the models evicted (already off the ledger), or null when
-   * the policy allows no more eviction.
+   * the policy allows no more eviction. `mustEvict` models go even if memory is free (the
+   * policy's `maxResidentModels`).
    */
-  private makeRoom(dev: DeviceState, keepModel: ModelId, needBytes: number, nowMs: number): { command: Command } | { evicted: ModelId[] } | null {
-    if (dev.ledger.fits(needBytes)) return { evicted: [] };
+  private makeRoom(dev: DeviceState, keepModel: ModelId, needBytes: number, nowMs: number, mustEvict = 0): { command: Command } | { evicted: ModelId[] } | null {
+    if (mustEvict === 0 && dev.ledger.fits(needBytes)) return { evicted: [] };
     const deviceId = dev.profile.id;
     // Models nobody on this device is using go first (nothing to park, nobody waiting to
     // come back), then the least recently used.
@@ -198,13 +201,13 @@ export class Residency {
     let freed = 0;
     const evicted: ModelId[] = [];
     for (const [v] of victims) {
-      if (dev.ledger.freeBytes + freed >= needBytes) break;
+      if (dev.ledger.freeBytes + freed >= needBytes && evicted.length >= mustEvict) break;
       const parked = this.onDevice(deviceId, v);
       if (parked.length > 0) return { command: this.swapOut(dev, v, parked) };
       evicted.push(v);
       freed += this.state.models.get(v)!.weightBytes;
     }
-    if (dev.ledger.freeBytes + freed < needBytes) return null;
+    if (dev.ledger.freeBytes + freed < needBytes || evicted.length < mustEvict) return null;
     for (const v of evicted) {
       dev.ledger.free(weightKey(v));
       dev.resident.delete(v);

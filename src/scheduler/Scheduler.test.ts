@@ -21,11 +21,11 @@ registerPolicy("test-one-at-a-time", ({ view }) => ({
 }));
 
 describe("policies", () => {
-  it("are found by name in a registry: token and request come built in", () => {
-    assert.deepEqual(policyNames().slice(0, 2), ["token", "request"]);
+  it("are found by name in a registry: token, request and serverless come built in", () => {
+    assert.deepEqual(policyNames().slice(0, 3), ["token", "request", "serverless"]);
     assert.throws(
       () => new Scheduler([model("a")], [{ id: "d0", memoryBytes: 70 * MB }], { policy: "fastest" }),
-      /unknown scheduler policy 'fastest' \(known: token, request, test-one-at-a-time\)/,
+      /unknown scheduler policy 'fastest' \(known: token, request, serverless, test-one-at-a-time\)/,
     );
     assert.throws(() => registerPolicy("token", () => ({ plan: () => [], mayEvict: () => true })), /registered twice/);
   });

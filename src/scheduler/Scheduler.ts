@@ -23,6 +23,7 @@ import { kvKey, kvTokens, mayServe, nextTokenDeadlineMs } from "./state.ts";
 // The built-in policies register themselves; a new policy is one more import here.
 import "./tokenPolicy.ts";
 import "./requestPolicy.ts";
+import "./serverlessPolicy.ts";
 
 export { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from "./options.ts";
 export { policyNames, registerPolicy, type Policy, type PolicyContext, type PolicyFactory } from "./Policy.ts";

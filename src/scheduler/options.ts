@@ -25,6 +25,13 @@ export interface SchedulerOptions {
    * `decodeSliceMs` when the driver cannot interrupt (the simulator).
    */
   idleDecodeSliceMs?: number;
+  /**
+   * Request-level policies (`request`, `serverless`): a device loads a second copy of a model
+   * already resident elsewhere once that model's oldest waiting request has waited this
+   * fraction of its TTFT target (and the device can load it without evicting a model in use).
+   * `Infinity` never scales out. The `token` policy has its own rule (DESIGN.md).
+   */
+  scaleOutWaitFraction: number;
   /** Reject a request (HTTP 429) when its predicted wait exceeds this multiple of its TTFT target; 0 disables. */
   admissionTtftFactor: number;
 }
@@ -35,5 +42,6 @@ export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
   maxGroupSize: 8,
   maxQuotaMs: DEFAULT_MAX_QUOTA_MS,
   decodeSliceMs: 30,
+  scaleOutWaitFraction: 0.75,
   admissionTtftFactor: 0,
 };

@@ -3,12 +3,17 @@
  * keeps its model resident until it finishes; models swap only between requests. Waiting
  * requests for a resident model start at once (up to its slots); a request for a model
  * that is not resident waits in one FIFO and may load its model only where an idle model
- * (no running requests) can be evicted, least recently used first.
+ * (no running requests) can be evicted, least recently used first. A model whose oldest
+ * waiting request has waited `scaleOutWaitFraction` of its TTFT target gets a second copy
+ * (scale-out, as ServerlessLLM and every peer that swaps models do). A device reserved for
+ * one model (dedicated placement, `allowedModels`) loads it as soon as a request waits.
+ *
+ * The `serverless` policy (serverlessPolicy.ts) is this one with one model per device.
  */
 import type { Command, DeviceId, ModelId } from "../core/types.ts";
 import type { Intent } from "./intent.ts";
 import { registerPolicy, type Policy, type PolicyContext } from "./Policy.ts";
-import { mayServe, modelsInUse, type RequestRecord, type SchedulerView } from "./state.ts";
+import { mayServe, modelsInUse, type DeviceState, type RequestRecord, type SchedulerView } from "./state.ts";
 import { decodeSteps } from "./steps.ts";
 
 /** What the policy remembers of a device between plans. */
@@ -19,13 +24,24 @@ interface Rotation {
   rrIndex: number;
 }
 
+export interface RequestPolicyVariant {
+  /** One model resident per device: a device switches models only when it has no running request. */
+  oneModelPerDevice: boolean;
+}
+
 export class RequestPolicy implements Policy {
   private readonly devices = new Map<DeviceId, Rotation>();
+  readonly maxResidentModels?: number;
 
-  constructor(private readonly context: PolicyContext) {}
+  constructor(
+    private readonly context: PolicyContext,
+    private readonly variant: RequestPolicyVariant = { oneModelPerDevice: false },
+  ) {
+    if (variant.oneModelPerDevice) this.maxResidentModels = 1;
+  }
 
-  plan(deviceId: DeviceId): Intent[] {
-    return planRequestIntents(this.context, deviceId, this.device(deviceId));
+  plan(deviceId: DeviceId, nowMs: number): Intent[] {
+    return planRequestIntents(this.context, deviceId, this.device(deviceId), nowMs, this.variant);
   }
 
   /** A model with running requests stays: nothing is ever swapped out. */
@@ -59,13 +75,35 @@ function isIdleOn(view: SchedulerView, deviceId: DeviceId, modelId: ModelId): bo
   return !modelsInUse(view, deviceId).has(modelId);
 }
 
+/**
+ * Another live device holds the model ready, is idle now (it is planned in the same round)
+ * and runs fewer of its requests: leave the waiting request to it, so copies share the load.
+ */
+function lessLoadedIdleCopy(view: SchedulerView, dev: DeviceState, modelId: ModelId, mine: number): boolean {
+  if ((view.holders.get(modelId) ?? 0) < 2) return false;
+  for (const d of view.devices.values()) {
+    if (d === dev || d.down || d.running || !d.resident.get(modelId)?.ready) continue;
+    let theirs = 0;
+    for (const r of view.boundTo.get(d.profile.id)!) if (r.spec.modelId === modelId) theirs++;
+    if (theirs < mine) return true;
+  }
+  return false;
+}
+
+/** Every copy of the model that is resident somewhere has finished loading. */
+function noCopyLoading(view: SchedulerView, modelId: ModelId): boolean {
+  for (const d of view.devices.values()) if (!d.down && d.resident.get(modelId)?.ready === false) return false;
+  return true;
+}
+
 /** Intents in order of preference; the scheduler runs the first one memory allows. */
-function planRequestIntents({ view, predictor, options }: PolicyContext, deviceId: DeviceId, turns: Rotation): Intent[] {
+function planRequestIntents({ view, predictor, options }: PolicyContext, deviceId: DeviceId, turns: Rotation, nowMs: number, variant: RequestPolicyVariant): Intent[] {
   const dev = view.devices.get(deviceId)!;
   const bound = [...view.boundTo.get(deviceId)!];
 
   // Admission in FIFO order: resident models start at once; the first request whose model
-  // is resident nowhere may load it here (the residency mechanism evicts only idle models).
+  // is resident nowhere, or has waited long enough for a second copy, or is this dedicated
+  // device's model, may load it here (the residency mechanism evicts only idle models).
   // Only each model's oldest waiting request can be next for that model: walk those heads in
   // FIFO order (one per model, so a long queue costs nothing extra).
   const heads = new Map<string, RequestRecord>();
@@ -85,16 +123,23 @@ function planRequestIntents({ view, predictor, options }: PolicyContext, deviceI
     const here = dev.resident.get(m);
     if (here) {
       const slots = view.models.get(m)!.maxBatch;
-      if ((boundCount.get(m) ?? 0) < slots) {
+      const mine = boundCount.get(m) ?? 0;
+      if (mine < slots && !lessLoadedIdleCopy(view, dev, m, mine)) {
         admit = r;
         break;
       }
       continue;
     }
-    const elsewhere = [...view.devices.values()].some((d) => d !== dev && !d.down && d.resident.has(m));
-    if (elsewhere || headOfFifoSeen) continue;
+    const elsewhere = (view.holders.get(m) ?? 0) > 0;
+    const reserved = dev.profile.allowedModels !== undefined;
+    const scaleOut = nowMs - r.spec.arrivalMs >= options.scaleOutWaitFraction * r.slo.ttftMs && noCopyLoading(view, m);
+    if ((elsewhere && !reserved && !scaleOut) || headOfFifoSeen) continue;
     headOfFifoSeen = true;
-    const canMakeRoom = dev.ledger.fits(view.models.get(m)!.weightBytes) || [...dev.resident.keys()].some((x) => !boundCount.has(x));
+    // Only a model nobody here is using may make room; one model per device switches only
+    // when the device has nothing running.
+    const canMakeRoom = variant.oneModelPerDevice
+      ? boundCount.size === 0
+      : dev.ledger.fits(view.models.get(m)!.weightBytes) || [...dev.resident.keys()].some((x) => !boundCount.has(x));
     if (canMakeRoom) {
       admit = r;
       break;

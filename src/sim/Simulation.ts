@@ -11,7 +11,12 @@ import type { WorkloadRequest } from "../workload/workload.ts";
 import { EventQueue } from "./EventQueue.ts";
 import type { SimCosts } from "./SimCosts.ts";
 
-export type SimPolicy = "dedicated" | "request" | "token";
+/**
+ * The policies the simulator and the planner size: the scheduler's registered policies plus
+ * `dedicated` (the `request` policy on devices reserved for one model each).
+ */
+export const SIM_POLICIES = ["dedicated", "serverless", "request", "token"] as const;
+export type SimPolicy = (typeof SIM_POLICIES)[number];
 
 export interface SimConfig {
   /** The devices and what commands cost on them (SimCosts.ts). */
@@ -23,6 +28,11 @@ export interface SimConfig {
   policy: SimPolicy;
   /** dedicated: devices per model (sum = devices). */
   dedicated?: Record<string, number>;
+  /**
+   * Price loads as moving the weights at this host-link bandwidth (GB/s) when that is slower
+   * than the cost model (a serverless loader from a host cache, ≈12.6 GB/s: simulator.md).
+   */
+  loadGBps?: number;
   /** Largest decode batch per model. */
   maxBatch?: number;
   contextTokens?: number;
@@ -72,8 +82,13 @@ export function simulate(cfg: SimConfig, requests: WorkloadRequest[]): SimResult
     ...costs.defaults?.scheduler,
     ...cfg.scheduler,
     // Dedicated devices hold one model each, so request-level serving never swaps.
-    policy: cfg.policy === "token" ? "token" : "request",
+    policy: cfg.policy === "dedicated" ? "request" : cfg.policy,
   });
+  const weightBytes = new Map(profiles.map((p) => [p.id, p.weightBytes]));
+  const loadMs = (modelId: string): number => {
+    const ms = costs.loadMs(modelId);
+    return cfg.loadGBps ? Math.max(ms, (weightBytes.get(modelId)! / (cfg.loadGBps * 1e9)) * 1000) : ms;
+  };
 
   const queue = new EventQueue<Ev>();
   for (const r of requests) queue.push(r.arrivalMs, 0, { kind: "arrival", req: r });
@@ -89,7 +104,7 @@ export function simulate(cfg: SimConfig, requests: WorkloadRequest[]): SimResult
       case "load":
         switches++;
         // Dropping weights to make room is part of a switch's cost (the cost model's fixed part).
-        return costs.loadMs(cmd.modelId);
+        return loadMs(cmd.modelId);
       case "evict":
         return cmd.modelIds.reduce((t, m) => t + costs.evictMs(m), 0);
       case "prefill":

@@ -4,12 +4,16 @@
  * search over fleet sizes (attainment grows with devices; a test checks it on seeded runs).
  * `dedicated` sizes every model on its own devices (at least one each, as a per-model
  * deployment does) and adds them up.
+ *
+ * Beside attainment, each policy is also sized by the reference system's own score (the
+ * mean share of tokens on schedule, met at ≥ 0.9: core/slo.ts), so the figures published
+ * against that score can be compared.
  */
 import type { SloTargets } from "../core/types.ts";
 import type { WorkloadRequest } from "../workload/workload.ts";
 import type { SimCosts } from "./SimCosts.ts";
 import { simulate, type SimConfig, type SimPolicy, type SimResult } from "./Simulation.ts";
-import { sloReport } from "../core/slo.ts";
+import { ON_SCHEDULE_TARGET, sloReport } from "../core/slo.ts";
 
 export interface PlanInput {
   costs: SimCosts;
@@ -27,6 +31,10 @@ export interface PolicyPlan {
   /** null when even maxDevices does not reach the target. */
   minDevices: number | null;
   attainment: number;
+  /** The on-schedule score at `minDevices` (or at maxDevices when null). */
+  onScheduleScore: number;
+  /** Smallest fleet whose on-schedule score reaches ON_SCHEDULE_TARGET; null past maxDevices. */
+  minDevicesOnSchedule: number | null;
   goodput: number;
   ttftP50Ms: number;
   ttftP99Ms: number;
@@ -60,11 +68,20 @@ function searchMin(max: number, ok: (n: number) => boolean): number | null {
   return hi;
 }
 
-function summarize(policy: SimPolicy, minDevices: number | null, r: SimResult, simulations: number, perModel?: Record<string, number>): PolicyPlan {
+function summarize(
+  policy: SimPolicy,
+  minDevices: number | null,
+  minDevicesOnSchedule: number | null,
+  r: SimResult,
+  simulations: number,
+  perModel?: Record<string, number>,
+): PolicyPlan {
   return {
     policy,
     minDevices,
     attainment: r.report.attainment,
+    onScheduleScore: r.report.onScheduleScore,
+    minDevicesOnSchedule,
     goodput: r.report.goodput,
     ttftP50Ms: r.report.ttftP50Ms,
     ttftP99Ms: r.report.ttftP99Ms,
@@ -77,11 +94,17 @@ function summarize(policy: SimPolicy, minDevices: number | null, r: SimResult, s
   };
 }
 
+const meetsScore = (r: SimResult) => r.report.onScheduleScore >= ON_SCHEDULE_TARGET;
+
 export function planPolicy(input: PlanInput, policy: SimPolicy): PolicyPlan {
   let sims = 0;
   if (policy === "dedicated") {
     const perModel: Record<string, number> = {};
     const results: SimResult[] = [];
+    // Per model, the score's fleet is summed the same way (every model's mean ≥ 0.9 gives a
+    // fleet mean ≥ 0.9); null once any model needs more than maxDevices.
+    let onScheduleTotal: number | null = 0;
+    let unreachable: SimResult | undefined;
     for (const m of input.costs.modelIds) {
       const mine = input.requests.filter((r) => r.modelId === m);
       const cache = new Map<number, SimResult>();
@@ -93,10 +116,16 @@ export function planPolicy(input: PlanInput, policy: SimPolicy): PolicyPlan {
         return cache.get(n)!;
       };
       const n = mine.length === 0 ? 1 : searchMin(input.maxDevices, (k) => at(k).report.attainment >= input.target);
-      if (n === null) return summarize(policy, null, at(input.maxDevices), sims);
+      const nScore = mine.length === 0 ? 1 : searchMin(input.maxDevices, (k) => meetsScore(at(k)));
+      onScheduleTotal = onScheduleTotal === null || nScore === null ? null : onScheduleTotal + nScore;
+      if (n === null) {
+        unreachable ??= at(input.maxDevices);
+        continue;
+      }
       perModel[m] = n;
       results.push(at(n));
     }
+    if (unreachable) return summarize(policy, null, onScheduleTotal, unreachable, sims);
     const total = Object.values(perModel).reduce((a, b) => a + b, 0);
     // Per-model runs are independent: the fleet's figures are their union.
     const traces = results.flatMap((r) => r.traces);
@@ -110,7 +139,7 @@ export function planPolicy(input: PlanInput, policy: SimPolicy): PolicyPlan {
       timeline: [],
       simulatedMs: Math.max(...results.map((r) => r.simulatedMs)),
     };
-    return summarize(policy, total, merged, sims, perModel);
+    return summarize(policy, total, onScheduleTotal, merged, sims, perModel);
   }
   const cache = new Map<number, SimResult>();
   const at = (n: number) => {
@@ -121,7 +150,8 @@ export function planPolicy(input: PlanInput, policy: SimPolicy): PolicyPlan {
     return cache.get(n)!;
   };
   const n = searchMin(input.maxDevices, (k) => at(k).report.attainment >= input.target);
-  return summarize(policy, n, at(n ?? input.maxDevices), sims);
+  const nScore = searchMin(input.maxDevices, (k) => meetsScore(at(k)));
+  return summarize(policy, n, nScore, at(n ?? input.maxDevices), sims);
 }
 
 export function planFleet(input: PlanInput, policies: SimPolicy[]): PolicyPlan[] {

@@ -129,6 +129,42 @@ describe("simulation", () => {
     for (const [d, ms] of byDevice) assert.equal(ms.size, 1, `device ${d} ran ${[...ms]}`);
   });
 
+  it("dedicated: a hot model's attainment rises with its devices (1, 2, 4), each of which loads it", () => {
+    const hot = { ...findModelPreset("qwen2.5-7b")!, id: "hot" };
+    // 40 req/s of one 7B model: more than one H800's 64 slots hold.
+    const reqs = workload([hot], {
+      seed: 3,
+      durationSeconds: 20,
+      ratePerSecond: 40,
+      popularity: { kind: "uniform" },
+      inputTokens: { mean: 600, cv: 1, max: 4000 },
+      outputTokens: { mean: 250, cv: 1, max: 1000 },
+    });
+    const at = (n: number) => simulate({ costs: analyticCosts(H800, [hot]), slo, devices: n, policy: "dedicated", dedicated: { hot: n }, recordTimeline: true }, reqs);
+    const runs = [1, 2, 4].map(at);
+    const [one, two, four] = runs.map((r) => r.report.attainment);
+    assert.ok(one! < 0.9, `one device is overloaded (${one})`);
+    assert.ok(two! > one!, `two devices beat one (${two} vs ${one})`);
+    assert.ok(four! >= two! && four! > 0.99, `four devices meet the SLO (${four})`);
+    const devicesThatLoaded = runs.map((r) => new Set(r.timeline.filter((e) => e.kind === "load").map((e) => e.device)).size);
+    assert.deepEqual(devicesThatLoaded, [1, 2, 4]);
+  });
+
+  it("prices loads at a given host-link bandwidth when that is slower than the cost model", () => {
+    const models = market().slice(0, 2);
+    const reqs = workload(models, { durationSeconds: 20 });
+    const loads = (loadGBps?: number) =>
+      simulate({ costs: analyticCosts(H800, models), slo, devices: 1, policy: "serverless", recordTimeline: true, ...(loadGBps ? { loadGBps } : {}) }, reqs).timeline.filter(
+        (e) => e.kind === "load",
+      );
+    const fast = loads();
+    const slow = loads(1);
+    assert.ok(fast.length > 1);
+    // 7B in bf16 is ≈15 GB: ≈15 s at 1 GB/s, against well under a second from the cost model.
+    for (const e of slow) assert.ok(e.endMs - e.startMs > 10_000, `load took ${e.endMs - e.startMs} ms`);
+    for (const e of fast) assert.ok(e.endMs - e.startMs < 1_000);
+  });
+
   it("replays the shared Azure conversation trace", () => {
     const models = market();
     const reqs = readTrace({

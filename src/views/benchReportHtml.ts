@@ -43,11 +43,11 @@ table{border-collapse:collapse}td,th{padding:4px 10px;border-bottom:1px solid #d
 <script>
 Chart.defaults.animation = false;
 const R = JSON.parse(document.getElementById("data").textContent);
-const head = ["rate/s", "requests", "attainment", "goodput/s", "TTFT p50 ms", "TTFT p99 ms", "TBT p50 ms", "TBT p99 ms", "gaps > TBT", "errors"];
+const head = ["rate/s", "requests", "attainment", "on-schedule score", "goodput/s", "TTFT p50 ms", "TTFT p99 ms", "TBT p50 ms", "TBT p99 ms", "gaps > TBT", "errors"];
 document.getElementById("summary").innerHTML = "<tr>" + head.map((h) => "<th>" + h + "</th>").join("") + "</tr>" + R.rates.map((x) => {
   const o = x.overall;
   const errs = Object.entries(x.errors).map(([k, v]) => k + ": " + v).join(", ") || "–";
-  return "<tr data-rate=\\"" + x.rate + "\\">" + [x.rate, o.requests, o.attainment.toFixed(3), o.goodput.toFixed(2), Math.round(o.ttftP50Ms), Math.round(o.ttftP99Ms), Math.round(o.tbtP50Ms), Math.round(o.tbtP99Ms), (100 * o.gapsOverTbt).toFixed(1) + "%", errs]
+  return "<tr data-rate=\\"" + x.rate + "\\">" + [x.rate, o.requests, o.attainment.toFixed(3), o.onScheduleScore.toFixed(3), o.goodput.toFixed(2), Math.round(o.ttftP50Ms), Math.round(o.ttftP99Ms), Math.round(o.tbtP50Ms), Math.round(o.tbtP99Ms), (100 * o.gapsOverTbt).toFixed(1) + "%", errs]
     .map((v) => "<td>" + String(v).replace(/[&<>]/g, "") + "</td>").join("") + "</tr>";
 }).join("");
 const rates = R.rates.map((x) => x.rate);

@@ -44,7 +44,8 @@ table{border-collapse:collapse}td,th{padding:4px 10px;border-bottom:1px solid #d
 <script>
 const R = JSON.parse(document.getElementById("data").textContent);
 Chart.defaults.animation = false;
-const rows = [["requests", R.requests], ["SLO attainment", R.report.attainment], ["goodput (req/s)", R.report.goodput],
+const rows = [["requests", R.requests], ["SLO attainment", R.report.attainment],
+  ["on-schedule score (reference system's; met at 0.9)", R.report.onScheduleScore], ["goodput (req/s)", R.report.goodput],
   ["TTFT p50 / p99 (ms)", R.report.ttftP50Ms + " / " + R.report.ttftP99Ms], ["TBT gap p99 (ms)", R.report.tbtP99Ms],
   ["gaps over TBT target", R.report.gapsOverTbt], ["device utilisation", R.utilization], ["model switches", R.switches]];
 document.getElementById("summary").innerHTML = rows.map(([k, v]) => "<tr><th>" + k + "</th><td>" + v + "</td></tr>").join("");
