@@ -66,7 +66,7 @@ describe("pitcher profile → plan --profile", () => {
     assert.equal(json.models, 2);
     assert.deepEqual(
       json.policies.map((p) => p.policy),
-      ["dedicated", "request", "token"],
+      ["dedicated", "serverless", "request", "token"],
     );
     for (const p of json.policies) assert.ok(p.minDevices !== null && p.minDevices >= 1 && p.attainment >= 0.99, JSON.stringify(p));
     assert.equal(json.policies[0]!.minDevices, 2, "dedicated: one device per model");

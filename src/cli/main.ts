@@ -3,13 +3,13 @@
  */
 import { Command, InvalidArgumentError } from "commander";
 import { PitcherError } from "../core/errors.ts";
-import type { SimPolicy } from "../sim/Simulation.ts";
+import { SIM_POLICIES, type SimPolicy } from "../sim/Simulation.ts";
 import { formatBenchTable, runBench, writeBenchReport } from "./bench.ts";
 import { formatPlanTable, runPlan, runSimulate } from "./plan.ts";
 import { formatProfileTable, runProfile } from "./profile.ts";
 import { startServer } from "./serve.ts";
 
-const POLICIES: SimPolicy[] = ["dedicated", "request", "token"];
+const POLICIES: SimPolicy[] = [...SIM_POLICIES];
 
 function policies(v: string): SimPolicy[] {
   const list = v.split(",").map((x) => x.trim());
@@ -86,7 +86,8 @@ const workloadOptions = (c: Command) =>
     .option("--workload <file>", "workload (YAML/JSON); default: the embedded market workload")
     .option("--seed <n>", "override the workload seed", positive)
     .option("--duration <s>", "override the workload duration (seconds)", positive)
-    .option("--rate <r>", "override the total arrival rate (req/s)", positive);
+    .option("--rate <r>", "override the total arrival rate (req/s)", positive)
+    .option("--load-gbps <GB/s>", "price model loads at this host-link bandwidth where the cost model is faster (a serverless loader: about 12.6)", positive);
 
 workloadOptions(
   program
@@ -106,14 +107,14 @@ workloadOptions(
     .command("simulate")
     .description("simulate one fleet size and write an HTML + JSON report")
     .requiredOption("--devices <n>", "fleet size", positive)
-    .option("--policy <name>", "dedicated, request or token", "token")
+    .option("--policy <name>", POLICIES.join(", "), "token")
     .option("--out <prefix>", "report files: <prefix>.json and <prefix>.html", "pitcher-report")
     .option("--timeline-seconds <s>", "seconds of the per-device timeline to draw", positive, 120),
 ).action((o) => {
   if (!POLICIES.includes(o.policy)) throw new InvalidArgumentError(`--policy: one of ${POLICIES.join(", ")}`);
   const r = runSimulate({ ...o, timelineSeconds: o.timelineSeconds });
   const rep = JSON.parse(r.json);
-  console.log(`attainment ${rep.report.attainment}, goodput ${rep.report.goodput}/s, utilisation ${rep.utilization}, switches ${rep.switches}`);
+  console.log(`attainment ${rep.report.attainment}, on-schedule score ${rep.report.onScheduleScore}, goodput ${rep.report.goodput}/s, utilisation ${rep.utilization}, switches ${rep.switches}`);
   console.log(`wrote ${r.files.join(" and ")}`);
 });
 
