@@ -8,15 +8,30 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { readGgufFileInfo, resolveModelFile } from "node-llama-cpp";
+import { readGgufFileInfo } from "node-llama-cpp";
 import { ConfigError } from "../core/errors.ts";
 import type { ServedModel } from "../core/servedModel.ts";
 import { DEFAULT_SLO, resolveSlo } from "../core/types.ts";
 import type { PitcherConfig } from "../config/schema.ts";
 import { STAND_IN_CATALOG } from "./gguf/standInCatalog.ts";
 import { standInParameterCount, writeStandInModel } from "./gguf/writeStandInModel.ts";
+import { fetchModelFile, isRemoteModelRef } from "./modelSource.ts";
 
 export type { ServedModel };
+
+export interface ResolveModelsOptions {
+  /**
+   * How long a remote model source (`hf:` or a URL) may stay silent (no answer, or no new
+   * bytes during a download) before start-up fails naming the model. Default 30 s.
+   */
+  sourceTimeoutMs?: number;
+  /** Draw the download progress bar on the terminal. Default true. */
+  downloadProgress?: boolean;
+  /** Environment read for `MODEL_ENDPOINT` / `HF_ENDPOINT` (tests point it at a loopback port). */
+  env?: NodeJS.ProcessEnv;
+}
+
+export const DEFAULT_SOURCE_TIMEOUT_MS = 30_000;
 
 const FILE_TYPES: Record<number, string> = {
   0: "F32",
@@ -74,17 +89,26 @@ export function ensureStandIns(cacheDir: string, log: (msg: string) => void = ()
   });
 }
 
-async function resolvePath(ref: string, baseDir: string, cacheDir: string): Promise<string> {
-  if (ref.startsWith("hf:") || /^https?:\/\//.test(ref)) {
+async function resolvePath(ref: string, where: string, baseDir: string, cacheDir: string, opts: ResolveModelsOptions): Promise<string> {
+  if (isRemoteModelRef(ref)) {
     // Only here does Pitcher touch the network, because the user configured this reference.
-    return resolveModelFile(ref, { directory: path.join(cacheDir, "models"), cli: true });
+    try {
+      return await fetchModelFile(ref, {
+        directory: path.join(cacheDir, "models"),
+        timeoutMs: opts.sourceTimeoutMs ?? DEFAULT_SOURCE_TIMEOUT_MS,
+        progress: opts.downloadProgress ?? true,
+        ...(opts.env ? { env: opts.env } : {}),
+      });
+    } catch (e) {
+      throw new ConfigError(`${where}: cannot fetch ${ref}: ${(e as Error).message}`);
+    }
   }
   const p = path.resolve(baseDir, ref);
-  if (!fs.existsSync(p)) throw new ConfigError(`model file ${p} does not exist`);
+  if (!fs.existsSync(p)) throw new ConfigError(`${where}: model file ${p} does not exist`);
   return p;
 }
 
-export async function resolveModels(config: PitcherConfig, baseDir: string, log: (msg: string) => void = () => {}): Promise<ServedModel[]> {
+export async function resolveModels(config: PitcherConfig, baseDir: string, log: (msg: string) => void = () => {}, opts: ResolveModelsOptions = {}): Promise<ServedModel[]> {
   const cacheDir = defaultCacheDir(config);
   const entries = config.models
     ? config.models.map((m) => ({ ...m, description: m.description ?? "" }))
@@ -95,7 +119,7 @@ export async function resolveModels(config: PitcherConfig, baseDir: string, log:
   for (const [i, m] of entries.entries()) {
     if (ids.has(m.id)) throw new ConfigError(`models.${i}.id: duplicate model id '${m.id}'`);
     ids.add(m.id);
-    const file = await resolvePath(m.path, baseDir, cacheDir);
+    const file = await resolvePath(m.path, `models.${i} (${m.id})`, baseDir, cacheDir, opts);
     let info: Awaited<ReturnType<typeof readGgufFileInfo>>;
     try {
       info = await readGgufFileInfo(file, { readTensorInfo: false });
