@@ -357,7 +357,10 @@ describe("Pool: bringing back a device that will not start", () => {
     const [a, b] = await Promise.all([generate("k3", { maxTokens: 8 }), generate("k4", { modelId: "b", maxTokens: 3 })]);
     assert.equal(a.text, textOf(expectedTokens("a", 8)));
     assert.equal(b.text, textOf(expectedTokens("b", 3)));
-    assert.ok(dev1.calls.some((c) => c.op === "prefill" && c.requestIds.includes("k3")), "dev1 served model a");
+    assert.ok(
+      dev1.calls.some((c) => c.op === "prefill" && c.requestIds.includes("k3")),
+      "dev1 served model a",
+    );
     assert.equal(dev0.up, false);
     await pool.close();
   });
@@ -376,7 +379,14 @@ describe("Pool: bringing back a device that will not start", () => {
     );
     timers.fireOnly();
     await settled();
-    assert.deepEqual(failures(deviceEvents)[0], { deviceId: "dev0", event: "restart_failed", detail: "start timed out after 5 s", attempt: 1, retryInMs: 500, state: "restarting" });
+    assert.deepEqual(failures(deviceEvents)[0], {
+      deviceId: "dev0",
+      event: "restart_failed",
+      detail: "start timed out after 5 s",
+      attempt: 1,
+      retryInMs: 500,
+      state: "restarting",
+    });
     hung = false;
     timers.fireOnly();
     await settled();

@@ -12,7 +12,17 @@ import type { ServedModel } from "../core/servedModel.ts";
 import type { Command, DeviceId, FinishedRequest, ModelId, RequestId } from "../core/types.ts";
 import type { Scheduler, SchedulerSnapshot } from "../scheduler/Scheduler.ts";
 import { LiveRequest, type GenerationParams, type GenerationResult, type RequestOutcome } from "./LiveRequest.ts";
-import { DEFAULT_RESTART_BACKOFF, type DeviceState, type DeviceStatus, type RestartBackoff, retryDelayMs, type SetTimer, stateAfter, wallTimer, withTimeout } from "./restartBackoff.ts";
+import {
+  DEFAULT_RESTART_BACKOFF,
+  type DeviceState,
+  type DeviceStatus,
+  type RestartBackoff,
+  retryDelayMs,
+  type SetTimer,
+  stateAfter,
+  wallTimer,
+  withTimeout,
+} from "./restartBackoff.ts";
 import { runCommand } from "./runCommand.ts";
 
 export type { DeviceState, DeviceStatus, GenerationParams, GenerationResult, RequestOutcome, RestartBackoff, SetTimer };
