@@ -3,7 +3,7 @@
  * (the timeline), the command each device runs now, and per-model SLO results over a
  * sliding window. Bounded: segments and outcomes older than the window are dropped.
  */
-import type { CommandStart } from "../runtime/Pool.ts";
+import type { CommandStart, DeviceState } from "../runtime/Pool.ts";
 import type { ObservedPool } from "./ObservedPool.ts";
 import { summarize } from "./requestSummary.ts";
 
@@ -32,6 +32,10 @@ export interface DashboardState {
   devices: {
     id: string;
     up: boolean;
+    /** `restarting` while quick retries last, `down` after (retried every 30 s by default). */
+    state: DeviceState;
+    /** A device not up: start attempts so far, the last error, and when the next attempt comes (pool ms; null while one runs). */
+    restart?: { attempts: number; lastError: string; retryAtMs: number | null };
     running: { kind: string; model?: string; startMs: number } | null;
     resident: { model: string; ready: boolean }[];
     memoryBytes: number;
@@ -51,6 +55,8 @@ export class LiveState {
   private readonly running = new Map<string, CommandStart>();
   private readonly recent: { atMs: number; modelId: string; met: boolean }[] = [];
   private readonly totals = new Map<string, { scored: number; met: number; tokens: number }>();
+  /** Devices being brought back, from the pool's device events. */
+  private readonly restarts = new Map<string, { state: Exclude<DeviceState, "up">; attempts: number; lastError: string; retryAtMs: number | null }>();
 
   constructor(
     private readonly pool: ObservedPool,
@@ -70,6 +76,17 @@ export class LiveState {
         requests: c.requestIds.length,
       });
       this.trim(c.endMs);
+    });
+    pool.on("device", (e) => {
+      if (e.event === "restarted") this.restarts.delete(e.deviceId);
+      else if (e.event === "crashed") this.restarts.set(e.deviceId, { state: "restarting", attempts: 0, lastError: e.detail, retryAtMs: null });
+      else
+        this.restarts.set(e.deviceId, {
+          state: e.state ?? "restarting",
+          attempts: e.attempt ?? 0,
+          lastError: e.detail,
+          retryAtMs: e.retryInMs === undefined ? null : pool.now() + e.retryInMs,
+        });
     });
     pool.on("outcome", (o) => {
       const s = summarize(o);
@@ -116,9 +133,12 @@ export class LiveState {
       windowMs: this.windowMs,
       devices: snap.devices.map((d) => {
         const run = this.running.get(d.id);
+        const restart = d.down ? this.restarts.get(d.id) : undefined;
         return {
           id: d.id,
           up: !d.down,
+          state: d.down ? (restart?.state ?? "restarting") : "up",
+          ...(restart ? { restart: { attempts: restart.attempts, lastError: restart.lastError, retryAtMs: restart.retryAtMs } } : {}),
           running: run ? { kind: run.kind, ...(run.modelId ? { model: run.modelId } : {}), startMs: run.startMs } : null,
           resident: d.residentModels.map((m) => ({ model: m.modelId, ready: m.ready })),
           memoryBytes: d.memoryBytes,

@@ -10,10 +10,12 @@ import type { FakeCall, FakeDeviceOptions } from "../../test/fakes/FakeDevice.ts
 import { FAKE_END_TOKEN, FakeDevice, hashedToken } from "../../test/fakes/FakeDevice.ts";
 import { FakeClock } from "../../test/fakes/FakeClock.ts";
 import { FakeHostTier } from "../../test/fakes/FakeHostTier.ts";
+import { FakeTimers } from "../../test/fakes/FakeTimers.ts";
 import { fakeCodec, fakeCodecs } from "../../test/fakes/fakeCodecs.ts";
 import { servedModel } from "../../test/fakes/servedModel.ts";
 import { Scheduler, type SchedulerOptions } from "../scheduler/Scheduler.ts";
-import { Pool, type CommandRecord, type GenerationParams, type RequestOutcome } from "./Pool.ts";
+import { Pool, type CommandRecord, type DeviceEvent, type GenerationParams, type RequestOutcome, type RestartBackoff } from "./Pool.ts";
+import { PoolServing } from "./Serving.ts";
 
 const MB = 1e6;
 const greedy: Sampling = { temperature: 0 };
@@ -24,6 +26,7 @@ interface Setup {
   devices?: number;
   memoryBytes?: number;
   scheduler?: Partial<SchedulerOptions>;
+  restartBackoff?: Partial<RestartBackoff>;
   script?: FakeDeviceOptions["script"];
 }
 
@@ -38,14 +41,22 @@ async function makePool(o: Setup = {}) {
     devices.map((d) => ({ id: d.id, memoryBytes: o.memoryBytes ?? 200 * MB })),
     { admissionTtftFactor: 0, ...o.scheduler },
   );
-  const pool = new Pool(scheduler, devices, new Map(models.map((m) => [m.id, m])), fakeCodecs, { now: clock.now });
+  // Restart retries and start time-outs wait for the test to fire them: no real timer runs.
+  const timers = new FakeTimers();
+  const pool = new Pool(scheduler, devices, new Map(models.map((m) => [m.id, m])), fakeCodecs, {
+    now: clock.now,
+    setTimer: timers.setTimer,
+    ...(o.restartBackoff ? { restartBackoff: o.restartBackoff } : {}),
+  });
   const commands: CommandRecord[] = [];
   const outcomes: RequestOutcome[] = [];
   pool.on("command", (c) => commands.push(c));
   pool.on("outcome", (x) => outcomes.push(x));
   const generate = (requestId: string, over: Partial<GenerationParams> = {}) =>
     pool.generate({ requestId, modelId: models[0]!.id, promptTokens: prompt, maxTokens: 10, sampling: greedy, stop: [], ...over });
-  return { pool, devices, dev: devices[0]!, clock, hostTier, commands, outcomes, generate };
+  const deviceEvents: DeviceEvent[] = [];
+  pool.on("device", (e) => deviceEvents.push(e));
+  return { pool, devices, dev: devices[0]!, clock, hostTier, timers, commands, outcomes, deviceEvents, generate };
 }
 
 /** Let every pending promise run: fake devices use no timers, so the pool is quiet after this. */
@@ -259,5 +270,127 @@ describe("Pool on fake devices", () => {
     await assert.rejects(generate("o1", { maxTokens: 100 }), (e) => e instanceof OverloadedError && e.status === 429);
     assert.equal(outcomes[0]!.reason, "rejected");
     assert.equal(pool.activeRequests, 0);
+  });
+});
+
+describe("Pool: bringing back a device that will not start", () => {
+  const failures = (events: DeviceEvent[]) => events.filter((e) => e.event === "restart_failed");
+
+  it("retries with exponential backoff to a cap, one attempt at a time, and reports the device down", async () => {
+    const { pool, dev, timers, deviceEvents } = await makePool();
+    dev.failStarts(Infinity, "CUDA out of memory");
+    dev.crash("native abort");
+    await settled();
+    const delays: number[] = [];
+    for (let attempt = 1; attempt <= 9; attempt++) {
+      const [e] = failures(deviceEvents).slice(attempt - 1);
+      assert.ok(e, `attempt ${attempt} failed and was reported`);
+      assert.equal(e.attempt, attempt);
+      assert.equal(e.detail, "CUDA out of memory");
+      assert.equal(timers.pending.length, 1, "one retry waits, no other attempt runs");
+      assert.equal(timers.pending[0]!.delayMs, e.retryInMs);
+      delays.push(e.retryInMs!);
+      // A death reported again meanwhile is the same one: no second restart starts.
+      await pool.recover(dev.id, "reported again");
+      assert.equal(dev.startCalls, 1 + attempt, "one start at setup, then one per attempt");
+      timers.fireOnly();
+      await settled();
+    }
+    assert.deepEqual(delays, [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
+    assert.deepEqual(
+      failures(deviceEvents).map((e) => e.state),
+      ["restarting", "restarting", "restarting", "restarting", "restarting", "restarting", "down", "down", "down", "down"],
+    );
+    assert.deepEqual(deviceEvents[0], { deviceId: "dev0", event: "crashed", detail: "native abort" });
+    assert.equal(dev.up, false);
+    assert.deepEqual(pool.deviceStatus("dev0"), { state: "down", restartAttempts: 10, lastError: "CUDA out of memory", nextRetryInMs: 30000 });
+    // Closing the pool ends the retries.
+    await pool.close();
+    assert.equal(timers.pending.length, 0);
+  });
+
+  it("a device that starts after failing three times comes back and runs the work that waited for it", async () => {
+    const { pool, dev, timers, deviceEvents, generate } = await makePool();
+    dev.failStarts(3);
+    dev.crash();
+    await settled();
+    // Submitted while the only device is down: it waits, it is not lost.
+    const waiting = generate("w1", { maxTokens: 6 });
+    for (let i = 0; i < 3; i++) {
+      assert.equal(pool.deviceStatus("dev0").state, "restarting");
+      timers.fireOnly();
+      await settled();
+    }
+    assert.deepEqual(
+      deviceEvents.map((e) => `${e.event}:${e.attempt ?? ""}`),
+      ["crashed:", "restart_failed:1", "restart_failed:2", "restart_failed:3", "restarted:4"],
+    );
+    assert.equal(dev.up, true);
+    assert.deepEqual(pool.deviceStatus("dev0"), { state: "up", restartAttempts: 0, lastError: null, nextRetryInMs: null });
+    assert.equal((await waiting).text, textOf(expectedTokens("m", 6)));
+    assert.equal((await generate("w2", { maxTokens: 4 })).text, textOf(expectedTokens("m", 4)));
+    assert.equal(timers.pending.length, 0, "no retry left behind");
+  });
+
+  it("a device that keeps failing is reported in health, and its model's requests complete on the other device", async () => {
+    // Room for one model per device: a is on dev0, b on dev1, until dev0 dies for good.
+    const models = [servedModel("a", {}, { fingerprint: "a" }), servedModel("b", {}, { fingerprint: "b" })];
+    const { pool, devices, timers, generate } = await makePool({ models, devices: 2, memoryBytes: 100 * MB });
+    const [dev0, dev1] = [devices[0]!, devices[1]!];
+    const hold = dev0.hold("decode", { beforeStep: 1 });
+    const doomed = generate("k1", { maxTokens: 50 });
+    await hold.reached;
+    assert.equal((await generate("k2", { modelId: "b", maxTokens: 5 })).text, textOf(expectedTokens("b", 5)));
+    dev0.failStarts(Infinity, "no device memory");
+    dev0.crash("native abort");
+    await assert.rejects(doomed, DeviceFailedError);
+    for (let i = 0; i < 8; i++) {
+      timers.fireOnly();
+      await settled();
+    }
+    const serving = new PoolServing(pool, fakeCodecs);
+    const health = serving.health().devices;
+    assert.deepEqual(health[0], { id: "dev0", up: false, state: "down", restartAttempts: 9, lastError: "no device memory", nextRetryInMs: 30000, residentModels: [] });
+    assert.equal(health[1]!.up, true);
+    assert.equal(health[1]!.state, "up");
+    // Model a now lives on dev1 (b makes room); requests for both complete there.
+    const [a, b] = await Promise.all([generate("k3", { maxTokens: 8 }), generate("k4", { modelId: "b", maxTokens: 3 })]);
+    assert.equal(a.text, textOf(expectedTokens("a", 8)));
+    assert.equal(b.text, textOf(expectedTokens("b", 3)));
+    assert.ok(
+      dev1.calls.some((c) => c.op === "prefill" && c.requestIds.includes("k3")),
+      "dev1 served model a",
+    );
+    assert.equal(dev0.up, false);
+    await pool.close();
+  });
+
+  it("a start that hangs times out and counts as a failed attempt", async () => {
+    const { pool, dev, timers, deviceEvents } = await makePool({ restartBackoff: { startTimeoutMs: 5000 } });
+    let hung = true;
+    const start = dev.start.bind(dev);
+    dev.start = () => (hung ? new Promise<void>(() => {}) : start());
+    dev.crash();
+    await settled();
+    assert.deepEqual(
+      timers.pending.map((t) => t.delayMs),
+      [5000],
+      "the start's time-out waits",
+    );
+    timers.fireOnly();
+    await settled();
+    assert.deepEqual(failures(deviceEvents)[0], {
+      deviceId: "dev0",
+      event: "restart_failed",
+      detail: "start timed out after 5 s",
+      attempt: 1,
+      retryInMs: 500,
+      state: "restarting",
+    });
+    hung = false;
+    timers.fireOnly();
+    await settled();
+    assert.equal(deviceEvents.at(-1)!.event, "restarted");
+    assert.equal(pool.deviceStatus("dev0").state, "up");
   });
 });

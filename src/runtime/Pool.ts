@@ -12,9 +12,20 @@ import type { ServedModel } from "../core/servedModel.ts";
 import type { Command, DeviceId, FinishedRequest, ModelId, RequestId } from "../core/types.ts";
 import type { Scheduler, SchedulerSnapshot } from "../scheduler/Scheduler.ts";
 import { LiveRequest, type GenerationParams, type GenerationResult, type RequestOutcome } from "./LiveRequest.ts";
+import {
+  DEFAULT_RESTART_BACKOFF,
+  type DeviceState,
+  type DeviceStatus,
+  type RestartBackoff,
+  retryDelayMs,
+  type SetTimer,
+  stateAfter,
+  wallTimer,
+  withTimeout,
+} from "./restartBackoff.ts";
 import { runCommand } from "./runCommand.ts";
 
-export type { GenerationParams, GenerationResult, RequestOutcome };
+export type { DeviceState, DeviceStatus, GenerationParams, GenerationResult, RequestOutcome, RestartBackoff, SetTimer };
 
 export interface CommandStart {
   deviceId: DeviceId;
@@ -45,23 +56,57 @@ export interface PoolEvents {
   command: [CommandRecord];
   /** One scheduler decision (plan call) and how long it took. */
   decision: [{ deviceId: DeviceId; durationMs: number; planned: boolean }];
-  device: [{ deviceId: DeviceId; event: "crashed" | "restarted"; detail: string }];
+  device: [DeviceEvent];
+}
+
+/**
+ * A device's life, as metrics, logs and the dashboard see it. `crashed`: the worker died
+ * (its requests failed; `detail` says how) and a restart begins. `restart_failed`: start
+ * attempt `attempt` failed (`detail`: why); the next one comes in `retryInMs`, and `state`
+ * says whether the quick retries are spent (`down`). `restarted`: up again after `attempt`
+ * attempts (`detail`: the crash it came back from).
+ */
+export interface DeviceEvent {
+  deviceId: DeviceId;
+  event: "crashed" | "restart_failed" | "restarted";
+  detail: string;
+  attempt?: number;
+  retryInMs?: number;
+  state?: Exclude<DeviceState, "up">;
 }
 
 export interface PoolOptions {
   /** The clock of arrivals, token times and deadlines, in ms (tests pass a fake one). Default: wall time since the pool was made. */
   now?: () => number;
+  /** How restarts of a dead device are spaced (defaults: DEFAULT_RESTART_BACKOFF). */
+  restartBackoff?: Partial<RestartBackoff>;
+  /** Timers for restart retries and start time-outs (tests fire them by hand). Default: wall-clock timers. */
+  setTimer?: SetTimer;
+}
+
+/** A device being brought back: one per device at most, so restarts never overlap. */
+interface Restart {
+  /** `down` once the quick retries failed; set when an attempt fails, so one under way keeps the state it started in. */
+  state: Exclude<DeviceState, "up">;
+  attempts: number;
+  lastError: string;
+  /** Pool time of the next attempt; null while one runs. */
+  retryAtMs: number | null;
+  cancelRetry: (() => void) | null;
 }
 
 export class Pool extends EventEmitter<PoolEvents> {
   private readonly byId = new Map<DeviceId, DevicePort>();
   private readonly live = new Map<RequestId, LiveRequest>();
-  private readonly recovering = new Set<DeviceId>();
+  private readonly restarts = new Map<DeviceId, Restart>();
   /** Requests in the decode command each device runs now (to cancel them mid-command). */
   private readonly decoding = new Map<DeviceId, Set<RequestId>>();
   /** Devices running a long decode planned because nothing else waited. */
   private readonly interruptible = new Set<DeviceId>();
   private draining = false;
+  private closed = false;
+  private readonly backoff: RestartBackoff;
+  private readonly setTimer: SetTimer;
   private readonly idleWaiters: (() => void)[] = [];
   readonly now: () => number;
 
@@ -79,6 +124,8 @@ export class Pool extends EventEmitter<PoolEvents> {
     }
     const clockZero = performance.now();
     this.now = options.now ?? (() => performance.now() - clockZero);
+    this.backoff = { ...DEFAULT_RESTART_BACKOFF, ...options.restartBackoff };
+    this.setTimer = options.setTimer ?? wallTimer;
   }
 
   get activeRequests(): number {
@@ -98,6 +145,18 @@ export class Pool extends EventEmitter<PoolEvents> {
     const d = this.byId.get(id);
     if (!d) throw new Error(`no device ${id} in the pool`);
     return d;
+  }
+
+  /** Whether the device is up, and if not, how bringing it back goes. */
+  deviceStatus(id: DeviceId): DeviceStatus {
+    const r = this.restarts.get(id);
+    if (!r) return { state: "up", restartAttempts: 0, lastError: null, nextRetryInMs: null };
+    return {
+      state: r.state,
+      restartAttempts: r.attempts,
+      lastError: r.lastError,
+      nextRetryInMs: r.retryAtMs === null ? null : Math.max(0, r.retryAtMs - this.now()),
+    };
   }
 
   /** The scheduler's view: devices, resident models, memory, waiting and running requests. */
@@ -151,7 +210,7 @@ export class Pool extends EventEmitter<PoolEvents> {
 
   private pump(): void {
     for (const [deviceId, device] of this.devices) {
-      if (this.recovering.has(deviceId) || this.scheduler.isBusy(deviceId)) continue;
+      if (this.restarts.has(deviceId) || this.scheduler.isBusy(deviceId)) continue;
       const t0 = performance.now();
       const cmd = this.scheduler.plan(deviceId, this.now());
       this.emit("decision", { deviceId, durationMs: performance.now() - t0, planned: cmd !== null });
@@ -252,29 +311,58 @@ export class Pool extends EventEmitter<PoolEvents> {
     if (this.live.size === 0) for (const w of this.idleWaiters.splice(0)) w();
   }
 
-  /** A device died or broke: fail its requests, start it afresh, resume. */
+  /**
+   * A device died or broke: fail its requests (others take its waiting work, the scheduler
+   * counts it as holding nothing), then bring it back, retrying with backoff until it starts.
+   */
   async recover(deviceId: DeviceId, detail: string): Promise<void> {
-    if (this.recovering.has(deviceId)) return;
-    const device = this.device(deviceId);
-    this.recovering.add(deviceId);
+    // One restart per device at a time; a death reported again while it runs is the same one.
+    if (this.restarts.has(deviceId) || this.closed) return;
+    this.restarts.set(deviceId, { state: "restarting", attempts: 0, lastError: detail, retryAtMs: null, cancelRetry: null });
     const message = `Device ${deviceId} failed (${detail}); the request was lost and can be retried`;
     this.emit("device", { deviceId, event: "crashed", detail });
     for (const f of this.scheduler.onDeviceFailed(deviceId, message, this.now())) this.complete(f);
+    this.pump();
+    await this.tryRestart(deviceId, detail);
+  }
+
+  /** One start attempt; a failed one schedules the next after the backoff delay. */
+  private async tryRestart(deviceId: DeviceId, crashDetail: string): Promise<void> {
+    const restart = this.restarts.get(deviceId)!;
+    const device = this.device(deviceId);
+    restart.retryAtMs = null;
+    restart.cancelRetry = null;
+    restart.attempts++;
     try {
       await device.stop();
-      await device.start();
-      this.scheduler.onDeviceUp(deviceId, this.now());
-      this.emit("device", { deviceId, event: "restarted", detail });
+      if (this.closed) return;
+      const timeoutS = this.backoff.startTimeoutMs / 1000;
+      await withTimeout(device.start(), this.backoff.startTimeoutMs, this.setTimer, `start timed out after ${timeoutS} s`);
     } catch (e) {
-      this.emit("device", { deviceId, event: "crashed", detail: `restart failed: ${(e as Error).message}` });
-    } finally {
-      this.recovering.delete(deviceId);
+      if (this.closed) return;
+      restart.lastError = (e as Error).message;
+      const retryInMs = retryDelayMs(restart.attempts, this.backoff);
+      restart.retryAtMs = this.now() + retryInMs;
+      restart.cancelRetry = this.setTimer(() => void this.tryRestart(deviceId, crashDetail), retryInMs);
+      restart.state = stateAfter(restart.attempts, this.backoff);
+      this.emit("device", { deviceId, event: "restart_failed", detail: restart.lastError, attempt: restart.attempts, retryInMs, state: restart.state });
+      return;
     }
+    if (this.closed) {
+      // Closed while it started: the worker must not outlive the pool.
+      await device.stop();
+      return;
+    }
+    this.restarts.delete(deviceId);
+    this.scheduler.onDeviceUp(deviceId, this.now());
+    this.emit("device", { deviceId, event: "restarted", detail: crashDetail, attempt: restart.attempts });
     this.pump();
   }
 
   async close(): Promise<void> {
     this.draining = true;
+    this.closed = true;
+    for (const r of this.restarts.values()) r.cancelRetry?.();
     for (const d of this.devices.values()) await d.stop();
   }
 }

@@ -10,7 +10,7 @@ import type { Sampling } from "../core/devicePort.ts";
 import { ContextLengthError, InvalidRequestError, ModelNotFoundError } from "../core/errors.ts";
 import type { ServedModel } from "../core/servedModel.ts";
 import type { DeviceId, ModelId, RequestId } from "../core/types.ts";
-import type { GenerationParams, GenerationResult } from "./Pool.ts";
+import type { DeviceState, DeviceStatus, GenerationParams, GenerationResult } from "./Pool.ts";
 
 export type { GenerationResult };
 
@@ -45,7 +45,18 @@ export interface Generation {
 export interface Health {
   status: "ok" | "draining";
   activeRequests: number;
-  devices: { id: DeviceId; up: boolean; residentModels: ModelId[] }[];
+  devices: DeviceHealth[];
+}
+
+/** One device: `up`, and (from a pool that restarts devices) its state; a device not up says how its restart goes. */
+export interface DeviceHealth {
+  id: DeviceId;
+  up: boolean;
+  state?: DeviceState;
+  restartAttempts?: number;
+  lastError?: string | null;
+  nextRetryInMs?: number | null;
+  residentModels: ModelId[];
 }
 
 /** What the API uses. */
@@ -69,6 +80,8 @@ export interface ServingPool {
   readonly activeRequests: number;
   generate(params: GenerationParams): Promise<GenerationResult>;
   snapshot(): { devices: { id: DeviceId; down: boolean; residentModels: { modelId: ModelId }[] }[] };
+  /** How a device's restart goes (`Pool` has it; a pool without it reports `up` alone). */
+  deviceStatus?(id: DeviceId): DeviceStatus;
 }
 
 export class PoolServing implements Serving {
@@ -93,8 +106,16 @@ export class PoolServing implements Serving {
     return {
       status: this.pool.isDraining ? "draining" : "ok",
       activeRequests: this.pool.activeRequests,
-      devices: this.pool.snapshot().devices.map((d) => ({ id: d.id, up: !d.down, residentModels: d.residentModels.map((m) => m.modelId) })),
+      devices: this.pool.snapshot().devices.map((d) => this.deviceHealth(d)),
     };
+  }
+
+  private deviceHealth(d: { id: DeviceId; down: boolean; residentModels: { modelId: ModelId }[] }): DeviceHealth {
+    const residentModels = d.residentModels.map((m) => m.modelId);
+    const s = this.pool.deviceStatus?.(d.id);
+    if (!s) return { id: d.id, up: !d.down, residentModels };
+    if (s.state === "up") return { id: d.id, up: true, state: "up", residentModels };
+    return { id: d.id, up: false, state: s.state, restartAttempts: s.restartAttempts, lastError: s.lastError, nextRetryInMs: s.nextRetryInMs, residentModels };
   }
 
   generate(request: ServingRequest): Generation {

@@ -21,7 +21,7 @@ h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:20px 0 6px}
 .chip{display:inline-block;padding:1px 6px;border-radius:8px;color:#fff;margin:2px 4px 2px 0;font-size:12px}
 .chip.loading{opacity:.55}
 table{border-collapse:collapse}td,th{padding:3px 10px;border-bottom:1px solid #e3e3e3;text-align:right}th:first-child,td:first-child{text-align:left}
-.miss{color:#b00}.ok{color:#070}small{color:#666}
+.device .error{color:#b00}.miss{color:#b00}.ok{color:#070}small{color:#666}
 </style>
 <script>${timelineScript()}</script></head><body>
 <h1>Pitcher: live pool</h1>
@@ -38,6 +38,14 @@ let models = [];
 const MB = (b) => (b / 1048576).toFixed(1) + " MB";
 const pct = (x) => (x === null ? "–" : (100 * x).toFixed(1) + "%");
 const esc = pitcherEscape;
+// A device that is not up: restarting (quick retries) or down (retried at the longest wait), and why.
+function downText(d, nowMs) {
+  const r = d.restart;
+  let text = "<b>" + (d.state === "down" ? "down" : "restarting") + "</b>";
+  if (!r) return text;
+  if (r.attempts > 0) text += " <small>after " + r.attempts + " failed start" + (r.attempts === 1 ? "" : "s") + "; " + (r.retryAtMs !== null && r.retryAtMs > nowMs ? "next try in " + ((r.retryAtMs - nowMs) / 1000).toFixed(0) + " s" : "trying now") + "</small>";
+  return text + '<div class="error"><small>' + esc(r.lastError) + "</small></div>";
+}
 function render(s) {
   models = s.models.map((m) => m.id);
   segments = segments.concat(s.segments).filter((g) => g.endMs >= s.nowMs - s.windowMs);
@@ -46,7 +54,7 @@ function render(s) {
   pitcherTimeline(document.getElementById("timeline"), { devices: s.devices.map((d) => d.id), segments: segments.concat(now), fromMs: Math.max(0, s.nowMs - s.windowMs), toMs: Math.max(s.nowMs, 1000), models });
   document.getElementById("devices").innerHTML = s.devices.map((d) => {
     const w = (100 * d.weightBytes) / d.memoryBytes, k = (100 * d.kvBytes) / d.memoryBytes;
-    return '<div class="device' + (d.up ? "" : " down") + '" data-device="' + esc(d.id) + '"><b>' + esc(d.id) + "</b> " + (d.up ? (d.running ? esc(d.running.kind) + " " + esc(d.running.model || "") : "idle") : "<b>down, restarting</b>") +
+    return '<div class="device' + (d.up ? "" : " down") + '" data-device="' + esc(d.id) + '" data-state="' + esc(d.state) + '"><b>' + esc(d.id) + "</b> " + (d.up ? (d.running ? esc(d.running.kind) + " " + esc(d.running.model || "") : "idle") : downText(d, s.nowMs)) +
       '<div class="bar"><div class="w" style="width:' + w + '%"></div><div class="k" style="width:' + k + '%"></div></div>' +
       "<small>weights " + MB(d.weightBytes) + " · KV " + MB(d.kvBytes) + " · free " + MB(d.memoryBytes - d.weightBytes - d.kvBytes) + " of " + MB(d.memoryBytes) + "</small><div>" +
       (d.resident.length ? d.resident.map((r) => '<span class="chip' + (r.ready ? "" : " loading") + '" data-resident="' + esc(r.model) + '" style="background:' + pitcherColour(models, r.model) + '">' + esc(r.model) + (r.ready ? "" : " (loading)") + "</span>").join("") : "<small>no model resident</small>") +

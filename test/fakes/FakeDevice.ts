@@ -93,6 +93,11 @@ export class FakeDevice implements DevicePort {
   private life = 0;
   private cancelled = new Set<RequestId>();
   private yieldRequested = false;
+  /** Starts still to fail, and with what; see `failStarts`. */
+  private startFailures = 0;
+  private startError = "";
+  /** Every start() call, failed ones included. */
+  startCalls = 0;
 
   constructor(
     readonly id: DeviceId,
@@ -134,8 +139,19 @@ export class FakeDevice implements DevicePort {
     for (const l of this.crashListeners) l(detail);
   }
 
+  /** The next `count` starts fail with `message` (Infinity: every one from now on), as a worker that cannot come up. */
+  failStarts(count: number, message = "worker failed to start"): void {
+    this.startFailures = count;
+    this.startError = message;
+  }
+
   async start(): Promise<void> {
+    this.startCalls++;
     this.down("restarted");
+    if (this.startFailures > 0) {
+      this.startFailures--;
+      throw new Error(this.startError);
+    }
     this.running = true;
   }
 
