@@ -114,7 +114,9 @@ workloadOptions(
   if (!POLICIES.includes(o.policy)) throw new InvalidArgumentError(`--policy: one of ${POLICIES.join(", ")}`);
   const r = runSimulate({ ...o, timelineSeconds: o.timelineSeconds });
   const rep = JSON.parse(r.json);
-  console.log(`attainment ${rep.report.attainment}, on-schedule score ${rep.report.onScheduleScore}, goodput ${rep.report.goodput}/s, utilisation ${rep.utilization}, switches ${rep.switches}`);
+  console.log(
+    `attainment ${rep.report.attainment}, on-schedule score ${rep.report.onScheduleScore}, goodput ${rep.report.goodput}/s, utilisation ${rep.utilization}, switches ${rep.switches}`,
+  );
   console.log(`wrote ${r.files.join(" and ")}`);
 });
 
