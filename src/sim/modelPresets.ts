@@ -31,17 +31,6 @@ export function kvBytesPerToken(m: SimModelSpec): number {
   return 2 * m.layers * m.kvHeads * m.headDim * 2;
 }
 
-/** Weight bytes a decode step of `batch` sequences reads: MoE batches touch more experts. */
-export function decodeWeightBytes(m: SimModelSpec, batch: number): number {
-  const bpp = BYTES_PER_PARAM[m.format];
-  if (!m.experts || m.totalParams === m.activeParams) return m.totalParams * bpp;
-  const share = m.experts.used / m.experts.count;
-  // Solve active = dense + (total - dense) * share for the dense (non-expert) part.
-  const dense = Math.max(0, (m.activeParams - m.totalParams * share) / (1 - share));
-  const touched = 1 - (1 - share) ** batch;
-  return (dense + (m.totalParams - dense) * touched) * bpp;
-}
-
 const B = 1e9;
 const dense = (id: string, params: number, layers: number, hidden: number, kvHeads: number, format: WeightFormat = "bf16", headDim = 128): SimModelSpec => ({
   id,
@@ -58,6 +47,8 @@ export const MODEL_PRESETS: SimModelSpec[] = [
   dense("qwen2.5-7b", 7.6, 28, 3584, 4),
   dense("qwen2.5-14b", 14.7, 48, 5120, 8),
   dense("qwen2.5-72b", 72.7, 80, 8192, 8),
+  // simulator.md's H20 batch-1 decode figure is for this model.
+  dense("qwen3-8b", 8.2, 36, 4096, 8),
   dense("llama-2-7b", 6.74, 32, 4096, 32),
   dense("llama-2-13b", 13.0, 40, 5120, 40),
   dense("yi-1.5-6b", 6.06, 32, 4096, 4),
