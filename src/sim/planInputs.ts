@@ -12,7 +12,7 @@ import { DEFAULT_SLO, resolveSlo, type SloTargets } from "../core/types.ts";
 import { formatZodError } from "../core/formatZodError.ts";
 import { readTrace } from "../workload/trace.ts";
 import { generateWorkload, workloadSchema, type WorkloadRequest } from "../workload/workload.ts";
-import { ACCELERATORS, findAccelerator, type AcceleratorSpec } from "./accelerators.ts";
+import { ACCELERATORS, findAccelerator, SHARED_ACCELERATOR_FACTORS, type AcceleratorSpec } from "./accelerators.ts";
 import { DEFAULT_MARKET_WORKLOAD, defaultMarketModels } from "./market.ts";
 import { machineProfileSchema, type MachineProfile } from "./machineProfile.ts";
 import { findModelPreset, MODEL_PRESETS, type SimModelSpec } from "./modelPresets.ts";
@@ -56,10 +56,11 @@ export const catalogSchema = z
             memoryGB: z.number().positive(),
             memoryBandwidthTBs: z.number().positive(),
             hostLinkGBs: z.number().positive(),
-            bandwidthEfficiency: z.number().gt(0).max(1).default(0.7),
-            computeEfficiency: z.number().gt(0).max(1).default(0.6),
-            stepOverheadMs: z.number().min(0).default(2),
-            perSequenceMs: z.number().min(0).default(0.1),
+            // Specs alone give the first guess: the factors every catalog accelerator shares.
+            bandwidthEfficiency: z.number().gt(0).max(1).default(SHARED_ACCELERATOR_FACTORS.bandwidthEfficiency),
+            computeEfficiency: z.number().gt(0).max(1).default(SHARED_ACCELERATOR_FACTORS.computeEfficiency),
+            stepOverheadMs: z.number().min(0).default(SHARED_ACCELERATOR_FACTORS.stepOverheadMs),
+            perSequenceMs: z.number().min(0).default(SHARED_ACCELERATOR_FACTORS.perSequenceMs),
           })
           .strict(),
       )
