@@ -84,4 +84,12 @@ describe("openai client against the default catalog", () => {
     assert.equal(a.choices[0]!.text, b.choices[0]!.text);
     assert.notEqual(a.choices[0]!.text, c.choices[0]!.text);
   });
+
+  it("varies sampled output across identical requests that name no seed, sent at once", async () => {
+    // Random weights over a large vocabulary: two 12-token samples from different seeds are
+    // equal with a probability far below any other failure of this suite.
+    const ask = () => server.client.completions.create({ model: "llama-5m-f16", prompt: "Sample", max_tokens: 12, temperature: 1.0 });
+    const [a, b] = await Promise.all([ask(), ask()]);
+    assert.notEqual(a.choices[0]!.text, b.choices[0]!.text);
+  });
 });

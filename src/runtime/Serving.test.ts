@@ -155,4 +155,20 @@ describe("serving facade", () => {
     assert.equal(serving.draining, true);
     assert.equal(serving.health().status, "draining");
   });
+  it("gives each sampled request without a seed a seed of its own, and keeps a given one", async () => {
+    const pool = new FakeServingPool([fakeModel("tiny", 64, 1000)]);
+    let next = 100;
+    const serving = new PoolServing(pool, fakeCodecs, { drawSeed: () => next++ });
+    const sampled = { temperature: 1 };
+    await Promise.all([
+      serving.generate(completion("a", { sampling: sampled })).result,
+      serving.generate(completion("a", { sampling: sampled })).result,
+      serving.generate(completion("a", { sampling: { temperature: 1, seed: 7 } })).result,
+      serving.generate(completion("a", { sampling: greedy })).result,
+    ]);
+    assert.deepEqual(
+      pool.calls.map((c) => c.sampling),
+      [{ temperature: 1, seed: 100 }, { temperature: 1, seed: 101 }, { temperature: 1, seed: 7 }, { temperature: 0 }],
+    );
+  });
 });

@@ -4,7 +4,7 @@
  * never tokenizes, never counts context and never looks at the scheduler; this does, over a
  * small port of the pool (so it is tested with a fake one).
  */
-import { randomUUID } from "node:crypto";
+import { randomInt, randomUUID } from "node:crypto";
 import type { ChatMessage, Codecs } from "../core/codec.ts";
 import type { Sampling } from "../core/devicePort.ts";
 import { ContextLengthError, InvalidRequestError, ModelNotFoundError } from "../core/errors.ts";
@@ -84,11 +84,24 @@ export interface ServingPool {
   deviceStatus?(id: DeviceId): DeviceStatus;
 }
 
+export interface ServingOptions {
+  /**
+   * The seed of a sampled request that names none. Each request draws its own: llama.cpp
+   * would seed from the clock in seconds, so identical requests in one second would repeat.
+   */
+  drawSeed?: () => number;
+}
+
 export class PoolServing implements Serving {
+  private readonly drawSeed: () => number;
+
   constructor(
     private readonly pool: ServingPool,
     private readonly codecs: Codecs,
-  ) {}
+    options: ServingOptions = {},
+  ) {
+    this.drawSeed = options.drawSeed ?? (() => randomInt(2 ** 31));
+  }
 
   get draining(): boolean {
     return this.pool.isDraining;
@@ -136,7 +149,9 @@ export class PoolServing implements Serving {
       modelId: request.modelId,
       promptTokens,
       maxTokens: Math.min(request.maxTokens ?? roomTokens, roomTokens),
-      sampling: request.sampling,
+      // A sampled request without a seed gets one of its own (greedy needs none); the seed
+      // also keeps its tokens exact across preemption, as a given seed does.
+      sampling: request.sampling.temperature > 0 && request.sampling.seed === undefined ? { ...request.sampling, seed: this.drawSeed() } : request.sampling,
       stop: [...request.stop.filter((s) => s.length > 0), ...templateStops],
       onDelta: (text) => pieces.push(text),
       ...(request.signal ? { signal: request.signal } : {}),
