@@ -111,7 +111,7 @@ export interface SimulateArgs extends Omit<PlanArgs, "target" | "policies" | "ma
 
 export function runSimulate(a: SimulateArgs): { json: string; html: string; files: string[] } {
   const { costs, slo, requests } = prepare(a);
-  const base = { costs, slo, policy: a.policy, ...(a.loadGbps ? { loadGBps: a.loadGbps } : {}) } as const;
+  const base = { costs, slo, policy: a.policy, recordTraces: false, ...(a.loadGbps ? { loadGBps: a.loadGbps } : {}) } as const;
   // dedicated: spread the devices over the models by request share (at least one each).
   const dedicated = (n: number): Record<string, number> | undefined => {
     if (a.policy !== "dedicated") return undefined;
