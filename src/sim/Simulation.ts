@@ -50,6 +50,8 @@ export interface SimConfig {
    * then marked `stopped` and its figures cover only what ran.
    */
   stopBelow?: { attainment: number; onScheduleScore: number };
+  /** Told how many requests have arrived, now and then (every few thousand events). */
+  onProgress?: (arrivedRequests: number) => void;
   /** Plan every idle device at every event, skipping none (to check the skipping against). */
   planEveryIdleDevice?: boolean;
   /** Safety net: fail instead of looping forever (default 50 million events). */
@@ -186,6 +188,7 @@ export function simulate(cfg: SimConfig, requests: WorkloadRequest[]): SimResult
       throw new Error(`simulation exceeded ${maxEvents} events at ${now.toFixed(0)} ms (last: ${last.join(" ")})`);
     }
     now = ev.timeMs;
+    if (cfg.onProgress && (events & 0xfff) === 0) cfg.onProgress(slots.size);
     const e = ev.payload;
     if (e.kind === "arrival") {
       const r = e.req;

@@ -25,6 +25,17 @@ export interface PlanInput {
   /** Give up above this many devices. */
   maxDevices: number;
   simulation?: Partial<SimConfig>;
+  /** Told which fleet size is being simulated and how far it has got (for a progress bar). */
+  onProgress?: (p: PlanProgress) => void;
+}
+
+export interface PlanProgress {
+  policy: SimPolicy;
+  /** Policies already sized. */
+  policiesDone: number;
+  devices: number;
+  arrivedRequests: number;
+  requests: number;
 }
 
 export interface PolicyPlan {
@@ -62,11 +73,18 @@ function run(
   dedicated?: Record<string, number>,
 ): SimResult {
   const stopBelow = early ? { stopBelow: { attainment: input.target, onScheduleScore: ON_SCHEDULE_TARGET } } : {};
+  const report = input.onProgress;
+  const onProgress = report
+    ? { onProgress: (arrivedRequests: number) => report({ policy, policiesDone: finished.get(input) ?? 0, devices, arrivedRequests, requests: requests.length }) }
+    : {};
   return simulate(
-    { costs: input.costs, modelIds, slo: input.slo, devices, policy, ...(dedicated ? { dedicated } : {}), recordTraces: false, ...stopBelow, ...input.simulation },
+    { costs: input.costs, modelIds, slo: input.slo, devices, policy, ...(dedicated ? { dedicated } : {}), recordTraces: false, ...stopBelow, ...onProgress, ...input.simulation },
     requests,
   );
 }
+
+/** Policies planFleet has finished, for progress reports. */
+const finished = new WeakMap<PlanInput, number>();
 
 /**
  * Fleet sizes simulated once each: searches share them, stopped early where both targets
@@ -192,5 +210,8 @@ export function planPolicy(input: PlanInput, policy: SimPolicy): PolicyPlan {
 }
 
 export function planFleet(input: PlanInput, policies: SimPolicy[]): PolicyPlan[] {
-  return policies.map((p) => planPolicy(input, p));
+  return policies.map((p, i) => {
+    finished.set(input, i);
+    return planPolicy(input, p);
+  });
 }
