@@ -2,13 +2,14 @@
  * Composition roots of `pitcher plan` and `pitcher simulate`.
  */
 import fs from "node:fs";
+import cliProgress from "cli-progress";
 import path from "node:path";
 import { ConfigError } from "../core/errors.ts";
 import { ON_SCHEDULE_TARGET } from "../core/slo.ts";
 import { DEFAULT_SLO, type SloTargets } from "../core/types.ts";
 import { measuredCosts } from "../sim/machineProfile.ts";
 import { loadMachineProfile, loadMarket, loadWorkload, resolveAccelerator } from "../sim/planInputs.ts";
-import { planFleet, type PolicyPlan } from "../sim/planner.ts";
+import { planFleet, type PlanProgress, type PolicyPlan } from "../sim/planner.ts";
 import { buildReport } from "../sim/report.ts";
 import { simulate, type SimPolicy } from "../sim/Simulation.ts";
 import { analyticCosts, type SimCosts } from "../sim/SimCosts.ts";
@@ -58,10 +59,38 @@ export function prepare(a: Omit<PlanArgs, "target" | "policies" | "maxDevices">)
   return { costs: analyticCosts(acc, market.models), slo: (m) => market.slo.get(m) ?? DEFAULT_SLO, requests };
 }
 
+/** A bar on stderr (when it is a terminal) for plans that run longer than a few seconds. */
+function planProgressBar(policies: number): { onProgress: (p: PlanProgress) => void; stop: () => void } | undefined {
+  if (!process.stderr.isTTY) return undefined;
+  const startedMs = Date.now();
+  let bar: cliProgress.SingleBar | undefined;
+  return {
+    onProgress: (p) => {
+      if (!bar) {
+        if (Date.now() - startedMs < 3000) return;
+        bar = new cliProgress.SingleBar(
+          { format: "planning [{bar}] {value}/{total} policies · {policy} on {devices} devices: {arrived}/{requests} requests", stream: process.stderr },
+          cliProgress.Presets.shades_classic,
+        );
+        bar.start(policies, 0, {});
+      }
+      bar.update(p.policiesDone, { policy: p.policy, devices: p.devices, arrived: p.arrivedRequests, requests: p.requests });
+    },
+    stop: () => bar?.stop(),
+  };
+}
+
 export function runPlan(a: PlanArgs): { accelerator: string; target: number; requests: number; models: number; policies: PolicyPlan[] } {
   const { costs, slo, requests } = prepare(a);
   const simulation = a.loadGbps ? { simulation: { loadGBps: a.loadGbps } } : {};
-  const policies = planFleet({ costs, slo, requests, target: a.target, maxDevices: a.maxDevices, ...simulation }, a.policies);
+  const progress = planProgressBar(a.policies.length);
+  const onProgress = progress ? { onProgress: progress.onProgress } : {};
+  let policies: PolicyPlan[];
+  try {
+    policies = planFleet({ costs, slo, requests, target: a.target, maxDevices: a.maxDevices, ...simulation, ...onProgress }, a.policies);
+  } finally {
+    progress?.stop();
+  }
   return { accelerator: costs.id, target: a.target, requests: requests.length, models: costs.modelIds.length, policies };
 }
 
@@ -111,7 +140,7 @@ export interface SimulateArgs extends Omit<PlanArgs, "target" | "policies" | "ma
 
 export function runSimulate(a: SimulateArgs): { json: string; html: string; files: string[] } {
   const { costs, slo, requests } = prepare(a);
-  const base = { costs, slo, policy: a.policy, ...(a.loadGbps ? { loadGBps: a.loadGbps } : {}) } as const;
+  const base = { costs, slo, policy: a.policy, recordTraces: false, ...(a.loadGbps ? { loadGBps: a.loadGbps } : {}) } as const;
   // dedicated: spread the devices over the models by request share (at least one each).
   const dedicated = (n: number): Record<string, number> | undefined => {
     if (a.policy !== "dedicated") return undefined;

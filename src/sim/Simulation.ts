@@ -4,12 +4,13 @@
  * the cost model, advances the clock and records what happened.
  */
 import type { Command, DeviceProfile, SloTargets } from "../core/types.ts";
-import { sloReport, type RequestTrace, type SloReport } from "../core/slo.ts";
+import type { RequestTrace, SloReport } from "../core/slo.ts";
 import { Scheduler, type SchedulerOptions } from "../scheduler/Scheduler.ts";
 import { kvTokens } from "../scheduler/state.ts";
 import type { WorkloadRequest } from "../workload/workload.ts";
 import { EventQueue } from "./EventQueue.ts";
 import type { SimCosts } from "./SimCosts.ts";
+import { summaryReport, TraceStats, type TraceSummary } from "./traceStats.ts";
 
 /**
  * The policies the simulator and the planner size: the scheduler's registered policies plus
@@ -38,6 +39,21 @@ export interface SimConfig {
   contextTokens?: number;
   scheduler?: Partial<SchedulerOptions>;
   recordTimeline?: boolean;
+  /**
+   * Keep every request's token times in `traces` (default true). The report's figures never
+   * need them (they stream into `summary`); leave them out to keep long traces small.
+   */
+  recordTraces?: boolean;
+  /**
+   * Stop as soon as the run can no longer reach this attainment nor this on-schedule score
+   * (the planner's fleet search: such a size fails whatever happens next). The result is
+   * then marked `stopped` and its figures cover only what ran.
+   */
+  stopBelow?: { attainment: number; onScheduleScore: number };
+  /** Told how many requests have arrived, now and then (every few thousand events). */
+  onProgress?: (arrivedRequests: number) => void;
+  /** Plan every idle device at every event, skipping none (to check the skipping against). */
+  planEveryIdleDevice?: boolean;
   /** Safety net: fail instead of looping forever (default 50 million events). */
   maxEvents?: number;
 }
@@ -51,7 +67,12 @@ export interface TimelineEntry {
 }
 
 export interface SimResult {
+  /** Empty unless `recordTraces`. */
   traces: RequestTrace[];
+  /** Every request's outcome, compact (what `report` is computed from). */
+  summary: TraceSummary;
+  /** Stopped early by `stopBelow`: the targets are out of reach. */
+  stopped: boolean;
   report: SloReport;
   /** Busy share of device time (any command). */
   utilization: number;
@@ -92,7 +113,11 @@ export function simulate(cfg: SimConfig, requests: WorkloadRequest[]): SimResult
 
   const queue = new EventQueue<Ev>();
   for (const r of requests) queue.push(r.arrivalMs, 0, { kind: "arrival", req: r });
+  const keepTraces = cfg.recordTraces ?? true;
   const traces = new Map<string, RequestTrace>();
+  const stats = new TraceStats(requests.length);
+  const slots = new Map<string, number>();
+  const sloOf = new Map<string, SloTargets>();
   const timeline: TimelineEntry[] = [];
   const idle = new Set(devices.map((_, i) => i));
   let busyMs = 0;
@@ -130,9 +155,21 @@ export function simulate(cfg: SimConfig, requests: WorkloadRequest[]): SimResult
     }
   };
 
+  // A device with nothing bound to it, while nothing waits and nothing is parked, has no work
+  // under any policy: its plan returns no command. Once such a plan has run (token forgets
+  // the device's turn then), planning it again under the same condition changes nothing, so
+  // it is skipped until the condition ends (a request waits, is parked or bound to it).
+  // Decision-preserving: sim.test.ts compares reports against planning every device.
+  const quiet = new Uint8Array(devices.length);
+  const nothingFor = (d: number): boolean => scheduler.groups.length === 0 && scheduler.parked.size === 0 && scheduler.boundTo.get(devices[d]!.id)!.size === 0;
+  const planEvery = cfg.planEveryIdleDevice === true;
   const planIdle = (): void => {
-    for (const d of [...idle]) {
+    // Deleting the visited device while iterating a Set is safe and keeps the order.
+    for (const d of idle) {
+      const empty = nothingFor(d);
+      if (empty && quiet[d] && !planEvery) continue;
       const cmd = scheduler.plan(devices[d]!.id, now);
+      quiet[d] = empty && !cmd ? 1 : 0;
       if (!cmd) continue;
       idle.delete(d);
       // Devices sharing a machine slow each other down (priced when the command starts).
@@ -144,48 +181,73 @@ export function simulate(cfg: SimConfig, requests: WorkloadRequest[]): SimResult
 
   let events = 0;
   const maxEvents = cfg.maxEvents ?? 50_000_000;
+  let stopped = false;
   for (let ev = queue.pop(); ev; ev = queue.pop()) {
     if (++events > maxEvents) {
       const last = timeline.slice(-12).map((e) => `${e.device}:${e.kind}:${e.model ?? ""}@${e.startMs.toFixed(0)}`);
       throw new Error(`simulation exceeded ${maxEvents} events at ${now.toFixed(0)} ms (last: ${last.join(" ")})`);
     }
     now = ev.timeMs;
+    if (cfg.onProgress && (events & 0xfff) === 0) cfg.onProgress(slots.size);
     const e = ev.payload;
     if (e.kind === "arrival") {
       const r = e.req;
       const id = `r${r.index}`;
-      const trace: RequestTrace = { modelId: r.modelId, arrivalMs: r.arrivalMs, tokenTimesMs: [], expectedTokens: r.outputTokens, ok: false };
-      traces.set(id, trace);
-      // A rejected request keeps its empty trace: it counts as a miss.
+      let slo = sloOf.get(r.modelId);
+      if (!slo) {
+        slo = cfg.slo(r.modelId);
+        sloOf.set(r.modelId, slo);
+      }
+      slots.set(id, stats.arrive(r.arrivalMs, r.outputTokens, slo));
+      if (keepTraces) traces.set(id, { modelId: r.modelId, arrivalMs: r.arrivalMs, tokenTimesMs: [], expectedTokens: r.outputTokens, ok: false });
+      // A rejected request never produces a token nor ends: it counts as a miss.
       scheduler.submit({ id, modelId: r.modelId, arrivalMs: r.arrivalMs, promptTokens: r.inputTokens, maxOutputTokens: r.outputTokens }, now);
     } else {
       const { cmd, durationMs, device } = e;
       busyMs += durationMs;
       if (cfg.recordTimeline) timeline.push({ device, kind: cmd.kind, ...("modelId" in cmd ? { model: cmd.modelId } : {}), startMs: now - durationMs, endMs: now });
-      if (cmd.kind === "prefill" && cmd.final) traces.get(cmd.requestId)?.tokenTimesMs.push(now);
+      if (cmd.kind === "prefill" && cmd.final) {
+        const slot = slots.get(cmd.requestId);
+        if (slot !== undefined) stats.token(slot, now);
+        if (keepTraces) traces.get(cmd.requestId)?.tokenTimesMs.push(now);
+      }
       if (cmd.kind === "decode") {
         const step = durationMs / cmd.steps;
         for (const id of cmd.requestIds) {
-          const t = traces.get(id);
+          const slot = slots.get(id);
           const r = scheduler.requests.get(id);
-          if (!t || !r) continue;
+          if (slot === undefined || !r) continue;
+          const t = keepTraces ? traces.get(id) : undefined;
           const n = Math.min(cmd.steps, r.spec.maxOutputTokens - r.generatedTokens);
-          for (let k = 1; k <= n; k++) t.tokenTimesMs.push(now - durationMs + k * step);
+          for (let k = 1; k <= n; k++) {
+            const at = now - durationMs + k * step;
+            stats.token(slot, at);
+            t?.tokenTimesMs.push(at);
+          }
         }
       }
       for (const f of scheduler.onCommandDone(devices[device]!.id, { durationMs }, now)) {
-        const t = traces.get(f.requestId);
-        if (t) t.ok = f.reason === "length" || f.reason === "stop";
+        const ok = f.reason === "length" || f.reason === "stop";
+        const slot = slots.get(f.requestId);
+        if (slot !== undefined) stats.end(slot, ok);
+        const t = keepTraces ? traces.get(f.requestId) : undefined;
+        if (t) t.ok = ok;
       }
       idle.add(device);
     }
+    if (cfg.stopBelow && stats.outOfReach(cfg.stopBelow.attainment, cfg.stopBelow.onScheduleScore)) {
+      stopped = true;
+      break;
+    }
     planIdle();
   }
-  const all = [...traces.values()];
   const horizon = requests.length ? requests[requests.length - 1]!.arrivalMs : 0;
+  const summary = stats.summary();
   return {
-    traces: all,
-    report: sloReport(all, cfg.slo, horizon),
+    traces: [...traces.values()],
+    summary,
+    stopped,
+    report: summaryReport(summary, horizon),
     utilization: devices.length && now > 0 ? busyMs / (devices.length * now) : 0,
     switches,
     timeline,

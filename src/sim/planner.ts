@@ -13,7 +13,8 @@ import type { SloTargets } from "../core/types.ts";
 import type { WorkloadRequest } from "../workload/workload.ts";
 import type { SimCosts } from "./SimCosts.ts";
 import { simulate, type SimConfig, type SimPolicy, type SimResult } from "./Simulation.ts";
-import { ON_SCHEDULE_TARGET, sloReport } from "../core/slo.ts";
+import { ON_SCHEDULE_TARGET } from "../core/slo.ts";
+import { mergeSummaries, summaryReport } from "./traceStats.ts";
 
 export interface PlanInput {
   costs: SimCosts;
@@ -24,6 +25,17 @@ export interface PlanInput {
   /** Give up above this many devices. */
   maxDevices: number;
   simulation?: Partial<SimConfig>;
+  /** Told which fleet size is being simulated and how far it has got (for a progress bar). */
+  onProgress?: (p: PlanProgress) => void;
+}
+
+export interface PlanProgress {
+  policy: SimPolicy;
+  /** Policies already sized. */
+  policiesDone: number;
+  devices: number;
+  arrivedRequests: number;
+  requests: number;
 }
 
 export interface PolicyPlan {
@@ -47,8 +59,56 @@ export interface PolicyPlan {
   simulations: number;
 }
 
-function run(input: PlanInput, policy: SimPolicy, devices: number, modelIds = input.costs.modelIds, requests = input.requests, dedicated?: Record<string, number>): SimResult {
-  return simulate({ costs: input.costs, modelIds, slo: input.slo, devices, policy, ...(dedicated ? { dedicated } : {}), ...input.simulation }, requests);
+/**
+ * One fleet size. `early`: stop as soon as neither target can be reached any more (such a size
+ * fails both searches whatever happens next; its figures are then partial and never shown).
+ */
+function run(
+  input: PlanInput,
+  policy: SimPolicy,
+  devices: number,
+  early: boolean,
+  modelIds = input.costs.modelIds,
+  requests = input.requests,
+  dedicated?: Record<string, number>,
+): SimResult {
+  const stopBelow = early ? { stopBelow: { attainment: input.target, onScheduleScore: ON_SCHEDULE_TARGET } } : {};
+  const report = input.onProgress;
+  const onProgress = report
+    ? { onProgress: (arrivedRequests: number) => report({ policy, policiesDone: finished.get(input) ?? 0, devices, arrivedRequests, requests: requests.length }) }
+    : {};
+  return simulate(
+    { costs: input.costs, modelIds, slo: input.slo, devices, policy, ...(dedicated ? { dedicated } : {}), recordTraces: false, ...stopBelow, ...onProgress, ...input.simulation },
+    requests,
+  );
+}
+
+/** Policies planFleet has finished, for progress reports. */
+const finished = new WeakMap<PlanInput, number>();
+
+/**
+ * Fleet sizes simulated once each: searches share them, stopped early where both targets
+ * are out of reach; `full` reruns a stopped size to the end for the row that reports it.
+ */
+function sizes(simulateSize: (n: number, early: boolean) => SimResult, count: () => void) {
+  const cache = new Map<number, SimResult>();
+  const at = (n: number): SimResult => {
+    let r = cache.get(n);
+    if (!r) {
+      count();
+      r = simulateSize(n, true);
+      cache.set(n, r);
+    }
+    return r;
+  };
+  const full = (n: number): SimResult => {
+    const r = at(n);
+    if (!r.stopped) return r;
+    const whole = simulateSize(n, false);
+    cache.set(n, whole);
+    return whole;
+  };
+  return { at, full };
 }
 
 /** Smallest n in [1, max] with ok(n), assuming ok is monotone; null if none. */
@@ -94,7 +154,8 @@ function summarize(
   };
 }
 
-const meetsScore = (r: SimResult) => r.report.onScheduleScore >= ON_SCHEDULE_TARGET;
+const meetsScore = (r: SimResult) => !r.stopped && r.report.onScheduleScore >= ON_SCHEDULE_TARGET;
+const meetsTarget = (r: SimResult, target: number) => !r.stopped && r.report.attainment >= target;
 
 export function planPolicy(input: PlanInput, policy: SimPolicy): PolicyPlan {
   let sims = 0;
@@ -107,33 +168,31 @@ export function planPolicy(input: PlanInput, policy: SimPolicy): PolicyPlan {
     let unreachable: SimResult | undefined;
     for (const m of input.costs.modelIds) {
       const mine = input.requests.filter((r) => r.modelId === m);
-      const cache = new Map<number, SimResult>();
-      const at = (n: number) => {
-        if (!cache.has(n)) {
-          sims++;
-          cache.set(n, run(input, "dedicated", n, [m], mine, { [m]: n }));
-        }
-        return cache.get(n)!;
-      };
-      const n = mine.length === 0 ? 1 : searchMin(input.maxDevices, (k) => at(k).report.attainment >= input.target);
+      const { at, full } = sizes(
+        (n, early) => run(input, "dedicated", n, early, [m], mine, { [m]: n }),
+        () => sims++,
+      );
+      const n = mine.length === 0 ? 1 : searchMin(input.maxDevices, (k) => meetsTarget(at(k), input.target));
       const nScore = mine.length === 0 ? 1 : searchMin(input.maxDevices, (k) => meetsScore(at(k)));
       onScheduleTotal = onScheduleTotal === null || nScore === null ? null : onScheduleTotal + nScore;
       if (n === null) {
-        unreachable ??= at(input.maxDevices);
+        unreachable ??= full(input.maxDevices);
         continue;
       }
       perModel[m] = n;
-      results.push(at(n));
+      results.push(full(n));
     }
     if (unreachable) return summarize(policy, null, onScheduleTotal, unreachable, sims);
     const total = Object.values(perModel).reduce((a, b) => a + b, 0);
     // Per-model runs are independent: the fleet's figures are their union.
-    const traces = results.flatMap((r) => r.traces);
+    const summary = mergeSummaries(results.map((r) => r.summary));
     const horizon = input.requests.length ? input.requests[input.requests.length - 1]!.arrivalMs : 0;
     const busy = results.reduce((s, r, i) => s + r.utilization * (perModel[input.costs.modelIds[i]!] ?? 0), 0);
     const merged: SimResult = {
-      traces,
-      report: sloReport(traces, input.slo, horizon),
+      traces: [],
+      summary,
+      stopped: false,
+      report: summaryReport(summary, horizon),
       utilization: total ? busy / total : 0,
       switches: results.reduce((s, r) => s + r.switches, 0),
       timeline: [],
@@ -141,19 +200,18 @@ export function planPolicy(input: PlanInput, policy: SimPolicy): PolicyPlan {
     };
     return summarize(policy, total, onScheduleTotal, merged, sims, perModel);
   }
-  const cache = new Map<number, SimResult>();
-  const at = (n: number) => {
-    if (!cache.has(n)) {
-      sims++;
-      cache.set(n, run(input, policy, n));
-    }
-    return cache.get(n)!;
-  };
-  const n = searchMin(input.maxDevices, (k) => at(k).report.attainment >= input.target);
+  const { at, full } = sizes(
+    (n, early) => run(input, policy, n, early),
+    () => sims++,
+  );
+  const n = searchMin(input.maxDevices, (k) => meetsTarget(at(k), input.target));
   const nScore = searchMin(input.maxDevices, (k) => meetsScore(at(k)));
-  return summarize(policy, n, nScore, at(n ?? input.maxDevices), sims);
+  return summarize(policy, n, nScore, full(n ?? input.maxDevices), sims);
 }
 
 export function planFleet(input: PlanInput, policies: SimPolicy[]): PolicyPlan[] {
-  return policies.map((p) => planPolicy(input, p));
+  return policies.map((p, i) => {
+    finished.set(input, i);
+    return planPolicy(input, p);
+  });
 }

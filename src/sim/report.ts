@@ -25,22 +25,16 @@ export function buildReport(
   sweep: SimulationReport["sweep"],
   timelineUntilMs: number,
 ): SimulationReport {
-  const ttft: number[] = [];
-  const gaps: number[] = [];
-  for (const t of result.traces) {
-    if (t.tokenTimesMs.length) ttft.push(t.tokenTimesMs[0]! - t.arrivalMs);
-    for (let k = 1; k < t.tokenTimesMs.length; k++) gaps.push(t.tokenTimesMs[k]! - t.tokenTimesMs[k - 1]!);
-  }
   const round = (x: number) => Math.round(x * 1000) / 1000;
   return {
     ...meta,
-    requests: result.traces.length,
+    requests: result.summary.met.length,
     report: Object.fromEntries(Object.entries(result.report).map(([k, v]) => [k, typeof v === "number" ? round(v) : v])) as unknown as SloReport,
     utilization: round(result.utilization),
     switches: result.switches,
     sweep: sweep.map((s) => ({ devices: s.devices, attainment: round(s.attainment), goodput: round(s.goodput) })),
-    ttftCdf: cdf(ttft),
-    tbtCdf: cdf(gaps),
+    ttftCdf: cdf(Array.from(result.summary.ttftsMs)),
+    tbtCdf: cdf(Array.from(result.summary.gapsMs)),
     timeline: result.timeline.filter((e) => e.startMs < timelineUntilMs).map((e) => ({ ...e, startMs: round(e.startMs), endMs: round(Math.min(e.endMs, timelineUntilMs)) })),
   };
 }

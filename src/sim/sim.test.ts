@@ -13,6 +13,8 @@ import { analyticCosts } from "./SimCosts.ts";
 import { machineProfileSchema, measuredCosts, type MachineProfile } from "./machineProfile.ts";
 import { simulate } from "./Simulation.ts";
 import { simulationReportHtml } from "../views/simulationReportHtml.ts";
+import { sloReport } from "../core/slo.ts";
+import { SIM_POLICIES, type SimPolicy } from "./Simulation.ts";
 
 const SHARED = path.resolve(import.meta.dirname, "../../../shared/data");
 const H800 = findAccelerator("H800")!;
@@ -234,5 +236,51 @@ describe("machine profile costs", () => {
     const busy = (r: ReturnType<typeof run>) => r.timeline.reduce((s, e) => s + e.endMs - e.startMs, 0);
     assert.ok(busy(shared) > 1.2 * busy(alone), `busy time ${busy(shared)} vs ${busy(alone)}`);
     assert.ok(shared.report.ttftP50Ms > alone.report.ttftP50Ms);
+  });
+});
+
+describe("simulation speed-ups change no figure", () => {
+  const models = market();
+  const costs = analyticCosts(H800, models);
+  // Loaded enough that requests queue, park and miss (every code path of the aggregates).
+  const reqs = workload(models, { ratePerSecond: 6, durationSeconds: 60 });
+  const perModel = Object.fromEntries(models.map((m) => [m.id, 1]));
+  const run = (policy: SimPolicy, extra: object = {}) => simulate({ costs, slo, devices: 1, policy, ...(policy === "dedicated" ? { dedicated: perModel } : {}), ...extra }, reqs);
+
+  for (const policy of SIM_POLICIES) {
+    it(`${policy}: the streamed report is sloReport over the full traces, and skipping idle devices plans the same`, () => {
+      const r = run(policy, { recordTimeline: true });
+      // One device each is plenty for dedicated; one device for all is not for the others.
+      if (policy !== "dedicated") assert.ok(r.report.met < r.report.requests && r.report.met > 0, `some requests meet their SLO, some miss: ${JSON.stringify(r.report)}`);
+      assert.deepEqual(r.report, sloReport(r.traces, slo, reqs[reqs.length - 1]!.arrivalMs));
+      const all = run(policy, { recordTimeline: true, planEveryIdleDevice: true });
+      assert.deepEqual(all.timeline, r.timeline);
+      assert.deepEqual(all.report, r.report);
+      const lean = run(policy, { recordTraces: false });
+      assert.equal(lean.traces.length, 0);
+      assert.deepEqual(lean.report, r.report);
+    });
+  }
+
+  it("a run stopped once the targets are out of reach fails them run in full too", () => {
+    const full = run("token");
+    const target = Math.min(1, full.report.attainment + 0.05);
+    const stopped = run("token", { stopBelow: { attainment: target, onScheduleScore: full.report.onScheduleScore + 0.05 } });
+    assert.ok(stopped.stopped && stopped.simulatedMs < full.simulatedMs, `${stopped.stopped} ${stopped.simulatedMs} ${full.simulatedMs} ${JSON.stringify(full.report)}`);
+    assert.ok(!run("token", { stopBelow: { attainment: full.report.attainment, onScheduleScore: 0 } }).stopped);
+  });
+
+  it("the planner's early stop and memo leave its answer as a full search gives it", () => {
+    const input = { costs, slo, requests: reqs, target: 0.95, maxDevices: 12 };
+    const plan = planPolicy(input, "token");
+    // The full search: every size run to the end.
+    const full = (n: number) => simulate({ costs, slo, devices: n, policy: "token" }, reqs).report;
+    let n = 1;
+    while (n <= 12 && full(n).attainment < 0.95) n++;
+    assert.equal(plan.minDevices, n);
+    assert.equal(plan.attainment, full(n).attainment);
+    let nScore = 1;
+    while (nScore <= 12 && full(nScore).onScheduleScore < 0.9) nScore++;
+    assert.equal(plan.minDevicesOnSchedule, nScore);
   });
 });
