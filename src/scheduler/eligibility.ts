@@ -165,22 +165,15 @@ function freeableWithoutPreempting(view: SchedulerView, d: DeviceState): number 
  */
 function workOnDevice(view: SchedulerView, dev: DeviceState, deviceId: DeviceId, nowMs: number, perModel: number, room: number): Map<ModelId, ModelWork> {
   const work = new Map<ModelId, ModelWork>();
-  const get = (modelId: ModelId): ModelWork => {
-    let w = work.get(modelId);
-    if (!w) {
-      w = { modelId, decoding: [], prefill: [], onTime: 0, prefillOnTime: false };
-      work.set(modelId, w);
-    }
-    return w;
-  };
   for (const r of view.boundTo.get(deviceId)!) {
-    if (r.phase === "decoding") get(r.spec.modelId).decoding.push(r);
-    else if (r.phase === "prefilling") get(r.spec.modelId).prefill.push(r);
+    if (r.phase === "decoding") getWork(work, r.spec.modelId).decoding.push(r);
+    else if (r.phase === "prefilling") getWork(work, r.spec.modelId).prefill.push(r);
   }
-  for (const r of adoptableParked(view, dev, room)) (r.phase === "decoding" ? get(r.spec.modelId).decoding : get(r.spec.modelId).prefill).push(r);
-  for (const [modelId, reqs] of eligibleWaiting(view, dev, nowMs, perModel, room)) get(modelId).prefill.push(...reqs);
+  for (const r of adoptableParked(view, dev, room)) (r.phase === "decoding" ? getWork(work, r.spec.modelId).decoding : getWork(work, r.spec.modelId).prefill).push(r);
+  for (const [modelId, reqs] of eligibleWaiting(view, dev, nowMs, perModel, room)) getWork(work, modelId).prefill.push(...reqs);
   // Requests that can still meet their SLO come first (earliest deadline first); those that
   // cannot yield to them and follow in admission order.
+  if (work.size === 0) return work;
   const missed = (r: RequestRecord) => hasMissedSlo(r, nowMs);
   for (const w of work.values()) {
     w.prefill.sort((a, b) => Number(missed(a)) - Number(missed(b)) || Number(a.phase === "queued") - Number(b.phase === "queued") || a.seq - b.seq);
@@ -189,4 +182,13 @@ function workOnDevice(view: SchedulerView, dev: DeviceState, deviceId: DeviceId,
     w.prefillOnTime = w.prefill.length > 0 && !missed(w.prefill[0]!);
   }
   return work;
+}
+
+function getWork(work: Map<ModelId, ModelWork>, modelId: ModelId): ModelWork {
+  let w = work.get(modelId);
+  if (!w) {
+    w = { modelId, decoding: [], prefill: [], onTime: 0, prefillOnTime: false };
+    work.set(modelId, w);
+  }
+  return w;
 }
