@@ -17,7 +17,7 @@ export function dashboardHtml(): string {
 body{font:14px system-ui,sans-serif;margin:20px;max-width:1400px;color:#222}
 h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:20px 0 6px}
 #status{color:#666}#status.live{color:#070}#status.lost{color:#b00}
-.devices{display:grid;grid-template-columns:repeat(auto-fill,minmax(320px,1fr));gap:12px}
+.devices{display:grid;grid-template-columns:repeat(auto-fill,minmax(380px,1fr));gap:12px}
 .device{border:1px solid #ddd;border-radius:6px;padding:8px 10px}.device.down{border-color:#d00;background:#fff5f5}
 .bar{display:flex;height:14px;background:#eee;border-radius:3px;overflow:hidden;margin:6px 0 2px}
 .bar .w{background:#3b5b92}.bar .k{background:#e08a2c}
