@@ -2,7 +2,9 @@
  * Pages in a real browser, Debian's Chromium driven by playwright-core. The live dashboard:
  * it loads GET /dashboard, requests go to two models, and both show up on the device
  * timeline (pushed by the server, no reload). The simulator's report draws the same
- * timeline view. Screenshots are saved to artifacts/.
+ * timeline view. Under load, busy devices read busy (never "idle" while requests run on
+ * them), TTFT/TBT percentiles show, and the first pushed message stays small. Screenshots
+ * are saved to artifacts/.
  */
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -72,6 +74,84 @@ describe("dashboard in Chromium", () => {
     await page.screenshot({ path: path.join(ROOT, "artifacts", "dashboard.png"), fullPage: true });
     assert.deepEqual(errors, [], "no script errors");
     assert.deepEqual(external, [], "no request leaves the server (no CDN)");
+  });
+});
+
+describe("dashboard in Chromium under load", () => {
+  let server: Awaited<ReturnType<typeof startTestServer>>;
+  let browser: Browser;
+  before(async () => {
+    server = await startTestServer({ devices: { count: 2, memory: "80MB" } }, { dashboardPushMs: 100 });
+    browser = await chromium.launch({ executablePath: chromiumPath(), args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.shutdown();
+  });
+
+  it("shows busy devices as busy, TTFT/TBT percentiles and the request rate, with a small first message", async () => {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    const errors: string[] = [];
+    page.on("pageerror", (e) => errors.push(e.message));
+    // Every device card ever drawn, as [activity, bound requests]: a render between two
+    // checks would otherwise go unseen.
+    // (Page code as text: the tests are typed without the DOM's types.)
+    await page.addInitScript(`
+      window.seenDevices = [];
+      new MutationObserver((records) => {
+        for (const r of records)
+          for (const n of r.addedNodes)
+            if (n instanceof HTMLElement && n.dataset.activity !== undefined) window.seenDevices.push([n.dataset.activity, Number(n.dataset.requests)]);
+      }).observe(document, { childList: true, subtree: true });
+    `);
+    await page.goto(`${server.url}/dashboard`);
+    await page.waitForSelector("#status.live", { timeout: 15_000 });
+    assert.match((await page.locator(".device").first().textContent())!, /of 80\.0 MB/, "80MB in the config reads 80.0 MB");
+
+    const [a, b] = [STAND_IN_IDS[0]!, STAND_IN_IDS[4]!];
+    const streams = [a, a, a, a, b, b, b].map(async (model, i) => {
+      const stream = await server.client.completions.create({ model, prompt: `Story ${i}:`, max_tokens: 160, temperature: 0, stream: true });
+      let text = "";
+      for await (const chunk of stream) text += chunk.choices[0]?.text ?? "";
+      return text;
+    });
+    // A device holding requests, drawn while they run.
+    await page.waitForSelector('.device[data-activity]:not([data-activity="idle"]):not([data-requests="0"])', { timeout: 15_000 });
+    fs.mkdirSync(path.join(ROOT, "artifacts"), { recursive: true });
+    await page.screenshot({ path: path.join(ROOT, "artifacts", "dashboard-busy.png"), fullPage: true });
+    await Promise.all(streams);
+
+    for (const m of [a, b]) {
+      const row = page.locator(`#models tr[data-model="${m}"]`);
+      await row
+        .locator('td[data-col="ttft"]')
+        .filter({ hasText: /^[\d.]+ \/ [\d.]+ ms$/ })
+        .waitFor({ timeout: 5_000 });
+      assert.match((await row.locator('td[data-col="tbt"]').textContent())!, /^[\d.]+ \/ [\d.]+ ms$/);
+      assert.equal(await row.locator('td[data-col="errors"]').textContent(), "0");
+    }
+    const seen = (await page.evaluate("window.seenDevices")) as [string, number][];
+    assert.ok(
+      seen.some(([activity, n]) => activity !== "idle" && n > 0),
+      "a device was drawn busy with its requests",
+    );
+    assert.deepEqual(
+      seen.filter(([activity, n]) => activity === "idle" && n > 0),
+      [],
+      "no device holding requests was drawn idle",
+    );
+    await page.screenshot({ path: path.join(ROOT, "artifacts", "dashboard-load.png"), fullPage: true });
+
+    // A new page's first message, after the load: small enough to paint at once.
+    const res = await fetch(`${server.url}/dashboard/events`);
+    const reader = res.body!.getReader();
+    let raw = "";
+    while (!raw.includes("\n\n")) raw += new TextDecoder().decode((await reader.read()).value);
+    await reader.cancel();
+    const first = raw.slice(0, raw.indexOf("\n\n"));
+    assert.ok(Buffer.byteLength(first) < 50_000, `first message ${Buffer.byteLength(first)} bytes`);
+    assert.ok(JSON.parse(first.slice(first.indexOf("data: ") + 6)).segments.length > 0, "it carries the timeline");
+    assert.deepEqual(errors, [], "no script errors");
   });
 });
 
