@@ -5,7 +5,7 @@ import { Command, InvalidArgumentError } from "commander";
 import { PitcherError } from "../core/errors.ts";
 import { SIM_POLICIES, type SimPolicy } from "../sim/Simulation.ts";
 import { formatBenchTable, runBench, writeBenchReport } from "./bench.ts";
-import { formatPlanTable, runPlan, runSimulate } from "./plan.ts";
+import { formatPlanTable, formatSimulateLine, runPlan, runSimulate } from "./plan.ts";
 import { formatProfileTable, runProfile } from "./profile.ts";
 import { startServer } from "./serve.ts";
 
@@ -114,9 +114,7 @@ workloadOptions(
   if (!POLICIES.includes(o.policy)) throw new InvalidArgumentError(`--policy: one of ${POLICIES.join(", ")}`);
   const r = runSimulate({ ...o, timelineSeconds: o.timelineSeconds });
   const rep = JSON.parse(r.json);
-  console.log(
-    `attainment ${rep.report.attainment}, on-schedule score ${rep.report.onScheduleScore}, goodput ${rep.report.goodput}/s, utilisation ${rep.utilization}, switches ${rep.switches}`,
-  );
+  console.log(formatSimulateLine(rep));
   console.log(`wrote ${r.files.join(" and ")}`);
 });
 
