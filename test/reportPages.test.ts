@@ -26,7 +26,7 @@ const launch = () => chromium.launch({ executablePath: chromiumPath(), args: ["-
 
 describe("report pages", () => {
   it("numbers and SLOs read as people write them", () => {
-    assert.deepEqual([0.4321, 3.14159, 12.6, 288.4, 1819, 10_000].map(formatMs), ["0.4 ms", "3.1 ms", "13 ms", "288 ms", "1.8 s", "10 s"]);
+    assert.deepEqual([0.4321, 3.04, 12.6, 288.4, 1819, 10_000].map(formatMs), ["0.4 ms", "3.0 ms", "13 ms", "288 ms", "1.8 s", "10 s"]);
     const slo = (m: string) => (m === "big" ? { ttftMs: 30_000, tbtMs: 200 } : { ttftMs: 10_000, tbtMs: 100 });
     assert.equal(describeSlo(["a", "b"], slo), "TTFT 10 s, TBT 100 ms for all 2 models");
     assert.equal(describeSlo(["a", "big"], slo), "TTFT 10 s, TBT 100 ms for a; TTFT 30 s, TBT 200 ms for big");
@@ -45,9 +45,10 @@ describe("report pages", () => {
       page.on("pageerror", (e) => errors.push(e.message));
       await page.goto(`file://${out}.html`);
       await page.waitForSelector("svg.pitcher-timeline");
-      const setup = Object.fromEntries(
-        await page.locator("#setup dt").evaluateAll((dts) => dts.map((dt) => [dt.textContent, dt.nextElementSibling?.textContent ?? ""])),
-      ) as Record<string, string>;
+      const setup = Object.fromEntries(await page.locator("#setup dt").evaluateAll((dts) => dts.map((dt) => [dt.textContent, dt.nextElementSibling?.textContent ?? ""]))) as Record<
+        string,
+        string
+      >;
       assert.equal(setup.policy, "token");
       assert.equal(setup.devices, "12");
       assert.equal(setup.accelerator, "H20");
@@ -61,7 +62,10 @@ describe("report pages", () => {
 
       const legend = await page.locator("#legend .legend-entry").allTextContents();
       assert.ok(legend.length >= 2 && legend.length <= 10, `a short legend: ${legend.join(" | ")}`);
-      assert.ok(legend.some((l) => /^qwen2\.5-7b ×8$/.test(l)), "instances of one base model share an entry");
+      assert.ok(
+        legend.some((l) => /^qwen2\.5-7b ×8$/.test(l)),
+        "instances of one base model share an entry",
+      );
 
       // Each bar names its model in its title (the browser's hover tooltip).
       const titled = await page
@@ -114,7 +118,19 @@ describe("report pages", () => {
         ["SLO targets", "TTFT 10 s, TBT 100 ms for all 2 models"],
         ["seed", "7"],
       ],
-      rates: [{ rate: 2, overall: report.overall as never, perModel: {}, errors: {}, ttftCdf: [[5, 50], [9, 100]], tbtCdf: [[2, 100]] }],
+      rates: [
+        {
+          rate: 2,
+          overall: report.overall as never,
+          perModel: {},
+          errors: {},
+          ttftCdf: [
+            [5, 50],
+            [9, 100],
+          ],
+          tbtCdf: [[2, 100]],
+        },
+      ],
     });
     const browser = await launch();
     try {

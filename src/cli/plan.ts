@@ -157,6 +157,13 @@ export function runSimulate(a: SimulateArgs): { json: string; html: string; file
 }
 
 /** The one line `pitcher simulate` prints: the policy and fleet, then the headline numbers. */
-export function formatSimulateLine(r: { policy: string; devices: number; accelerator: string; report: { attainment: number; onScheduleScore: number; goodput: number }; utilization: number; switches: number }): string {
+export function formatSimulateLine(r: {
+  policy: string;
+  devices: number;
+  accelerator: string;
+  report: { attainment: number; onScheduleScore: number; goodput: number };
+  utilization: number;
+  switches: number;
+}): string {
   return `${r.policy} on ${r.devices} × ${r.accelerator}: attainment ${r.report.attainment.toFixed(3)}, on-schedule score ${r.report.onScheduleScore.toFixed(3)}, goodput ${r.report.goodput.toFixed(2)}/s, utilisation ${(100 * r.utilization).toFixed(1)}%, switches ${r.switches}`;
 }

@@ -29,7 +29,9 @@ export function describeWorkload(w: PlanWorkload, models: number): string {
   parts.push(`${w.popularity.kind === "zipf" ? `Zipf popularity (s ${num(w.popularity.s)})` : "uniform popularity"} over ${w.models?.length ?? models} models`);
   if (w.documents) {
     const d = w.documents;
-    parts.push(`documents: ${d.pagesPerRequest} page(s) × ${d.visionTokensPerPage} vision tokens + ${d.promptTokens} prompt tokens in, ${d.outputTokensPerPage} tokens out per page`);
+    parts.push(
+      `documents: ${d.pagesPerRequest} page(s) × ${d.visionTokensPerPage} vision tokens + ${d.promptTokens} prompt tokens in, ${d.outputTokensPerPage} tokens out per page`,
+    );
   } else if (!w.trace) parts.push(`input tokens ${length(w.inputTokens)}, output tokens ${length(w.outputTokens)}`);
   return parts.join(", ");
 }
@@ -43,7 +45,5 @@ export function describeSlo(models: string[], slo: (m: string) => SloTargets): s
     groups.set(key, [...(groups.get(key) ?? []), m]);
   }
   if (groups.size === 1) return `${[...groups.keys()][0]} for ${models.length === 1 ? models[0] : `all ${models.length} models`}`;
-  return [...groups]
-    .map(([k, ms]) => `${k} for ${ms.length <= 3 ? ms.join(", ") : `${ms.length} models (${ms.slice(0, 2).join(", ")}, …)`}`)
-    .join("; ");
+  return [...groups].map(([k, ms]) => `${k} for ${ms.length <= 3 ? ms.join(", ") : `${ms.length} models (${ms.slice(0, 2).join(", ")}, …)`}`).join("; ");
 }
