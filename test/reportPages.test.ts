@@ -10,7 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { chromium } from "playwright-core";
-import { formatSimulateLine, runSimulate } from "../src/cli/plan.ts";
+import { formatPlanTable, formatSimulateLine, runSimulate } from "../src/cli/plan.ts";
 import { describeSlo } from "../src/cli/reportSetup.ts";
 import { benchReportHtml } from "../src/views/benchReportHtml.ts";
 import { formatMs } from "../src/views/reportHeader.ts";
@@ -30,6 +30,18 @@ describe("report pages", () => {
     const slo = (m: string) => (m === "big" ? { ttftMs: 30_000, tbtMs: 200 } : { ttftMs: 10_000, tbtMs: 100 });
     assert.equal(describeSlo(["a", "b"], slo), "TTFT 10 s, TBT 100 ms for all 2 models");
     assert.equal(describeSlo(["a", "big"], slo), "TTFT 10 s, TBT 100 ms for a; TTFT 30 s, TBT 200 ms for big");
+    const table = formatPlanTable({
+      accelerator: "H20",
+      target: 0.99,
+      requests: 3,
+      models: 2,
+      policies: [],
+      setup: [
+        ["accelerator", "H20"],
+        ["seed", "4"],
+      ],
+    });
+    assert.match(table, /^accelerator: H20\nseed: 4\n2 models, 3 requests/);
   });
 
   it("simulate on the 28-model market: header, short legend, models on hover, ticks apart", async () => {

@@ -75,11 +75,19 @@ function describeSetup(accelerator: string, w: ReturnType<typeof loadWorkloadSpe
   ];
 }
 
-export function runPlan(a: PlanArgs): { accelerator: string; target: number; requests: number; models: number; policies: PolicyPlan[] } {
-  const { costs, slo, requests } = prepare(a);
+export function runPlan(a: PlanArgs): {
+  accelerator: string;
+  target: number;
+  requests: number;
+  models: number;
+  policies: PolicyPlan[];
+  /** What was planned for: accelerator, workload, SLO targets, seed (the table prints it first). */
+  setup: ReportSetup;
+} {
+  const { costs, slo, requests, setup } = prepare(a);
   const simulation = a.loadGbps ? { simulation: { loadGBps: a.loadGbps } } : {};
   const policies = planFleet({ costs, slo, requests, target: a.target, maxDevices: a.maxDevices, ...simulation }, a.policies);
-  return { accelerator: costs.id, target: a.target, requests: requests.length, models: costs.modelIds.length, policies };
+  return { accelerator: costs.id, target: a.target, requests: requests.length, models: costs.modelIds.length, policies, setup };
 }
 
 export function formatPlanTable(p: ReturnType<typeof runPlan>): string {
@@ -112,6 +120,7 @@ export function formatPlanTable(p: ReturnType<typeof runPlan>): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i]!)).join("  ");
   return [
+    ...p.setup.map(([k, v]) => `${k}: ${v}`),
     `${p.models} models, ${p.requests} requests, ${p.accelerator}, target attainment ${p.target}`,
     `(on-schedule: the reference system's score, mean share of tokens on time, at the attainment fleet; devices @ ${ON_SCHEDULE_TARGET}: the fleet that score needs)`,
     line(head),
