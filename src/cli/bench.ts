@@ -12,7 +12,9 @@ import { formatZodError } from "../core/formatZodError.ts";
 import path from "node:path";
 import { benchReportHtml, type BenchReport, type BenchRow } from "../views/benchReportHtml.ts";
 import { runLoad } from "../loadgen/loadClient.ts";
-import { generateWorkload, workloadSchema } from "../workload/workload.ts";
+import type { ReportSetup } from "../views/reportHeader.ts";
+import { generateWorkload, workloadSchema, type WorkloadSpec } from "../workload/workload.ts";
+import { describeSlo, describeWorkload } from "./reportSetup.ts";
 
 export interface BenchArgs {
   url: string;
@@ -37,24 +39,46 @@ async function serverModels(url: string): Promise<{ ids: string[]; slo: Map<stri
   return { ids: body.data.map((m) => m.id), slo };
 }
 
-export async function runBench(a: BenchArgs): Promise<BenchRow[]> {
-  const url = a.url.replace(/\/+$/, "").replace(/\/v1$/, "");
+const baseUrl = (url: string) => url.replace(/\/+$/, "").replace(/\/v1$/, "");
+
+function readWorkload(file: string | undefined): WorkloadSpec {
   let raw: unknown = {};
-  if (a.workload) {
+  if (file) {
     try {
-      const text = fs.readFileSync(a.workload, "utf8");
-      raw = a.workload.endsWith(".json") ? JSON.parse(text) : YAML.parse(text);
+      const text = fs.readFileSync(file, "utf8");
+      raw = file.endsWith(".json") ? JSON.parse(text) : YAML.parse(text);
     } catch (e) {
-      throw new ConfigError(`${a.workload}: ${(e as Error).message}`);
+      throw new ConfigError(`${file}: ${(e as Error).message}`);
     }
   }
   const parsed = workloadSchema.safeParse(raw ?? {});
-  if (!parsed.success) throw new ConfigError(`${a.workload ?? "workload"}: ${formatZodError(parsed.error)}`);
+  if (!parsed.success) throw new ConfigError(`${file ?? "workload"}: ${formatZodError(parsed.error)}`);
+  return parsed.data;
+}
+
+/** The report header of a bench run: target, workload, rates, SLO targets (as scored), seed. */
+export async function describeBench(a: BenchArgs): Promise<ReportSetup> {
+  const url = baseUrl(a.url);
+  const w = readWorkload(a.workload);
+  const { ids, slo } = await serverModels(url);
+  const rates = a.rates ?? [w.ratePerSecond];
+  return [
+    ["target", url],
+    ["workload", `${a.workload ?? "default"}: ${describeWorkload({ ...w, ratePerSecond: rates[0]! }, ids.length)}`],
+    ["rates", `${rates.join(", ")} req/s`],
+    ["SLO targets", describeSlo(ids, (m) => slo.get(m) ?? { ttftMs: a.ttftMs, tbtMs: a.tbtMs })],
+    ["seed", String(w.seed)],
+  ];
+}
+
+export async function runBench(a: BenchArgs): Promise<BenchRow[]> {
+  const url = baseUrl(a.url);
+  const workload = readWorkload(a.workload);
   const { ids, slo } = await serverModels(url);
   const sloOf = (m: string) => slo.get(m) ?? { ttftMs: a.ttftMs, tbtMs: a.tbtMs };
   const rows: BenchRow[] = [];
-  for (const rate of a.rates ?? [parsed.data.ratePerSecond]) {
-    const requests = generateWorkload({ ...parsed.data, ratePerSecond: rate }, ids);
+  for (const rate of a.rates ?? [workload.ratePerSecond]) {
+    const requests = generateWorkload({ ...workload, ratePerSecond: rate }, ids);
     const bar = a.progress ? new cliProgress.SingleBar({ format: `${rate} req/s [{bar}] {value}/{total} done` }, cliProgress.Presets.shades_classic) : undefined;
     bar?.start(requests.length, 0);
     const load = await runLoad(requests, { baseUrl: url, ...(a.drainTimeoutMs ? { drainTimeoutMs: a.drainTimeoutMs } : {}), onDone: () => bar?.increment() });

@@ -4,8 +4,8 @@
 import { Command, InvalidArgumentError } from "commander";
 import { PitcherError } from "../core/errors.ts";
 import { SIM_POLICIES, type SimPolicy } from "../sim/Simulation.ts";
-import { formatBenchTable, runBench, writeBenchReport } from "./bench.ts";
-import { formatPlanTable, runPlan, runSimulate } from "./plan.ts";
+import { describeBench, formatBenchTable, runBench, writeBenchReport } from "./bench.ts";
+import { formatPlanTable, formatSimulateLine, runPlan, runSimulate } from "./plan.ts";
 import { formatProfileTable, runProfile } from "./profile.ts";
 import { startServer } from "./serve.ts";
 
@@ -114,9 +114,7 @@ workloadOptions(
   if (!POLICIES.includes(o.policy)) throw new InvalidArgumentError(`--policy: one of ${POLICIES.join(", ")}`);
   const r = runSimulate({ ...o, timelineSeconds: o.timelineSeconds });
   const rep = JSON.parse(r.json);
-  console.log(
-    `attainment ${rep.report.attainment}, on-schedule score ${rep.report.onScheduleScore}, goodput ${rep.report.goodput}/s, utilisation ${rep.utilization}, switches ${rep.switches}`,
-  );
+  console.log(formatSimulateLine(rep));
   console.log(`wrote ${r.files.join(" and ")}`);
 });
 
@@ -134,7 +132,8 @@ program
     const rows = await runBench({ url: o.url, workload: o.workload, rates: o.rates, ttftMs: o.ttft, tbtMs: o.tbt, progress: !o.json && process.stderr.isTTY === true });
     console.log(o.json ? JSON.stringify({ rates: rows }, null, 2) : formatBenchTable(rows));
     if (o.report) {
-      const files = writeBenchReport(o.report, { url: o.url, workload: o.workload ?? "default (60 s Poisson at 4 req/s over every model)", rates: rows });
+      const setup = await describeBench({ url: o.url, workload: o.workload, rates: o.rates, ttftMs: o.ttft, tbtMs: o.tbt, progress: false });
+      const files = writeBenchReport(o.report, { url: o.url, workload: o.workload ?? "default (60 s Poisson at 4 req/s over every model)", rates: rows, setup });
       console.error(`wrote ${files.join(" and ")}`);
     }
   });

@@ -8,13 +8,20 @@ import { ConfigError } from "../core/errors.ts";
 import { ON_SCHEDULE_TARGET } from "../core/slo.ts";
 import { DEFAULT_SLO, type SloTargets } from "../core/types.ts";
 import { measuredCosts } from "../sim/machineProfile.ts";
+<<<<<<< HEAD
 import { loadMachineProfile, loadMarket, loadWorkload, resolveAccelerator } from "../sim/planInputs.ts";
 import { planFleet, type PlanProgress, type PolicyPlan } from "../sim/planner.ts";
+=======
+import { loadMachineProfile, loadMarket, loadWorkload, loadWorkloadSpec, resolveAccelerator } from "../sim/planInputs.ts";
+import { planFleet, type PolicyPlan } from "../sim/planner.ts";
+>>>>>>> wt-reports
 import { buildReport } from "../sim/report.ts";
 import { simulate, type SimPolicy } from "../sim/Simulation.ts";
 import { analyticCosts, type SimCosts } from "../sim/SimCosts.ts";
 import { simulationReportHtml } from "../views/simulationReportHtml.ts";
+import type { ReportSetup } from "../views/reportHeader.ts";
 import type { WorkloadRequest } from "../workload/workload.ts";
+import { describeSlo, describeWorkload } from "./reportSetup.ts";
 
 export interface PlanArgs {
   models?: string;
@@ -36,6 +43,8 @@ export interface Prepared {
   costs: SimCosts;
   slo: (modelId: string) => SloTargets;
   requests: WorkloadRequest[];
+  /** Header lines for the reports: accelerator or machine profile, workload, SLOs, seed. */
+  setup: ReportSetup;
 }
 
 export function prepare(a: Omit<PlanArgs, "target" | "policies" | "maxDevices">): Prepared {
@@ -47,7 +56,9 @@ export function prepare(a: Omit<PlanArgs, "target" | "policies" | "maxDevices">)
     const slo = new Map(p.models.map((m) => [m.id, m.slo]));
     // Default workload: the one `pitcher bench` sends by default, so the two compare.
     const requests = loadWorkload(a.workload, costs.modelIds, overrides, {});
-    return { costs, slo: (m) => slo.get(m) ?? DEFAULT_SLO, requests };
+    const sloOf = (m: string) => slo.get(m) ?? DEFAULT_SLO;
+    const setup = describeSetup(`machine profile ${a.profile} (${costs.id})`, loadWorkloadSpec(a.workload, overrides, {}), costs.modelIds, sloOf);
+    return { costs, slo: sloOf, requests, setup };
   }
   const market = loadMarket(a.models);
   const acc = resolveAccelerator(a.accelerator, market);
@@ -56,9 +67,12 @@ export function prepare(a: Omit<PlanArgs, "target" | "policies" | "maxDevices">)
     market.models.map((m) => m.id),
     overrides,
   );
-  return { costs: analyticCosts(acc, market.models), slo: (m) => market.slo.get(m) ?? DEFAULT_SLO, requests };
+  const costs = analyticCosts(acc, market.models);
+  const sloOf = (m: string) => market.slo.get(m) ?? DEFAULT_SLO;
+  return { costs, slo: sloOf, requests, setup: describeSetup(costs.id, loadWorkloadSpec(a.workload, overrides), costs.modelIds, sloOf) };
 }
 
+<<<<<<< HEAD
 /** A bar on stderr (when it is a terminal) for plans that run longer than a few seconds. */
 function planProgressBar(policies: number): { onProgress: (p: PlanProgress) => void; stop: () => void } | undefined {
   if (!process.stderr.isTTY) return undefined;
@@ -92,6 +106,30 @@ export function runPlan(a: PlanArgs): { accelerator: string; target: number; req
     progress?.stop();
   }
   return { accelerator: costs.id, target: a.target, requests: requests.length, models: costs.modelIds.length, policies };
+=======
+function describeSetup(accelerator: string, w: ReturnType<typeof loadWorkloadSpec>, models: string[], slo: (m: string) => SloTargets): ReportSetup {
+  return [
+    ["accelerator", accelerator],
+    ["workload", describeWorkload(w, models.length)],
+    ["SLO targets", describeSlo(models, slo)],
+    ["seed", String(w.seed)],
+  ];
+}
+
+export function runPlan(a: PlanArgs): {
+  accelerator: string;
+  target: number;
+  requests: number;
+  models: number;
+  policies: PolicyPlan[];
+  /** What was planned for: accelerator, workload, SLO targets, seed (the table prints it first). */
+  setup: ReportSetup;
+} {
+  const { costs, slo, requests, setup } = prepare(a);
+  const simulation = a.loadGbps ? { simulation: { loadGBps: a.loadGbps } } : {};
+  const policies = planFleet({ costs, slo, requests, target: a.target, maxDevices: a.maxDevices, ...simulation }, a.policies);
+  return { accelerator: costs.id, target: a.target, requests: requests.length, models: costs.modelIds.length, policies, setup };
+>>>>>>> wt-reports
 }
 
 export function formatPlanTable(p: ReturnType<typeof runPlan>): string {
@@ -124,6 +162,7 @@ export function formatPlanTable(p: ReturnType<typeof runPlan>): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i]!)).join("  ");
   return [
+    ...p.setup.map(([k, v]) => `${k}: ${v}`),
     `${p.models} models, ${p.requests} requests, ${p.accelerator}, target attainment ${p.target}`,
     `(on-schedule: the reference system's score, mean share of tokens on time, at the attainment fleet; devices @ ${ON_SCHEDULE_TARGET}: the fleet that score needs)`,
     line(head),
@@ -139,8 +178,13 @@ export interface SimulateArgs extends Omit<PlanArgs, "target" | "policies" | "ma
 }
 
 export function runSimulate(a: SimulateArgs): { json: string; html: string; files: string[] } {
+<<<<<<< HEAD
   const { costs, slo, requests } = prepare(a);
   const base = { costs, slo, policy: a.policy, recordTraces: false, ...(a.loadGbps ? { loadGBps: a.loadGbps } : {}) } as const;
+=======
+  const { costs, slo, requests, setup } = prepare(a);
+  const base = { costs, slo, policy: a.policy, ...(a.loadGbps ? { loadGBps: a.loadGbps } : {}) } as const;
+>>>>>>> wt-reports
   // dedicated: spread the devices over the models by request share (at least one each).
   const dedicated = (n: number): Record<string, number> | undefined => {
     if (a.policy !== "dedicated") return undefined;
@@ -158,11 +202,24 @@ export function runSimulate(a: SimulateArgs): { json: string; html: string; file
     return { devices: n, attainment: r.report.attainment, goodput: r.report.goodput };
   });
   const report = buildReport({ accelerator: costs.id, policy: a.policy, devices: a.devices }, main, sweep, a.timelineSeconds * 1000);
-  const json = JSON.stringify(report, null, 1);
-  const html = simulationReportHtml(report);
+  const page = { ...report, setup: [["policy", a.policy], ["devices", String(a.devices)], ...setup] satisfies ReportSetup };
+  const json = JSON.stringify(page, null, 1);
+  const html = simulationReportHtml(page);
   fs.mkdirSync(path.dirname(path.resolve(a.out)), { recursive: true });
   const files = [`${a.out}.json`, `${a.out}.html`];
   fs.writeFileSync(files[0]!, json);
   fs.writeFileSync(files[1]!, html);
   return { json, html, files };
+}
+
+/** The one line `pitcher simulate` prints: the policy and fleet, then the headline numbers. */
+export function formatSimulateLine(r: {
+  policy: string;
+  devices: number;
+  accelerator: string;
+  report: { attainment: number; onScheduleScore: number; goodput: number };
+  utilization: number;
+  switches: number;
+}): string {
+  return `${r.policy} on ${r.devices} × ${r.accelerator}: attainment ${r.report.attainment.toFixed(3)}, on-schedule score ${r.report.onScheduleScore.toFixed(3)}, goodput ${r.report.goodput.toFixed(2)}/s, utilisation ${(100 * r.utilization).toFixed(1)}%, switches ${r.switches}`;
 }

@@ -150,16 +150,25 @@ export function loadMachineProfile(file: string): MachineProfile {
  * The requests of a workload file (or of `defaultWorkload` without one) over the given
  * models. Default: the embedded market's workload.
  */
+/** The workload spec as parsed (defaults filled in): what reports print as the workload. */
+export function loadWorkloadSpec(
+  file: string | undefined,
+  overrides: { seed?: number | undefined; durationSeconds?: number | undefined; ratePerSecond?: number | undefined } = {},
+  defaultWorkload: unknown = DEFAULT_MARKET_WORKLOAD,
+): z.infer<typeof planWorkloadSchema> {
+  const raw = file ? readFile(file) : defaultWorkload;
+  const parsed = planWorkloadSchema.safeParse({ ...(raw as object), ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) });
+  if (!parsed.success) throw new ConfigError(`${file ?? "default workload"}: ${formatZodError(parsed.error)}`);
+  return parsed.data;
+}
+
 export function loadWorkload(
   file: string | undefined,
   modelIds: string[],
   overrides: { seed?: number | undefined; durationSeconds?: number | undefined; ratePerSecond?: number | undefined } = {},
   defaultWorkload: unknown = DEFAULT_MARKET_WORKLOAD,
 ): WorkloadRequest[] {
-  const raw = file ? readFile(file) : defaultWorkload;
-  const parsed = planWorkloadSchema.safeParse({ ...(raw as object), ...Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) });
-  if (!parsed.success) throw new ConfigError(`${file ?? "default workload"}: ${formatZodError(parsed.error)}`);
-  const w = parsed.data;
+  const w = loadWorkloadSpec(file, overrides, defaultWorkload);
   const ids = modelIds;
   let requests: WorkloadRequest[];
   if (w.trace) {

@@ -6,6 +6,7 @@
  */
 import type { SloReport } from "../core/slo.ts";
 import { chartJs } from "./chartJs.ts";
+import { reportHeaderHtml, type ReportSetup } from "./reportHeader.ts";
 
 /** One arrival rate of a bench run: overall and per-model SLO reports, errors, latency CDFs. */
 export interface BenchRow {
@@ -22,6 +23,8 @@ export interface BenchReport {
   url: string;
   workload: string;
   rates: BenchRow[];
+  /** The header: target, workload, rates, SLO targets, seed (cli/bench.ts describes them). */
+  setup?: ReportSetup;
 }
 
 export function benchReportHtml(r: BenchReport): string {
@@ -33,7 +36,8 @@ export function benchReportHtml(r: BenchReport): string {
 table{border-collapse:collapse}td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}canvas{max-height:340px}</style>
 <script>${chartJs()}</script></head><body>
 <h1>Pitcher bench against <code>${esc(r.url)}</code></h1>
-<p>Workload: ${esc(r.workload)}. Deadline SLO per model (scheduling.md): failed, rejected and timed-out requests are misses.</p>
+${r.setup ? reportHeaderHtml(r.setup) : `<p>Workload: ${esc(r.workload)}.</p>`}
+<p>Deadline SLO per model (scheduling.md): failed, rejected and timed-out requests are misses.</p>
 <table id="summary"></table>
 <div class="grid"><div><h2>SLO attainment vs arrival rate</h2><canvas id="attainment"></canvas></div>
 <div><h2>Goodput vs arrival rate</h2><canvas id="goodput"></canvas></div>
@@ -54,14 +58,21 @@ const rates = R.rates.map((x) => x.rate);
 const models = [...new Set(R.rates.flatMap((x) => Object.keys(x.perModel)))].sort();
 const series = (key) => [{ label: "overall", data: R.rates.map((x) => x.overall[key]), borderWidth: 3 }].concat(
   models.map((m) => ({ label: m, data: R.rates.map((x) => (x.perModel[m] ? x.perModel[m][key] : null)), borderDash: [4, 3], borderWidth: 1.5 })));
-const xRate = { type: "linear", title: { display: true, text: "arrival rate (req/s)" } };
+// Few ticks, never rotated: Chart.js skips labels that would collide (autoSkip) on top.
+const ticks = { autoSkip: true, maxRotation: 0, maxTicksLimit: 8 };
+// Past a handful of models, a swatch per model is unreadable: the legend keeps "overall" and
+// each model's dashed line names its model in the tooltip on hover.
+const legend = { labels: { filter: (item) => models.length <= 8 || item.text === "overall" } };
+const xRate = { type: "linear", ticks, title: { display: true, text: "arrival rate (req/s)" } };
 new Chart(document.getElementById("attainment"), { type: "line", data: { datasets: series("attainment").map((d) => ({ ...d, data: d.data.map((y, i) => ({ x: rates[i], y })) })) },
-  options: { scales: { x: xRate, y: { min: 0, max: 1 } } } });
+  options: { plugins: { legend }, scales: { x: xRate, y: { min: 0, max: 1, ticks } } } });
 new Chart(document.getElementById("goodput"), { type: "line", data: { datasets: series("goodput").map((d) => ({ ...d, data: d.data.map((y, i) => ({ x: rates[i], y })) })) },
-  options: { scales: { x: xRate, y: { min: 0, title: { display: true, text: "req/s meeting the SLO" } } } } });
+  options: { plugins: { legend }, scales: { x: xRate, y: { min: 0, ticks, title: { display: true, text: "req/s meeting the SLO" } } } } });
+// The log axis labels only 1, 2 and 5 per decade, so its labels do not crowd.
+const logTick = (v) => { const m = v / Math.pow(10, Math.floor(Math.log10(v) + 1e-9)); return [1, 2, 5].some((k) => Math.abs(m - k) < 1e-6) ? (v >= 10 ? Math.round(v) : +v.toFixed(1)) : ""; };
 const cdfChart = (id, key) => new Chart(document.getElementById(id), { type: "line",
   data: { datasets: R.rates.map((x) => ({ label: x.rate + " req/s", data: x[key].map(([v, p]) => ({ x: Math.max(v, 0.1), y: p })), pointRadius: 0 })) },
-  options: { parsing: false, scales: { x: { type: "logarithmic", title: { display: true, text: "ms" } }, y: { min: 0, max: 100, title: { display: true, text: "percentile" } } } } });
+  options: { parsing: false, scales: { x: { type: "logarithmic", ticks: { autoSkip: true, maxRotation: 0, maxTicksLimit: 12, callback: logTick }, title: { display: true, text: "ms" } }, y: { min: 0, max: 100, title: { display: true, text: "percentile" } } } } });
 cdfChart("ttft", "ttftCdf");
 cdfChart("tbt", "tbtCdf");
 </script></body></html>
