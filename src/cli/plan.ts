@@ -8,13 +8,8 @@ import { ConfigError } from "../core/errors.ts";
 import { ON_SCHEDULE_TARGET } from "../core/slo.ts";
 import { DEFAULT_SLO, type SloTargets } from "../core/types.ts";
 import { measuredCosts } from "../sim/machineProfile.ts";
-<<<<<<< HEAD
-import { loadMachineProfile, loadMarket, loadWorkload, resolveAccelerator } from "../sim/planInputs.ts";
-import { planFleet, type PlanProgress, type PolicyPlan } from "../sim/planner.ts";
-=======
 import { loadMachineProfile, loadMarket, loadWorkload, loadWorkloadSpec, resolveAccelerator } from "../sim/planInputs.ts";
-import { planFleet, type PolicyPlan } from "../sim/planner.ts";
->>>>>>> wt-reports
+import { planFleet, type PlanProgress, type PolicyPlan } from "../sim/planner.ts";
 import { buildReport } from "../sim/report.ts";
 import { simulate, type SimPolicy } from "../sim/Simulation.ts";
 import { analyticCosts, type SimCosts } from "../sim/SimCosts.ts";
@@ -72,7 +67,6 @@ export function prepare(a: Omit<PlanArgs, "target" | "policies" | "maxDevices">)
   return { costs, slo: sloOf, requests, setup: describeSetup(costs.id, loadWorkloadSpec(a.workload, overrides), costs.modelIds, sloOf) };
 }
 
-<<<<<<< HEAD
 /** A bar on stderr (when it is a terminal) for plans that run longer than a few seconds. */
 function planProgressBar(policies: number): { onProgress: (p: PlanProgress) => void; stop: () => void } | undefined {
   if (!process.stderr.isTTY) return undefined;
@@ -94,19 +88,6 @@ function planProgressBar(policies: number): { onProgress: (p: PlanProgress) => v
   };
 }
 
-export function runPlan(a: PlanArgs): { accelerator: string; target: number; requests: number; models: number; policies: PolicyPlan[] } {
-  const { costs, slo, requests } = prepare(a);
-  const simulation = a.loadGbps ? { simulation: { loadGBps: a.loadGbps } } : {};
-  const progress = planProgressBar(a.policies.length);
-  const onProgress = progress ? { onProgress: progress.onProgress } : {};
-  let policies: PolicyPlan[];
-  try {
-    policies = planFleet({ costs, slo, requests, target: a.target, maxDevices: a.maxDevices, ...simulation, ...onProgress }, a.policies);
-  } finally {
-    progress?.stop();
-  }
-  return { accelerator: costs.id, target: a.target, requests: requests.length, models: costs.modelIds.length, policies };
-=======
 function describeSetup(accelerator: string, w: ReturnType<typeof loadWorkloadSpec>, models: string[], slo: (m: string) => SloTargets): ReportSetup {
   return [
     ["accelerator", accelerator],
@@ -127,9 +108,15 @@ export function runPlan(a: PlanArgs): {
 } {
   const { costs, slo, requests, setup } = prepare(a);
   const simulation = a.loadGbps ? { simulation: { loadGBps: a.loadGbps } } : {};
-  const policies = planFleet({ costs, slo, requests, target: a.target, maxDevices: a.maxDevices, ...simulation }, a.policies);
+  const progress = planProgressBar(a.policies.length);
+  const onProgress = progress ? { onProgress: progress.onProgress } : {};
+  let policies: PolicyPlan[];
+  try {
+    policies = planFleet({ costs, slo, requests, target: a.target, maxDevices: a.maxDevices, ...simulation, ...onProgress }, a.policies);
+  } finally {
+    progress?.stop();
+  }
   return { accelerator: costs.id, target: a.target, requests: requests.length, models: costs.modelIds.length, policies, setup };
->>>>>>> wt-reports
 }
 
 export function formatPlanTable(p: ReturnType<typeof runPlan>): string {
@@ -178,13 +165,8 @@ export interface SimulateArgs extends Omit<PlanArgs, "target" | "policies" | "ma
 }
 
 export function runSimulate(a: SimulateArgs): { json: string; html: string; files: string[] } {
-<<<<<<< HEAD
-  const { costs, slo, requests } = prepare(a);
-  const base = { costs, slo, policy: a.policy, recordTraces: false, ...(a.loadGbps ? { loadGBps: a.loadGbps } : {}) } as const;
-=======
   const { costs, slo, requests, setup } = prepare(a);
-  const base = { costs, slo, policy: a.policy, ...(a.loadGbps ? { loadGBps: a.loadGbps } : {}) } as const;
->>>>>>> wt-reports
+  const base = { costs, slo, policy: a.policy, recordTraces: false, ...(a.loadGbps ? { loadGBps: a.loadGbps } : {}) } as const;
   // dedicated: spread the devices over the models by request share (at least one each).
   const dedicated = (n: number): Record<string, number> | undefined => {
     if (a.policy !== "dedicated") return undefined;
