@@ -16,7 +16,9 @@ const README = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
 
 /** Every field the schema accepts, as dotted paths (`models[].slo.ttftMs` inside arrays). */
 function schemaFields(t: z.ZodTypeAny, prefix = ""): string[] {
-  while (t instanceof z.ZodDefault || t instanceof z.ZodOptional) t = t instanceof z.ZodDefault ? t._def.innerType : t.unwrap();
+  // Defaults, optionals and refinements (e.g. a check across two fields) wrap the object.
+  while (t instanceof z.ZodDefault || t instanceof z.ZodOptional || t instanceof z.ZodEffects)
+    t = t instanceof z.ZodDefault ? t._def.innerType : t instanceof z.ZodEffects ? t.innerType() : t.unwrap();
   if (t instanceof z.ZodObject) return Object.entries(t.shape as Record<string, z.ZodTypeAny>).flatMap(([k, v]) => schemaFields(v, prefix ? `${prefix}.${k}` : k));
   if (t instanceof z.ZodArray) return schemaFields(t.element, `${prefix}[]`);
   return [prefix];

@@ -2,50 +2,9 @@
 // the real serving facade on a fake pool. Cases that need a real server live in test/.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { DeviceFailedError, OverloadedError } from "../core/errors.ts";
-import { answerWith, failAfter, FakeServingPool, fakeCodecs, fakeModel } from "../runtime/testing/FakeServingPool.ts";
-import { PoolServing } from "../runtime/Serving.ts";
-import { buildApp } from "./app.ts";
-
-const BODY_LIMIT_BYTES = 4096;
-
-function setup() {
-  const pool = new FakeServingPool([fakeModel("tiny", 128, 1000)]);
-  const metrics = { contentType: "text/plain; version=0.0.4; charset=utf-8", text: async () => "pitcher_up 1\n" };
-  const live = { view: (cursor: number) => ({ cursor: cursor + 1, segments: [] }) };
-  const app = buildApp(new PoolServing(pool, fakeCodecs), { bodyLimitBytes: BODY_LIMIT_BYTES, metrics, live });
-  const post = async (url: string, body: unknown) => {
-    const res = await app.inject({ method: "POST", url, headers: { "content-type": "application/json" }, payload: typeof body === "string" ? body : JSON.stringify(body) });
-    let json: any;
-    try {
-      json = res.json();
-    } catch {
-      json = undefined;
-    }
-    return { status: res.statusCode, headers: res.headers, json, body: res.body };
-  };
-  return { pool, app, post };
-}
-
-function assertOpenAiError(res: { status: number; json: any }, status: number, code: string): void {
-  assert.equal(res.status, status, JSON.stringify(res.json));
-  assert.equal(typeof res.json.error.message, "string");
-  assert.equal(typeof res.json.error.type, "string");
-  assert.ok("param" in res.json.error);
-  assert.equal(res.json.error.code, code);
-}
-
-/** The `data:` payloads of a server-sent event stream. */
-function events(body: string): string[] {
-  assert.ok(body.endsWith("\n\n"), "every event ends with a blank line");
-  return body
-    .split("\n\n")
-    .filter((e) => e.length > 0)
-    .map((e) => {
-      assert.ok(e.startsWith("data: "), e);
-      return e.slice("data: ".length);
-    });
-}
+import { DeviceFailedError, OverloadedError, ShuttingDownError } from "../core/errors.ts";
+import { answerWith, failAfter, untilAborted } from "../runtime/testing/FakeServingPool.ts";
+import { assertOpenAiError, BODY_LIMIT_BYTES, events, setup, until } from "./testing/testApp.ts";
 
 const hi = [{ role: "user", content: "hi" }];
 
@@ -319,5 +278,77 @@ describe("wire format", () => {
     const d = await app.inject({ method: "GET", url: "/dashboard" });
     assert.equal(d.statusCode, 200);
     assert.match(d.headers["content-type"] as string, /^text\/html/);
+  });
+});
+
+describe("edges", () => {
+  it("a body with a __proto__ key (or constructor.prototype) is served with the key dropped, not called invalid JSON", async () => {
+    const { pool, post } = setup();
+    const r = await post("/v1/completions", '{"model":"tiny","prompt":"x","max_tokens":2,"__proto__":{"n":2}}');
+    assert.equal(r.status, 200, r.body);
+    const c = await post("/v1/chat/completions", '{"model":"tiny","messages":[{"role":"user","content":"hi","__proto__":{"role":"x"}}],"constructor":{"prototype":{"n":2}}}');
+    assert.equal(c.status, 200, c.body);
+    assert.equal(pool.calls.length, 2);
+    assert.equal(({} as Record<string, unknown>).n, undefined, "no prototype was touched");
+  });
+
+  it("max_tokens beyond the room the context leaves is 400 naming both numbers; with none, a completion gets 16 cut to the room", async () => {
+    const { pool, post } = setup();
+    const r = await post("/v1/completions", { model: "tiny", prompt: "abc", max_tokens: 500 });
+    assertOpenAiError(r, 400, "context_length_exceeded");
+    assert.equal(r.json.error.param, "max_tokens");
+    assert.match(r.json.error.message, /max_tokens is 500\b/);
+    assert.match(r.json.error.message, /room for 124 output tokens/);
+    const c = await post("/v1/chat/completions", { model: "tiny", messages: hi, max_completion_tokens: 500 });
+    assertOpenAiError(c, 400, "context_length_exceeded");
+    assert.equal(c.json.error.param, "max_completion_tokens");
+    assert.equal(pool.calls.length, 0);
+    const fits = await post("/v1/completions", { model: "tiny", prompt: "x".repeat(120) });
+    assert.equal(fits.status, 200);
+    assert.equal(pool.calls[0]!.maxTokens, 128 - 121);
+  });
+
+  it("tells every answer as an outcome: status, code, route, model; never the prompt", async () => {
+    const { app, post, outcomes } = setup();
+    await post("/v1/completions", { model: "tiny", prompt: "a secret prompt", n: 2 });
+    await app.inject({ method: "GET", url: "/v1/nothing?key=secret" });
+    await post("/v1/completions", { model: "tiny", prompt: "x", max_tokens: 2 });
+    await until(() => outcomes.length === 3);
+    assert.deepEqual(outcomes, [
+      { status: 400, code: "unsupported_option", route: "/v1/completions", method: "POST", model: "tiny", admitted: false },
+      { status: 404, code: "not_found", route: "/v1/nothing", method: "GET", model: null, admitted: false },
+      { status: 200, code: "none", route: "/v1/completions", method: "POST", model: "tiny", admitted: true },
+    ]);
+  });
+
+  it("while draining, the 503 lets a keep-alive client go", async () => {
+    const { app, pool } = setup();
+    pool.isDraining = true;
+    const h = await app.inject({ method: "GET", url: "/v1/models" });
+    assert.equal(h.statusCode, 503);
+    assert.equal(h.headers.connection, "close");
+  });
+
+  it("at the drain deadline, a running request gets 503 shutting_down and a running stream ends with that error event", async () => {
+    const { pool, post, inFlight, outcomes } = setup();
+    pool.answer = async (params) => {
+      params.onDelta?.("Hel");
+      return untilAborted(params);
+    };
+    const plain = post("/v1/completions", { model: "tiny", prompt: "go" });
+    const streamed = post("/v1/completions", { model: "tiny", prompt: "go", stream: true });
+    await until(() => inFlight.size === 2 && pool.calls.length === 2);
+    assert.equal(inFlight.endAll(new ShuttingDownError("the drain deadline passed")), 2);
+    assertOpenAiError(await plain, 503, "shutting_down");
+    const s = await streamed;
+    assert.equal(s.status, 200);
+    const data = events(s.body);
+    assert.equal(JSON.parse(data[0]!).choices[0].text, "Hel");
+    assert.equal(JSON.parse(data.at(-1)!).error.code, "shutting_down");
+    await until(() => outcomes.length === 2);
+    assert.deepEqual(outcomes.map((o) => [o.status, o.code]).sort(), [
+      [200, "shutting_down"],
+      [503, "shutting_down"],
+    ]);
   });
 });

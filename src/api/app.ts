@@ -9,10 +9,23 @@
  */
 import Fastify, { type FastifyInstance } from "fastify";
 import { ModelNotFoundError, NotFoundError, OverloadedError, ShuttingDownError } from "../core/errors.ts";
+import type { HttpOutcome } from "../observe/HttpOutcome.ts";
 import { dashboardHtml } from "../views/dashboardHtml.ts";
 import type { Serving } from "../runtime/Serving.ts";
 import { registerCompletionRoutes } from "./completionRoutes.ts";
 import { errorBody, toPitcherError } from "./errorBody.ts";
+import {
+  clientErrorHandler,
+  expectationHandler,
+  frameworkErrorHandler,
+  type HttpTimeouts,
+  MAX_PATH_PARAM_CHARS,
+  noteErrorCode,
+  outcomeOf,
+  refuseWithoutHost,
+  serverOptions,
+} from "./httpEdges.ts";
+import { InFlightRequests } from "./InFlightRequests.ts";
 
 /** Prometheus text of the pool, at scrape time. */
 export interface MetricsSource {
@@ -27,26 +40,55 @@ export interface LiveSource {
 
 export interface AppOptions {
   bodyLimitBytes: number;
+  timeouts: HttpTimeouts;
   logger?: boolean;
   metrics: MetricsSource;
   live: LiveSource;
   /** How often the dashboard feed pushes the pool's state. */
   dashboardPushMs?: number;
+  /** Told of every HTTP answer, refusals before any route included (metrics, request log). */
+  onHttpOutcome?: (o: HttpOutcome) => void;
+  /** The generation requests being answered: a shutdown past its deadline ends them through it. */
+  inFlight?: InFlightRequests;
 }
 
 export function buildApp(serving: Serving, options: AppOptions): FastifyInstance {
-  const app = Fastify({ logger: options.logger ?? false, bodyLimit: options.bodyLimitBytes });
+  const record = options.onHttpOutcome ?? (() => {});
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: options.bodyLimitBytes,
+    ...serverOptions(options.timeouts),
+    // A `__proto__` key (or a `constructor` holding `prototype`) is dropped from the body
+    // before validation: it means nothing in the OpenAI API and could poison what reads it.
+    onProtoPoisoning: "remove",
+    onConstructorPoisoning: "remove",
+    // While closing, requests on open connections reach the onRequest hook below (503
+    // shutting_down in our body) instead of Fastify's own 503 body.
+    return503OnClosing: false,
+    routerOptions: { maxParamLength: MAX_PATH_PARAM_CHARS },
+    frameworkErrors: frameworkErrorHandler(record),
+    clientErrorHandler: clientErrorHandler(options.timeouts, record),
+  });
 
-  app.setErrorHandler((err, _req, reply) => {
+  app.setErrorHandler((err, req, reply) => {
     const e = toPitcherError(err, options.bodyLimitBytes);
     if (e instanceof OverloadedError) void reply.header("retry-after", String(e.retryAfterSeconds));
+    // Shutting down: let a keep-alive client go, so the server can close.
+    if (e instanceof ShuttingDownError) void reply.header("connection", "close");
+    noteErrorCode(req, e.code);
     void reply.status(e.status).send(errorBody(e));
   });
   app.setNotFoundHandler((req, reply) => {
     const e = new NotFoundError(`${req.method} ${req.url}`);
+    noteErrorCode(req, e.code);
     void reply.status(404).send(errorBody(e));
   });
-  app.addHook("onRequest", async () => {
+  app.addHook("onResponse", async (req, reply) => {
+    record(outcomeOf(req, reply.statusCode));
+  });
+  app.server.on("checkExpectation", expectationHandler(record));
+  app.addHook("onRequest", async (req) => {
+    refuseWithoutHost(req);
     if (serving.draining) throw new ShuttingDownError();
   });
 
@@ -114,6 +156,6 @@ export function buildApp(serving: Serving, options: AppOptions): FastifyInstance
     return { id: m.id, object: "model", created: 0, owned_by: "pitcher" };
   });
 
-  registerCompletionRoutes(app, serving);
+  registerCompletionRoutes(app, serving, options.inFlight ?? new InFlightRequests());
   return app;
 }

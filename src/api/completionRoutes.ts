@@ -7,17 +7,27 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { PitcherError } from "../core/errors.ts";
 import type { Generation, GenerationResult, Serving, ServingInput, ServingRequest } from "../runtime/Serving.ts";
 import { errorBody } from "./errorBody.ts";
+import { noteAdmitted, noteErrorCode } from "./httpEdges.ts";
+import type { InFlightRequests } from "./InFlightRequests.ts";
 import { chatBodySchema, completionBodySchema, parseBody, refuseUnsupported, type ChatBody, type CompletionBody } from "./requestSchemas.ts";
 
-/** OpenAI's default for /v1/completions; chat completions default to what the context holds. */
+/** OpenAI's default for /v1/completions (cut to what the context holds); chat completions default to all of it. */
 const COMPLETION_DEFAULT_MAX_TOKENS = 16;
 
-export function registerCompletionRoutes(app: FastifyInstance, serving: Serving): void {
+/** What the client asked of the output's length, and the field it used. */
+interface MaxTokens {
+  maxTokens?: number;
+  maxTokensParam?: string;
+  defaultMaxTokens?: number;
+}
+
+export function registerCompletionRoutes(app: FastifyInstance, serving: Serving, inFlight: InFlightRequests): void {
   app.post("/v1/completions", async (req, reply) => {
     const body = parseBody(completionBodySchema, req.body) as CompletionBody;
     refuseUnsupported(body as Record<string, unknown>);
     const prompt = Array.isArray(body.prompt) && typeof body.prompt[0] === "string" ? (body.prompt[0] as string) : (body.prompt as string | number[]);
-    return respond(serving, req, reply, body, { kind: "completion", prompt }, body.max_tokens ?? COMPLETION_DEFAULT_MAX_TOKENS, "text_completion");
+    const limit = typeof body.max_tokens === "number" ? { maxTokens: body.max_tokens } : { defaultMaxTokens: COMPLETION_DEFAULT_MAX_TOKENS };
+    return answer(serving, inFlight, req, reply, body, { kind: "completion", prompt }, limit, "text_completion");
   });
 
   app.post("/v1/chat/completions", async (req, reply) => {
@@ -27,15 +37,21 @@ export function registerCompletionRoutes(app: FastifyInstance, serving: Serving)
       role: m.role,
       content: typeof m.content === "string" ? m.content : (m.content ?? []).map((p) => p.text).join(""),
     }));
-    return respond(serving, req, reply, body, { kind: "chat", messages }, body.max_completion_tokens ?? body.max_tokens ?? undefined, "chat.completion");
+    const limit =
+      typeof body.max_completion_tokens === "number"
+        ? { maxTokens: body.max_completion_tokens, maxTokensParam: "max_completion_tokens" }
+        : typeof body.max_tokens === "number"
+          ? { maxTokens: body.max_tokens }
+          : {};
+    return answer(serving, inFlight, req, reply, body, { kind: "chat", messages }, limit, "chat.completion");
   });
 }
 
-function servingRequest(body: ChatBody | CompletionBody, input: ServingInput, maxTokens: number | undefined, signal: AbortSignal): ServingRequest {
+function servingRequest(body: ChatBody | CompletionBody, input: ServingInput, limit: MaxTokens, signal: AbortSignal): ServingRequest {
   return {
     modelId: body.model,
     input,
-    ...(maxTokens !== undefined ? { maxTokens } : {}),
+    ...limit,
     sampling: {
       temperature: body.temperature ?? 1,
       ...(body.top_p !== undefined && body.top_p !== null ? { topP: body.top_p } : {}),
@@ -46,13 +62,14 @@ function servingRequest(body: ChatBody | CompletionBody, input: ServingInput, ma
   };
 }
 
-async function respond(
+async function answer(
   serving: Serving,
-  _req: FastifyRequest,
+  inFlight: InFlightRequests,
+  req: FastifyRequest,
   reply: FastifyReply,
   body: ChatBody | CompletionBody,
   input: ServingInput,
-  maxTokens: number | undefined,
+  limit: MaxTokens,
   object: "chat.completion" | "text_completion",
 ): Promise<unknown> {
   const abort = new AbortController();
@@ -60,25 +77,42 @@ async function respond(
   reply.raw.on("close", () => {
     if (!reply.raw.writableFinished) abort.abort();
   });
-  const generation = serving.generate(servingRequest(body, input, maxTokens, abort.signal));
+  inFlight.track(abort, reply.raw);
+  // A shutdown past its deadline aborts with its own error: the client gets that, not "cancelled".
+  const why = (e: unknown): unknown => (abort.signal.reason instanceof PitcherError ? abort.signal.reason : e);
+  const generation = serving.generate(servingRequest(body, input, limit, abort.signal));
+  noteAdmitted(req);
   const created = Math.floor(Date.now() / 1000);
   const chat = object === "chat.completion";
 
   if (!body.stream) {
-    const result = await generation.result;
+    let result: GenerationResult;
+    try {
+      result = await generation.result;
+    } catch (e) {
+      throw why(e);
+    }
     const choice = chat
       ? { index: 0, message: { role: "assistant", content: result.text }, logprobs: null, finish_reason: result.finishReason }
       : { index: 0, text: result.text, logprobs: null, finish_reason: result.finishReason };
     return { id: result.id, object, created, model: body.model, choices: [choice], usage: usage(result) };
   }
-  return stream(reply, body, generation, created, chat);
+  return stream(req, reply, body, generation, created, chat, why);
 }
 
 /**
  * Streaming: errors found before the first byte still get a proper status (the handler
  * throws); later ones end the stream with an error event.
  */
-async function stream(reply: FastifyReply, body: ChatBody | CompletionBody, generation: Generation, created: number, chat: boolean): Promise<FastifyReply> {
+async function stream(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  body: ChatBody | CompletionBody,
+  generation: Generation,
+  created: number,
+  chat: boolean,
+  why: (e: unknown) => unknown,
+): Promise<FastifyReply> {
   const chunkObject = chat ? "chat.completion.chunk" : "text_completion";
   const id = generation.id;
   const chunk = (delta: unknown, finish: string | null) => ({
@@ -102,9 +136,11 @@ async function stream(reply: FastifyReply, body: ChatBody | CompletionBody, gene
   try {
     for await (const piece of generation.pieces) write(chunk(chat ? { content: piece } : piece, null));
     result = await generation.result;
-  } catch (e) {
+  } catch (thrown) {
+    const e = why(thrown);
     if (!started) throw e;
     const err = e instanceof PitcherError ? e : new PitcherError(String(e), "internal_error", 500, "server_error");
+    noteErrorCode(req, err.code);
     if (!reply.raw.destroyed) {
       reply.raw.write(`data: ${JSON.stringify(errorBody(err))}\n\n`);
       reply.raw.end();

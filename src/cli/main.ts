@@ -10,6 +10,8 @@ import { formatProfileTable, runProfile } from "./profile.ts";
 import { startServer } from "./serve.ts";
 
 const POLICIES: SimPolicy[] = [...SIM_POLICIES];
+/** How long past the drain deadline a shutdown may take before the process leaves anyway. */
+const SHUTDOWN_BACKSTOP_MS = 15_000;
 
 function policies(v: string): SimPolicy[] {
   const list = v.split(",").map((x) => x.trim());
@@ -65,7 +67,13 @@ program
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
-      console.error(`${signal}: draining ${server.pool.activeRequests} running request(s)…`);
+      console.error(`${signal}: draining ${server.pool.activeRequests} running request(s) for at most ${server.drainTimeoutMs} ms…`);
+      // shutdown() ends everything by its deadline; should something still hold it (a device
+      // worker that will not stop), leave anyway rather than hang the operator's restart.
+      setTimeout(() => {
+        console.error(`${signal}: still shutting down ${SHUTDOWN_BACKSTOP_MS} ms after the drain deadline; exiting`);
+        process.exit(1);
+      }, server.drainTimeoutMs + SHUTDOWN_BACKSTOP_MS).unref();
       server.shutdown().then(
         () => process.exit(0),
         (e) => {

@@ -6,7 +6,8 @@ import os from "node:os";
 import path from "node:path";
 import type { FastifyInstance } from "fastify";
 import { buildApp } from "../api/app.ts";
-import { ConfigError } from "../core/errors.ts";
+import { InFlightRequests } from "../api/InFlightRequests.ts";
+import { ConfigError, ShuttingDownError } from "../core/errors.ts";
 import type { DeviceProfile } from "../core/types.ts";
 import { loadConfig } from "../config/loadConfig.ts";
 import { parseByteSize, type PitcherConfig } from "../config/schema.ts";
@@ -16,7 +17,7 @@ import { resolveModels, type ServedModel } from "../engine/resolveModels.ts";
 import { Tokenizers } from "../engine/Tokenizers.ts";
 import { LiveState } from "../observe/LiveState.ts";
 import { PoolMetrics } from "../observe/PoolMetrics.ts";
-import { attachRequestLog } from "../observe/requestLog.ts";
+import { attachRequestLog, logHttpRefusals } from "../observe/requestLog.ts";
 import { calibrate } from "../runtime/calibrate.ts";
 import { Pool } from "../runtime/Pool.ts";
 import { PoolServing } from "../runtime/Serving.ts";
@@ -46,8 +47,28 @@ export interface RunningServer {
   url: string;
   /** For the operator, in one line: how many models and devices, which policy. */
   summary: string;
-  /** Drain (running requests finish, new ones get 503), then stop everything. */
+  /** How long `shutdown` lets running requests run before it ends them. */
+  drainTimeoutMs: number;
+  /**
+   * Drain (running requests finish, new ones get 503) for at most `drainTimeoutMs`; then end
+   * what is left with 503 shutting_down (an error event in a stream), close every
+   * connection, and stop everything.
+   */
   shutdown(): Promise<void>;
+}
+
+/** After the drain deadline, how long the ended requests' error answers get to leave. */
+const ERROR_FLUSH_MS = 1000;
+
+/** Whether `p` settles within `ms`. */
+async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([p.then(() => true as const), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
@@ -104,13 +125,23 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       log(`calibrated ${r.modelId}: warm load ${r.warmLoadMs.toFixed(0)} ms, decode ${r.decodeStepMs.toFixed(2)} ms/step, prefill ${r.prefillMsPerToken.toFixed(2)} ms/token`);
   }
 
-  if (opts.requestLog) attachRequestLog(pool, opts.requestLog);
+  const requestLog = opts.requestLog ? attachRequestLog(pool, opts.requestLog) : null;
+  const logRefusal = requestLog ? logHttpRefusals(requestLog) : () => {};
+  const metrics = new PoolMetrics(pool);
+  const inFlight = new InFlightRequests();
+  const { bodyLimitBytes, headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs, drainTimeoutMs } = config.server;
   const app = buildApp(new PoolServing(pool, tokenizers), {
-    bodyLimitBytes: config.server.bodyLimitBytes,
+    bodyLimitBytes,
+    timeouts: { headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs },
     logger: opts.httpLogger ?? false,
-    metrics: new PoolMetrics(pool),
+    metrics,
     live: new LiveState(pool),
     ...(opts.dashboardPushMs ? { dashboardPushMs: opts.dashboardPushMs } : {}),
+    onHttpOutcome: (o) => {
+      metrics.countHttp(o);
+      logRefusal(o);
+    },
+    inFlight,
   });
   const host = opts.host ?? config.server.host;
   const port = opts.port ?? config.server.port;
@@ -124,9 +155,21 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     hostKv,
     url,
     summary: `${models.length} models, ${devices.size} devices, policy ${scheduler.options.policy}`,
+    drainTimeoutMs,
     async shutdown() {
-      await pool.drain();
-      await app.close();
+      // New requests get 503 from here on; running ones finish, answers included.
+      const finished = Promise.all([pool.drain(), inFlight.idle()]);
+      if (!(await settlesWithin(finished, drainTimeoutMs))) {
+        const n = inFlight.endAll(new ShuttingDownError(`The server shut down before this request finished (its drain deadline is ${drainTimeoutMs} ms); retry it`));
+        log(`drain deadline of ${drainTimeoutMs} ms passed: ended ${n} running request(s) with 503 shutting_down`);
+        // A client that does not read its error answer is not waited for long.
+        await settlesWithin(finished, ERROR_FLUSH_MS);
+      }
+      const closed = app.close();
+      // Whoever is still connected is mid-request (a slow upload) or idle: nothing of theirs
+      // runs, and Node stops timing requests out once the server closes, so let them go now.
+      app.server.closeAllConnections();
+      await closed;
       await pool.close();
       hostKv.close();
       await tokenizers.dispose();

@@ -37,8 +37,24 @@ export const configSchema = z
           .int()
           .positive()
           .default(1 << 20),
+        /** A client must send all its request headers within this time (408 after it). */
+        headersTimeoutMs: z.number().int().positive().default(10_000),
+        /**
+         * A client must send its whole request, body included, within this time (408 after it).
+         * Receiving only: a response that streams for minutes is not cut by it.
+         */
+        requestTimeoutMs: z.number().int().positive().default(30_000),
+        /** An idle keep-alive connection is closed after this time. */
+        keepAliveTimeoutMs: z.number().int().positive().default(5_000),
+        /**
+         * On SIGTERM, running requests have this long to finish; then what is left ends with
+         * 503 shutting_down (an error event in a stream) and every connection is closed.
+         */
+        drainTimeoutMs: z.number().int().positive().default(30_000),
       })
       .strict()
+      // Node refuses a headers timeout longer than the request timeout.
+      .refine((s) => s.headersTimeoutMs <= s.requestTimeoutMs, { message: "headersTimeoutMs must not exceed requestTimeoutMs", path: ["headersTimeoutMs"] })
       .default({}),
     devices: z
       .object({

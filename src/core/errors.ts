@@ -61,8 +61,44 @@ export class OverloadedError extends PitcherError {
 }
 
 export class ShuttingDownError extends PitcherError {
+  constructor(message = "The server is shutting down and accepts no new requests") {
+    super(message, "shutting_down", 503, "server_error");
+  }
+}
+
+/** The HTTP request itself could not be read: a malformed request line, URL, header or length. */
+export class MalformedRequestError extends PitcherError {
+  constructor(message: string, code: "malformed_request" | "invalid_url" | "invalid_content_length" = "malformed_request") {
+    super(message, code, 400, "invalid_request_error");
+  }
+}
+
+export class ExpectationFailedError extends PitcherError {
   constructor() {
-    super("The server is shutting down and accepts no new requests", "shutting_down", 503, "server_error");
+    super("Only `Expect: 100-continue` is supported", "expectation_failed", 417, "invalid_request_error");
+  }
+}
+
+export class UrlTooLongError extends PitcherError {
+  constructor(limitChars: number) {
+    super(`A path segment of the URL exceeds ${limitChars} characters`, "url_too_long", 414, "invalid_request_error");
+  }
+}
+
+export class RequestTimeoutError extends PitcherError {
+  constructor(headersTimeoutMs: number, requestTimeoutMs: number) {
+    super(
+      `The request did not arrive in time: its headers must arrive within ${headersTimeoutMs} ms and the whole request, body included, within ${requestTimeoutMs} ms`,
+      "request_timeout",
+      408,
+      "invalid_request_error",
+    );
+  }
+}
+
+export class HeadersTooLargeError extends PitcherError {
+  constructor(limitBytes: number) {
+    super(`The request's headers exceed ${limitBytes} bytes`, "headers_too_large", 431, "invalid_request_error");
   }
 }
 

@@ -3,6 +3,7 @@
  * scheduler snapshot at scrape time. prom-client does the bookkeeping and the format.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { HttpOutcome } from "./HttpOutcome.ts";
 import type { ObservedPool } from "./ObservedPool.ts";
 import { summarize } from "./requestSummary.ts";
 
@@ -10,6 +11,12 @@ const seconds = (ms: number) => ms / 1000;
 
 export class PoolMetrics {
   readonly registry = new Registry();
+  private readonly httpResponses = new Counter({
+    name: "pitcher_http_responses_total",
+    help: "HTTP answers by status and OpenAI error code (none for a success), refusals before any route included.",
+    labelNames: ["status", "code"],
+    registers: [this.registry],
+  });
 
   constructor(pool: ObservedPool) {
     const r = [this.registry];
@@ -183,6 +190,11 @@ export class PoolMetrics {
     pool.on("device", (d) => {
       if (d.event === "crashed") crashes.inc({ device: d.deviceId });
     });
+  }
+
+  /** Count one HTTP answer (the API calls this for every answer it gives). */
+  countHttp(o: HttpOutcome): void {
+    this.httpResponses.inc({ status: String(o.status), code: o.code });
   }
 
   get contentType(): string {

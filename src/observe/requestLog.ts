@@ -1,8 +1,10 @@
 /**
  * Structured request log: one JSON line (pino) per request when it ends, with its id (the
- * `id` the client got back), model, outcome, token counts, latencies and SLO verdict.
+ * `id` the client got back), model, outcome, token counts, latencies and SLO verdict; and
+ * one line per request the HTTP layer refused before it reached the pool.
  */
 import { pino, type DestinationStream, type Logger } from "pino";
+import type { HttpOutcome } from "./HttpOutcome.ts";
 import type { ObservedPool } from "./ObservedPool.ts";
 import { summarize } from "./requestSummary.ts";
 
@@ -32,4 +34,16 @@ export function attachRequestLog(pool: Pick<ObservedPool, "on">, destination: De
   });
   pool.on("device", (d) => log[d.event === "crashed" ? "error" : "info"]({ device: d.deviceId, event: d.event, detail: d.detail }, "device"));
   return log;
+}
+
+/**
+ * A line for each refusal that never reached the pool (a request that did has its own line,
+ * from the pool's outcome): status, code, route, method and model when known. Nothing of
+ * the prompt or the headers, so neither keys nor user text reach the log.
+ */
+export function logHttpRefusals(log: Logger): (o: HttpOutcome) => void {
+  return (o) => {
+    if (o.status < 400 || o.admitted) return;
+    log.warn({ status: o.status, code: o.code, route: o.route, method: o.method, model: o.model }, "refused");
+  };
 }

@@ -46,15 +46,30 @@ describe("serving facade", () => {
     assert.equal(pool.calls[0]!.promptTokens.length, g.promptTokens);
   });
 
-  it("clamps max tokens to the room the context leaves, and gives all of it when none is asked", () => {
+  it("gives all the room the context leaves when no max tokens are asked, and a default cut to that room", () => {
     const { pool, serving } = setup(10);
-    serving.generate(completion("abc", { maxTokens: 100 }));
     serving.generate(completion("abc"));
     serving.generate(completion("abc", { maxTokens: 2 }));
+    serving.generate(completion("abc", { maxTokens: 6 }));
+    serving.generate(completion("abc", { defaultMaxTokens: 16 }));
+    serving.generate(completion("abc", { defaultMaxTokens: 3 }));
     assert.deepEqual(
       pool.calls.map((c) => c.maxTokens),
-      [6, 6, 2],
+      [6, 2, 6, 6, 3],
     );
+  });
+
+  it("refuses max tokens beyond the room the context leaves, naming both numbers and the field", () => {
+    const { pool, serving } = setup(10);
+    assert.throws(
+      () => serving.generate(completion("abc", { maxTokens: 7 })),
+      (e: unknown) => e instanceof ContextLengthError && e.param === "max_tokens" && /max_tokens is 7\b/.test(e.message) && /room for 6 output tokens/.test(e.message),
+    );
+    assert.throws(
+      () => serving.generate(completion("abc", { maxTokens: 100, maxTokensParam: "max_completion_tokens" })),
+      (e: unknown) => e instanceof ContextLengthError && e.param === "max_completion_tokens" && /max_completion_tokens is 100\b/.test(e.message),
+    );
+    assert.equal(pool.calls.length, 0);
   });
 
   it("refuses a prompt that leaves no room for output, naming both lengths and the field", () => {

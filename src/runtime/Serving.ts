@@ -20,8 +20,15 @@ export type ServingInput = { kind: "chat"; messages: ChatMessage[] } | { kind: "
 export interface ServingRequest {
   modelId: ModelId;
   input: ServingInput;
-  /** Output tokens at most; absent: as many as the context holds after the prompt. Clamped to that room. */
+  /**
+   * Output tokens at most, as the client asked: more than the context holds after the prompt
+   * is refused (`ContextLengthError` naming both numbers), never quietly cut.
+   */
   maxTokens?: number;
+  /** The request field `maxTokens` came from, for the error (default `max_tokens`). */
+  maxTokensParam?: string;
+  /** With no `maxTokens`: at most this many, cut to the room the context leaves; absent: all of that room. */
+  defaultMaxTokens?: number;
   sampling: Sampling;
   /** The client's stop strings (empty ones are ignored); the chat template's are added. */
   stop: string[];
@@ -142,13 +149,20 @@ export class PoolServing implements Serving {
         promptParam,
       );
     const roomTokens = contextTokens - promptTokens.length;
+    if (request.maxTokens !== undefined && request.maxTokens > roomTokens) {
+      const param = request.maxTokensParam ?? "max_tokens";
+      throw new ContextLengthError(
+        `${param} is ${request.maxTokens}, but this model's context holds ${contextTokens} tokens and the prompt takes ${promptTokens.length}, which leaves room for ${roomTokens} output tokens.`,
+        param,
+      );
+    }
     const id = `${request.input.kind === "chat" ? "chatcmpl" : "cmpl"}-${randomUUID()}`;
     const pieces = new PieceQueue();
     const result = this.pool.generate({
       requestId: id,
       modelId: request.modelId,
       promptTokens,
-      maxTokens: Math.min(request.maxTokens ?? roomTokens, roomTokens),
+      maxTokens: request.maxTokens ?? Math.min(request.defaultMaxTokens ?? roomTokens, roomTokens),
       // A sampled request without a seed gets one of its own (greedy needs none); the seed
       // also keeps its tokens exact across preemption, as a given seed does.
       sampling: request.sampling.temperature > 0 && request.sampling.seed === undefined ? { ...request.sampling, seed: this.drawSeed() } : request.sampling,
