@@ -86,6 +86,12 @@ export class PoolMetrics {
     });
     const busy = new Counter({ name: "pitcher_device_busy_seconds_total", help: "Device time spent per command kind.", labelNames: ["device", "kind"], registers: r });
     const crashes = new Counter({ name: "pitcher_device_crashes_total", help: "Device worker crashes.", labelNames: ["device"], registers: r });
+    const restartFailures = new Counter({
+      name: "pitcher_device_restart_failures_total",
+      help: "Failed attempts to start a crashed device worker again.",
+      labelNames: ["device"],
+      registers: r,
+    });
     const decisions = new Histogram({
       name: "pitcher_scheduler_decision_seconds",
       help: "Time the scheduler takes to decide a device's next command.",
@@ -189,6 +195,7 @@ export class PoolMetrics {
     pool.on("decision", (d) => decisions.observe(seconds(d.durationMs)));
     pool.on("device", (d) => {
       if (d.event === "crashed") crashes.inc({ device: d.deviceId });
+      if (d.event === "restart_failed") restartFailures.inc({ device: d.deviceId });
     });
   }
 

@@ -32,7 +32,19 @@ export function attachRequestLog(pool: Pick<ObservedPool, "on">, destination: De
     else if (s.outcome === "rejected") log.warn(line, "request");
     else log.info(line, "request");
   });
-  pool.on("device", (d) => log[d.event === "crashed" ? "error" : "info"]({ device: d.deviceId, event: d.event, detail: d.detail }, "device"));
+  pool.on("device", (d) =>
+    log[d.event === "restarted" ? "info" : "error"](
+      {
+        device: d.deviceId,
+        event: d.event,
+        detail: d.detail,
+        ...(d.attempt !== undefined ? { attempt: d.attempt } : {}),
+        ...(d.retryInMs !== undefined ? { retry_in_ms: d.retryInMs } : {}),
+        ...(d.state ? { state: d.state } : {}),
+      },
+      "device",
+    ),
+  );
   return log;
 }
 
