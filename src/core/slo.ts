@@ -111,21 +111,38 @@ export function sloReport(traces: RequestTrace[], sloOf: (modelId: string) => Sl
       if (g > slo.tbtMs) over++;
     }
   }
-  const n = traces.length;
+  return reportFromCounts({ requests: traces.length, completed, met, onSchedule, ttftsMs: ttfts, gapsMs: gaps, gapsOverTbt: over }, durationMs);
+}
+
+/** What a report is made of, however the requests were counted (whole traces, or streamed). */
+export interface SloCounts {
+  requests: number;
+  completed: number;
+  met: number;
+  /** Sum over requests of the share of tokens on schedule. */
+  onSchedule: number;
+  ttftsMs: ArrayLike<number>;
+  gapsMs: ArrayLike<number>;
+  /** Gaps longer than their TBT target. */
+  gapsOverTbt: number;
+}
+
+export function reportFromCounts(c: SloCounts, durationMs: number): SloReport {
+  const n = c.requests;
   // Sorted once each (typed arrays sort numerically, and fast).
-  const sortedTtfts = Float64Array.from(ttfts).sort();
-  const sortedGaps = Float64Array.from(gaps).sort();
+  const sortedTtfts = Float64Array.from(c.ttftsMs).sort();
+  const sortedGaps = Float64Array.from(c.gapsMs).sort();
   return {
     requests: n,
-    completed,
-    met,
-    attainment: n === 0 ? 1 : met / n,
-    goodput: durationMs > 0 ? met / (durationMs / 1000) : 0,
+    completed: c.completed,
+    met: c.met,
+    attainment: n === 0 ? 1 : c.met / n,
+    goodput: durationMs > 0 ? c.met / (durationMs / 1000) : 0,
     ttftP50Ms: percentileOfSorted(sortedTtfts, 50),
     ttftP99Ms: percentileOfSorted(sortedTtfts, 99),
     tbtP50Ms: percentileOfSorted(sortedGaps, 50),
     tbtP99Ms: percentileOfSorted(sortedGaps, 99),
-    gapsOverTbt: gaps.length === 0 ? 0 : over / gaps.length,
-    onScheduleScore: n === 0 ? 1 : onSchedule / n,
+    gapsOverTbt: sortedGaps.length === 0 ? 0 : c.gapsOverTbt / sortedGaps.length,
+    onScheduleScore: n === 0 ? 1 : c.onSchedule / n,
   };
 }

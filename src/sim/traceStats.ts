@@ -8,7 +8,7 @@
  * It also knows, while a run is still going, when the run can no longer reach an attainment
  * or on-schedule target, so the planner can stop a fleet size that has already failed.
  */
-import type { SloReport } from "../core/slo.ts";
+import { reportFromCounts, type SloReport } from "../core/slo.ts";
 import type { SloTargets } from "../core/types.ts";
 
 /** A growable Float64Array. */
@@ -196,13 +196,6 @@ export function mergeSummaries(parts: TraceSummary[]): TraceSummary {
   };
 }
 
-/** Nearest-rank percentile of values sorted ascending (as core/slo.ts). */
-function percentileOfSorted(s: Float64Array, p: number): number {
-  if (s.length === 0) return NaN;
-  const i = Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1));
-  return s[i]!;
-}
-
 /** core/slo.ts `sloReport` over the streamed aggregates: the same numbers, to the bit. */
 export function summaryReport(s: TraceSummary, durationMs: number): SloReport {
   const n = s.met.length;
@@ -214,19 +207,5 @@ export function summaryReport(s: TraceSummary, durationMs: number): SloReport {
     completed += s.ok[i]!;
     onSchedule += s.onSchedule[i]!;
   }
-  const ttfts = Float64Array.from(s.ttftsMs).sort();
-  const gaps = Float64Array.from(s.gapsMs).sort();
-  return {
-    requests: n,
-    completed,
-    met,
-    attainment: n === 0 ? 1 : met / n,
-    goodput: durationMs > 0 ? met / (durationMs / 1000) : 0,
-    ttftP50Ms: percentileOfSorted(ttfts, 50),
-    ttftP99Ms: percentileOfSorted(ttfts, 99),
-    tbtP50Ms: percentileOfSorted(gaps, 50),
-    tbtP99Ms: percentileOfSorted(gaps, 99),
-    gapsOverTbt: gaps.length === 0 ? 0 : s.gapsOverTbt / gaps.length,
-    onScheduleScore: n === 0 ? 1 : onSchedule / n,
-  };
+  return reportFromCounts({ requests: n, completed, met, onSchedule, ttftsMs: s.ttftsMs, gapsMs: s.gapsMs, gapsOverTbt: s.gapsOverTbt }, durationMs);
 }
