@@ -1,41 +1,13 @@
 // `pitcher serve` as a user runs it: a real process, a config file, signals.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { describe, it } from "node:test";
-import { CACHE_DIR, ROOT, postJson, standInPaths } from "./helpers.ts";
-
-function writeConfig(text: string): string {
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pitcher-cfg-")), "pitcher.yaml");
-  fs.writeFileSync(file, text);
-  return file;
-}
-
-function serve(args: string[]) {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve", ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d) => (stdout += d));
-  child.stderr.on("data", (d) => (stderr += d));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  const url = new Promise<string>((resolve, reject) => {
-    child.stdout.on("data", () => {
-      const m = /listening on (http:\/\/\S+)/.exec(stdout);
-      if (m) resolve(m[1]!);
-    });
-    void exited.then(() => reject(new Error(`exited early: ${stderr}`)));
-  });
-  url.catch(() => {}); // awaited only by tests that expect the server to come up
-  return { child, url, exited, output: () => ({ stdout, stderr }) };
-}
+import { CACHE_DIR, postJson, spawnServe, standInPaths, writeConfig } from "./helpers.ts";
 
 describe("pitcher serve", () => {
   it("drains on SIGTERM: the running request completes, then the process exits 0", async () => {
     const paths = standInPaths();
     const cfg = writeConfig(`cacheDir: ${CACHE_DIR}\nscheduler: { calibrate: false }\ndevices: { count: 1 }\nmodels:\n  - id: m\n    path: ${paths["llama-58m-q8-a"]}\n`);
-    const s = serve(["--config", cfg, "--port", "0"]);
+    const s = spawnServe(["--config", cfg, "--port", "0"]);
     const url = await s.url;
     const running = postJson(`${url}/v1/completions`, { model: "m", prompt: "keep going", max_tokens: 300, temperature: 0 });
     await new Promise((r) => setTimeout(r, 300));
@@ -49,21 +21,21 @@ describe("pitcher serve", () => {
 
   it("refuses a config with a bad field, naming it", async () => {
     const cfg = writeConfig("devices:\n  threadsPerDevice: lots\n");
-    const s = serve(["--config", cfg]);
+    const s = spawnServe(["--config", cfg]);
     assert.equal(await s.exited, 1);
     assert.match(s.output().stderr, /devices\.threadsPerDevice: Expected number/);
   });
 
   it("refuses an unknown scheduling policy, naming the known ones", async () => {
     const cfg = writeConfig("scheduler:\n  policy: fastest\n");
-    const s = serve(["--config", cfg]);
+    const s = spawnServe(["--config", cfg]);
     assert.equal(await s.exited, 1);
     assert.match(s.output().stderr, /scheduler\.policy: unknown policy 'fastest' \(known: token, request, serverless\)/);
   });
 
   it("refuses a model file that does not exist", async () => {
     const cfg = writeConfig("models:\n  - id: ghost\n    path: ./nowhere.gguf\n");
-    const s = serve(["--config", cfg]);
+    const s = spawnServe(["--config", cfg]);
     assert.equal(await s.exited, 1);
     assert.match(s.output().stderr, /nowhere\.gguf does not exist/);
   });

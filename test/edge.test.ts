@@ -2,14 +2,10 @@
 // logged (without the prompt), max_tokens the context cannot hold, and SIGTERM with slow
 // clients connected and with requests still running at the drain deadline.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
 import { PassThrough } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { rawClient, rawExchange } from "../src/api/testing/rawHttp.ts";
-import { CACHE_DIR, ROOT, postJson, standInPaths, startTestServer, waitFor } from "./helpers.ts";
+import { CACHE_DIR, postJson, spawnServe, standInPaths, startTestServer, waitFor, writeConfig } from "./helpers.ts";
 
 function assertOpenAiError(res: { status: number | null; json: any }, status: number, code: string): void {
   assert.equal(res.status, status, JSON.stringify(res.json));
@@ -99,31 +95,9 @@ describe("refusals in /metrics and the request log", () => {
   });
 });
 
-function writeConfig(text: string): string {
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pitcher-cfg-")), "pitcher.yaml");
-  fs.writeFileSync(file, text);
-  return file;
-}
-
-/** `pitcher serve` as a user runs it; resolves its URL once it listens. */
+/** `pitcher serve` with this config text, as a user runs it. */
 function serve(config: string) {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve", "--config", writeConfig(config), "--port", "0"], {
-    cwd: ROOT,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d) => (stdout += d));
-  child.stderr.on("data", (d) => (stderr += d));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  const url = new Promise<string>((resolve, reject) => {
-    child.stdout.on("data", () => {
-      const m = /listening on (http:\/\/\S+)/.exec(stdout);
-      if (m) resolve(m[1]!);
-    });
-    void exited.then(() => reject(new Error(`exited early: ${stderr}`)));
-  });
-  return { child, url, exited, stderr: () => stderr };
+  return spawnServe(["--config", writeConfig(config), "--port", "0"]);
 }
 
 describe("pitcher serve on SIGTERM", () => {
@@ -141,7 +115,7 @@ describe("pitcher serve on SIGTERM", () => {
     await new Promise<void>((resolve) => slowHeaders.socket.once("connect", () => resolve()));
     const startedMs = Date.now();
     s.child.kill("SIGTERM");
-    assert.equal(await s.exited, 0, s.stderr());
+    assert.equal(await s.exited, 0, s.output().stderr);
     assert.ok(Date.now() - startedMs < 60_000, "well before the 600 s timeouts");
     await slowUpload.closed;
     await slowHeaders.closed;
@@ -176,7 +150,7 @@ describe("pitcher serve on SIGTERM", () => {
     const events = text.split("\n\n").filter((e) => e.length > 0);
     assert.equal(JSON.parse(events.at(-1)!.slice("data: ".length)).error.code, "shutting_down");
     assert.ok(!text.includes("[DONE]"));
-    assert.equal(await s.exited, 0, s.stderr());
-    assert.match(s.stderr(), /drain deadline of 300 ms passed: ended 2 running request/);
+    assert.equal(await s.exited, 0, s.output().stderr);
+    assert.match(s.output().stderr, /drain deadline of 300 ms passed: ended 2 running request/);
   });
 });

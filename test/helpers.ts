@@ -1,4 +1,6 @@
 import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import OpenAI from "openai";
 import { startServer, type RunningServer, type ServeOptions } from "../src/cli/serve.ts";
@@ -90,4 +92,30 @@ export async function waitFor(cond: () => boolean, limitMs = 20_000): Promise<vo
     if (Date.now() - start > limitMs) throw new Error("condition not reached");
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/** A config file with this text, in a fresh temporary folder. */
+export function writeConfig(text: string): string {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pitcher-cfg-")), "pitcher.yaml");
+  fs.writeFileSync(file, text);
+  return file;
+}
+
+/** `pitcher serve` as a user runs it, in its own process; `url` resolves once it listens. */
+export function spawnServe(args: string[]) {
+  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve", ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d) => (stdout += d));
+  child.stderr.on("data", (d) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  const url = new Promise<string>((resolve, reject) => {
+    child.stdout.on("data", () => {
+      const m = /listening on (http:\/\/\S+)/.exec(stdout);
+      if (m) resolve(m[1]!);
+    });
+    void exited.then(() => reject(new Error(`exited early: ${stderr}`)));
+  });
+  url.catch(() => {}); // awaited only by tests that expect the server to come up
+  return { child, url, exited, output: () => ({ stdout, stderr }) };
 }
