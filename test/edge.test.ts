@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { PassThrough } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import { rawClient, rawExchange } from "../src/api/testing/rawHttp.ts";
-import { CACHE_DIR, postJson, spawnServe, standInPaths, startTestServer, waitFor, writeConfig } from "./helpers.ts";
+import { CACHE_DIR, postJson, series, spawnServe, standInPaths, startTestServer, waitFor, writeConfig } from "./helpers.ts";
 
 function assertOpenAiError(res: { status: number | null; json: any }, status: number, code: string): void {
   assert.equal(res.status, status, JSON.stringify(res.json));
@@ -13,18 +13,6 @@ function assertOpenAiError(res: { status: number | null; json: any }, status: nu
   assert.equal(typeof res.json.error.type, "string");
   assert.ok("param" in res.json.error);
   assert.equal(res.json.error.code, code);
-}
-
-/** The value of one series in Prometheus text, or undefined when absent. */
-function series(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split("\n")) {
-    if (line.startsWith("#")) continue;
-    const m = /^([a-z_:]+)(\{([^}]*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = Object.fromEntries([...(m[3] ?? "").matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[4]);
-  }
-  return undefined;
 }
 
 const portOf = (url: string) => Number(new URL(url).port);

@@ -119,3 +119,15 @@ export function spawnServe(args: string[]) {
   url.catch(() => {}); // awaited only by tests that expect the server to come up
   return { child, url, exited, output: () => ({ stdout, stderr }) };
 }
+
+/** The value of one series in Prometheus text, or undefined when absent. */
+export function series(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of text.split("\n")) {
+    if (line.startsWith("#")) continue;
+    const m = /^([a-z_:]+)(\{([^}]*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = Object.fromEntries([...(m[3] ?? "").matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
+    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[4]);
+  }
+  return undefined;
+}

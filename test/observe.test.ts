@@ -5,19 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { PassThrough } from "node:stream";
-import { startPreemptionServer, waitFor } from "./helpers.ts";
-
-/** The value of one series in Prometheus text, or undefined when absent. */
-function series(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split("\n")) {
-    if (line.startsWith("#")) continue;
-    const m = /^([a-z_:]+)(\{([^}]*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = Object.fromEntries([...(m[3] ?? "").matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[4]);
-  }
-  return undefined;
-}
+import { series, startPreemptionServer, waitFor } from "./helpers.ts";
 
 describe("metrics and request log", () => {
   let server: Awaited<ReturnType<typeof startPreemptionServer>>;
