@@ -16,7 +16,20 @@ export interface Sampling {
   topP?: number;
   /** Base seed; the step seed is derived from it and the token index, so sampling survives preemption. */
   seed?: number;
+  /** Constrain the output; the device that samples compiles and enforces it (issue 11). */
+  grammar?: OutputGrammar;
 }
+
+/**
+ * An output constraint. The grammar's state lives with the sequence on the device; a request
+ * resumed elsewhere gets it rebuilt from the tokens it already generated, so constrained
+ * output stays exact under preemption.
+ */
+export type OutputGrammar =
+  /** JSON text; with `schema` (node-llama-cpp's JSON-schema subset), JSON valid against it. */
+  | { kind: "json"; schema?: unknown }
+  /** A GBNF grammar (llama.cpp's syntax), e.g. a model family's own tool-call syntax. */
+  | { kind: "gbnf"; text: string };
 
 /** One sampled token. `end`: it is an end-of-generation token (the request stops here). */
 export interface SampledToken {
