@@ -69,6 +69,11 @@ export interface RequestSpec {
   maxOutputTokens: number;
   /** Per-request override of the model's SLO. */
   slo?: SloTargets;
+  /**
+   * Prefill the prompt in one command, not in chunks: an embedding pools over the whole
+   * input at once (its final prefill yields the vector; it asks for one output token).
+   */
+  wholePrompt?: boolean;
 }
 
 /**

@@ -32,6 +32,12 @@ export function kvTokens(r: RequestRecord): number {
   return r.prefilledTokens + Math.max(0, r.generatedTokens - 1);
 }
 
+/** Prompt tokens the request's next prefill chunk evaluates: a `wholePrompt` request takes all that is left at once. */
+export function nextChunkTokens(r: RequestRecord, chunkTokens: number): number {
+  const left = r.spec.promptTokens - r.prefilledTokens;
+  return r.spec.wholePrompt ? left : Math.min(left, chunkTokens);
+}
+
 /** Deadline of the request's next output token under the deadline SLO. */
 export function nextTokenDeadlineMs(r: RequestRecord): number {
   return tokenDeadlineMs(r.spec.arrivalMs, r.slo, r.generatedTokens);

@@ -6,7 +6,7 @@
 import type { RequestId } from "../core/types.ts";
 import type { DeviceWork, ModelWork } from "./eligibility.ts";
 import type { Intent } from "./intent.ts";
-import { hasMissedSlo, nextTokenDeadlineMs, type RequestRecord } from "./state.ts";
+import { hasMissedSlo, nextChunkTokens, nextTokenDeadlineMs, type RequestRecord } from "./state.ts";
 import { decodeSteps } from "./steps.ts";
 import { prefillStartBy, startByMs, type Turn } from "./turns.ts";
 
@@ -71,7 +71,7 @@ export function turnIntents(seen: DeviceWork, turn: Turn, options: TurnIntentOpt
   // earliest deadline first. The other intent is the fallback if memory blocks the first.
   let prefillFirst = false;
   if (pre !== undefined) {
-    const chunkMs = predictor.prefillMs(w.modelId, Math.min(pre.spec.promptTokens - pre.prefilledTokens, options.prefillChunkTokens));
+    const chunkMs = predictor.prefillMs(w.modelId, nextChunkTokens(pre, options.prefillChunkTokens));
     // Work that can no longer meet its SLO has no deadline to keep.
     let batchDue = Infinity;
     for (const r of batch) if (!hasMissedSlo(r, nowMs)) batchDue = Math.min(batchDue, nextTokenDeadlineMs(r));
