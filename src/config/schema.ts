@@ -22,6 +22,8 @@ export const modelSchema = z
     contextTokens: z.number().int().min(64).optional(),
     maxBatch: z.number().int().min(1).max(64).optional(),
     description: z.string().optional(),
+    /** Serve it for /v1/embeddings only; default: whether its GGUF names a pooling type. */
+    embedding: z.boolean().optional(),
   })
   .strict();
 

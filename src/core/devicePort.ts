@@ -49,6 +49,8 @@ export interface DeviceResult {
   bytes?: number;
   /** Decode: steps run (fewer than asked when every request ended or the run was yielded). */
   steps?: number;
+  /** Prefill (final chunk) of an embedding: the input's vector, unit length; no token. */
+  embedding?: { requestId: RequestId; vector: number[] };
 }
 
 export interface PrefillCall {
@@ -59,6 +61,11 @@ export interface PrefillCall {
   /** Last chunk: sample the first output token. */
   final: boolean;
   sampling: Sampling;
+  /**
+   * An embedding (the model must embed): the last chunk returns the vector of the whole
+   * input, pooled as the model says, instead of a token, and the device keeps no KV of it.
+   */
+  embed?: boolean;
 }
 
 export interface DecodeCall {

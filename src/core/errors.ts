@@ -39,6 +39,13 @@ export class ModelNotFoundError extends PitcherError {
   }
 }
 
+/** The model exists but does not do what was asked: embeddings of a generating model, text from an embedding model. */
+export class WrongModelKindError extends PitcherError {
+  constructor(message: string, code: "model_cannot_embed" | "model_only_embeds") {
+    super(message, code, 400, "invalid_request_error", "model");
+  }
+}
+
 export class NotFoundError extends PitcherError {
   constructor(what: string) {
     super(`${what} not found`, "not_found", 404, "invalid_request_error");

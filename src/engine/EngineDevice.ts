@@ -88,6 +88,7 @@ export class EngineDevice implements DevicePort {
       batchTokens: Math.max(this.options.prefillChunkTokens, m.profile.maxBatch),
       evict,
       endTokens: [...endTokens],
+      ...(m.embedding ? { embedding: true } : {}),
     };
     return this.run(command, release);
   }
@@ -99,6 +100,7 @@ export class EngineDevice implements DevicePort {
   async prefill(call: PrefillCall, release: RequestId[]): Promise<DeviceResult> {
     const { durationMs, result } = await this.process.call({ op: "prefill", ...call }, release);
     const token = result.tokens?.[0];
+    if (result.embedding) return { durationMs, embedding: { requestId: call.requestId, vector: result.embedding } };
     return { durationMs, ...(call.final && token !== undefined ? { first: this.sampled(call.modelId, call.requestId, token) } : {}) };
   }
 

@@ -12,6 +12,7 @@ import { getLlama, LlamaLogLevel, type Llama, type Token, type LlamaContext, typ
 import type { Sampling } from "../core/devicePort.ts";
 import type { ModelId, RequestId } from "../core/types.ts";
 import { BatchModeChooser } from "./batchMode.ts";
+import { embedChunk, isEmbedder, loadEmbedder, releaseEmbeddings, unloadEmbedder } from "./embedding.ts";
 import { kvPaths, KvStateError, sealKvState, verifyKvState } from "./kvStateFile.ts";
 import { skipResourceSimulation } from "./skipResourceSimulation.ts";
 import type { WorkerCommand, WorkerInit, WorkerMessage, WorkerProgress, WorkerReply, WorkerResult } from "./protocol.ts";
@@ -68,10 +69,12 @@ async function releaseSequence(m: LoadedModel, requestId: RequestId): Promise<vo
 }
 
 async function release(requestIds: RequestId[]): Promise<void> {
+  releaseEmbeddings(requestIds);
   for (const id of requestIds) for (const m of models.values()) await releaseSequence(m, id);
 }
 
 async function unload(modelId: ModelId): Promise<void> {
+  if (await unloadEmbedder(modelId)) return;
   const m = models.get(modelId);
   if (!m) return;
   models.delete(modelId);
@@ -89,7 +92,11 @@ async function run(id: number, cmd: WorkerCommand): Promise<WorkerResult> {
   switch (cmd.op) {
     case "load": {
       for (const id of cmd.evict) await unload(id);
-      if (models.has(cmd.modelId)) return {};
+      if (models.has(cmd.modelId) || isEmbedder(cmd.modelId)) return {};
+      if (cmd.embedding) {
+        await loadEmbedder(llama!, { modelId: cmd.modelId, path: cmd.path, contextTokens: cmd.contextTokens, threads: init!.threads });
+        return {};
+      }
       const model = await llama!.loadModel({ modelPath: cmd.path, useMmap: true });
       try {
         const context = await model.createContext({
@@ -122,6 +129,10 @@ async function run(id: number, cmd: WorkerCommand): Promise<WorkerResult> {
       for (const id of cmd.modelIds) await unload(id);
       return {};
     case "prefill": {
+      if (cmd.embed || isEmbedder(cmd.modelId)) {
+        const embedding = await embedChunk(cmd);
+        return embedding ? { embedding } : {};
+      }
       const m = loaded(cmd.modelId);
       const seq = sequenceFor(m, cmd.requestId);
       if (!cmd.final) {

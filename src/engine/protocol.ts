@@ -26,6 +26,8 @@ export type WorkerCommand =
       evict: ModelId[];
       /** End-of-generation tokens: a sequence that samples one leaves a multi-step decode. */
       endTokens: number[];
+      /** Load as an embedding model (engine/embedding.ts): it embeds and generates nothing. */
+      embedding?: boolean;
     }
   | { op: "evict"; modelIds: ModelId[] }
   | {
@@ -36,6 +38,8 @@ export type WorkerCommand =
       final: boolean;
       /** Index of the output token the final chunk samples (0 for the first). */
       sampling: Sampling;
+      /** An embedding: the final chunk answers the whole input's vector, not a token. */
+      embed?: boolean;
     }
   | {
       op: "decode";
@@ -70,6 +74,8 @@ export interface WorkerResult {
   bytes?: number;
   /** Decode: steps run. */
   steps?: number;
+  /** Prefill (final) of an embedding: the input's vector, unit length. */
+  embedding?: number[];
 }
 
 /**
