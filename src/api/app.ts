@@ -13,6 +13,7 @@ import type { HttpOutcome } from "../observe/HttpOutcome.ts";
 import { dashboardHtml } from "../views/dashboardHtml.ts";
 import type { Serving } from "../runtime/Serving.ts";
 import { registerCompletionRoutes } from "./completionRoutes.ts";
+import { registerEmbeddingRoutes } from "./embeddingRoutes.ts";
 import { errorBody, toPitcherError } from "./errorBody.ts";
 import {
   clientErrorHandler,
@@ -144,6 +145,7 @@ export function buildApp(serving: Serving, options: AppOptions): FastifyInstance
         file_bytes: m.fileBytes,
         context_tokens: m.profile.contextTokens,
         ...(m.expertCount ? { experts: m.expertCount } : {}),
+        ...(m.embedding ? { embedding: true } : {}),
         slo: { ttft_ms: m.profile.slo.ttftMs, tbt_ms: m.profile.slo.tbtMs },
       },
     })),
@@ -156,6 +158,8 @@ export function buildApp(serving: Serving, options: AppOptions): FastifyInstance
     return { id: m.id, object: "model", created: 0, owned_by: "pitcher" };
   });
 
-  registerCompletionRoutes(app, serving, options.inFlight ?? new InFlightRequests());
+  const inFlight = options.inFlight ?? new InFlightRequests();
+  registerCompletionRoutes(app, serving, inFlight);
+  registerEmbeddingRoutes(app, serving, inFlight);
   return app;
 }

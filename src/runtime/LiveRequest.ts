@@ -21,6 +21,8 @@ export interface GenerationParams {
   /** Streaming: called with each text delta as it becomes safe to send. */
   onDelta?: (text: string) => void;
   signal?: AbortSignal;
+  /** An embedding (runtime/embeddings.ts): the prompt's final prefill yields its vector, no text. */
+  embed?: boolean;
 }
 
 export interface GenerationResult {
@@ -29,6 +31,8 @@ export interface GenerationResult {
   finishReason: "stop" | "length";
   promptTokens: number;
   completionTokens: number;
+  /** An embedding request's vector (unit length). */
+  embedding?: number[];
 }
 
 /** What the pool reports for each finished request (metrics and logs listen to it). */
@@ -49,6 +53,8 @@ export class LiveRequest {
   /** When each streamed token arrived (end tokens are not streamed). */
   readonly tokenTimesMs: number[] = [];
   private readonly text: TextStream;
+  /** An embedding request's vector, once its final prefill ran. */
+  private embedding: number[] | undefined;
   private onAbort: (() => void) | undefined;
 
   constructor(
@@ -84,6 +90,12 @@ export class LiveRequest {
     if (t.end) return true;
     this.tokenTimesMs.push(atMs);
     return false;
+  }
+
+  /** An embedding request's vector arrived: it counts as the request's first (and only) output. */
+  acceptEmbedding(vector: number[], atMs: number): void {
+    this.embedding = vector;
+    this.tokenTimesMs.push(atMs);
   }
 
   /**
@@ -122,6 +134,7 @@ export class LiveRequest {
         finishReason: f.reason,
         promptTokens: this.params.promptTokens.length,
         completionTokens: this.output.length,
+        ...(this.embedding ? { embedding: this.embedding } : {}),
       });
     } else if (f.reason === "cancelled") {
       this.reject(new PitcherError("Request cancelled", "cancelled", 499, "invalid_request_error"));

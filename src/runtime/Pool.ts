@@ -173,7 +173,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     const codec = this.codecs.get(params.modelId);
     return new Promise<GenerationResult>((resolve, reject) => {
       const submitted = this.scheduler.submit(
-        { id, modelId: params.modelId, arrivalMs, promptTokens: params.promptTokens.length, maxOutputTokens: params.maxTokens, slo },
+        { id, modelId: params.modelId, arrivalMs, promptTokens: params.promptTokens.length, maxOutputTokens: params.maxTokens, slo, ...(params.embed ? { wholePrompt: true } : {}) },
         arrivalMs,
       );
       if (!submitted.accepted) {
@@ -251,6 +251,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     const endMs = this.now();
     const errors = new Map((result.failed ?? []).map((f) => [f.requestId, f.error]));
     if (result.first) this.acceptToken(result.first, endMs);
+    if (result.embedding) this.live.get(result.embedding.requestId)?.acceptEmbedding(result.embedding.vector, endMs);
     const finished = this.scheduler.onCommandDone(
       device.id,
       { durationMs: result.durationMs, failedRequestIds: [...errors.keys()], ...(result.steps !== undefined ? { steps: result.steps } : {}) },

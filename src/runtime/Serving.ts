@@ -7,12 +7,13 @@
 import { randomInt, randomUUID } from "node:crypto";
 import type { ChatMessage, Codecs } from "../core/codec.ts";
 import type { Sampling } from "../core/devicePort.ts";
-import { ContextLengthError, InvalidRequestError, ModelNotFoundError } from "../core/errors.ts";
+import { ContextLengthError, InvalidRequestError, ModelNotFoundError, WrongModelKindError } from "../core/errors.ts";
 import type { ServedModel } from "../core/servedModel.ts";
 import type { DeviceId, ModelId, RequestId } from "../core/types.ts";
+import { embedThroughPool, type EmbeddingRequest, type EmbeddingResult } from "./embeddings.ts";
 import type { DeviceState, DeviceStatus, GenerationParams, GenerationResult } from "./Pool.ts";
 
-export type { GenerationResult };
+export type { EmbeddingRequest, EmbeddingResult, GenerationResult };
 
 /** What a request asks to generate from: chat messages (through the model's template) or a prompt. */
 export type ServingInput = { kind: "chat"; messages: ChatMessage[] } | { kind: "completion"; prompt: string | number[] };
@@ -74,6 +75,8 @@ export interface Serving {
    * refusals (overload, draining, failures) reject `result`.
    */
   generate(request: ServingRequest): Generation;
+  /** Vectors of the inputs from a model that embeds; refusals before scheduling throw at once, as `generate`'s do. */
+  embed(request: EmbeddingRequest): Promise<EmbeddingResult>;
   models(): ServedModel[];
   model(id: ModelId): ServedModel | undefined;
   health(): Health;
@@ -141,6 +144,7 @@ export class PoolServing implements Serving {
   generate(request: ServingRequest): Generation {
     const model = this.pool.models.get(request.modelId);
     if (!model) throw new ModelNotFoundError(request.modelId);
+    if (model.embedding) throw new WrongModelKindError(`The model '${model.id}' is an embedding model: use POST /v1/embeddings`, "model_only_embeds");
     const { promptTokens, templateStops, promptParam } = this.prompt(model, request.input);
     const contextTokens = model.profile.contextTokens;
     if (promptTokens.length >= contextTokens)
@@ -175,6 +179,10 @@ export class PoolServing implements Serving {
       (e: unknown) => pieces.fail(e),
     );
     return { id, promptTokens: promptTokens.length, pieces, result };
+  }
+
+  embed(request: EmbeddingRequest): Promise<EmbeddingResult> {
+    return embedThroughPool(this.pool, this.codecs, request);
   }
 
   private prompt(model: ServedModel, input: ServingInput): { promptTokens: number[]; templateStops: string[]; promptParam: string } {

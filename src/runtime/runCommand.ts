@@ -21,7 +21,10 @@ export function runCommand(device: DevicePort, cmd: Command, live: (id: RequestI
     case "prefill": {
       const r = live(cmd.requestId);
       const tokens = r.params.promptTokens.slice(cmd.fromToken, cmd.toToken);
-      return device.prefill({ modelId: cmd.modelId, requestId: cmd.requestId, tokens, final: cmd.final, sampling: r.params.sampling }, cmd.release);
+      return device.prefill(
+        { modelId: cmd.modelId, requestId: cmd.requestId, tokens, final: cmd.final, sampling: r.params.sampling, ...(r.params.embed ? { embed: true } : {}) },
+        cmd.release,
+      );
     }
     case "decode": {
       const reqs = cmd.requestIds.map(live);
