@@ -266,12 +266,18 @@ export function describeDevicePort(name: string, make: () => Promise<PortSubject
       assertClose(chunked.embedding!.vector, v);
       assertClose((await embed(s.b, "e3", s.prompt)).embedding!.vector, v);
       const other = (await embed(s.a, "e4", [...s.prompt].reverse())).embedding!.vector;
-      assert.ok(other.some((x, i) => Math.abs(x - v[i]!) > 1e-3), "another input, another vector");
+      assert.ok(
+        other.some((x, i) => Math.abs(x - v[i]!) > 1e-3),
+        "another input, another vector",
+      );
       // Nothing stays behind: releases of ended embeddings are no-ops, and the model evicts.
       await s.a.release(["e1", "e2", "e4"]);
       // An embedding model generates nothing; a generating model embeds nothing.
       await assert.rejects(s.a.prefill({ modelId: e, requestId: "gen", tokens: s.prompt, final: true, sampling: greedy }, []), (err) => !(err instanceof DeviceDownError));
-      await assert.rejects(s.a.prefill({ modelId: m, requestId: "emb-on-m", tokens: s.prompt, final: true, sampling: greedy, embed: true }, []), (err) => !(err instanceof DeviceDownError));
+      await assert.rejects(
+        s.a.prefill({ modelId: m, requestId: "emb-on-m", tokens: s.prompt, final: true, sampling: greedy, embed: true }, []),
+        (err) => !(err instanceof DeviceDownError),
+      );
       await s.a.evict([e], []);
       await s.b.evict([e], []);
       await prefill(s.a, "after-embed");

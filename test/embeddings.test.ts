@@ -63,7 +63,11 @@ describe("embeddings with the openai client, default catalog", () => {
   });
 
   it("embeds a batch in order; the same input gives the same vector, another input another", async () => {
-    const r = await server.client.embeddings.create({ model: EMBEDDER, input: ["The quick brown fox", "jumps over the lazy dog", "The quick brown fox"], encoding_format: "float" });
+    const r = await server.client.embeddings.create({
+      model: EMBEDDER,
+      input: ["The quick brown fox", "jumps over the lazy dog", "The quick brown fox"],
+      encoding_format: "float",
+    });
     assert.deepEqual(
       r.data.map((d) => d.index),
       [0, 1, 2],
@@ -73,7 +77,14 @@ describe("embeddings with the openai client, default catalog", () => {
     assert.deepEqual(a, reference.get("The quick brown fox"));
     assert.ok(a!.some((x, i) => Math.abs(x - b![i]!) > 1e-3));
     for (const v of [a!, b!]) assertUnit(v);
-    const tokens = await server.client.embeddings.create({ model: EMBEDDER, input: [[1, 400, 401], [1, 402]], encoding_format: "float" });
+    const tokens = await server.client.embeddings.create({
+      model: EMBEDDER,
+      input: [
+        [1, 400, 401],
+        [1, 402],
+      ],
+      encoding_format: "float",
+    });
     assert.equal(tokens.data.length, 2);
     assert.equal(tokens.usage.prompt_tokens, 5);
   });
@@ -115,7 +126,14 @@ describe("an embedding model pools with a generating model on one device", () =>
   after(async () => server.shutdown());
 
   it("an embedding sent while a generation streams: both complete, the models swap, nothing is left behind", async () => {
-    const stream = await server.client.completions.create({ model: "gen", prompt: "Once upon a time", max_tokens: 48, temperature: 0, stream: true, stream_options: { include_usage: true } });
+    const stream = await server.client.completions.create({
+      model: "gen",
+      prompt: "Once upon a time",
+      max_tokens: 48,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     let completionTokens = 0;
     let embedding: Promise<OpenAI.CreateEmbeddingResponse> | undefined;
     for await (const chunk of stream) {

@@ -12,7 +12,10 @@ describeDevicePort("EngineDevice (stories260K)", async () => {
   let ends: number[] = [];
   const file = { path: STORIES, fingerprint: "stories260K", vocabularySize: 512 };
   // stories260K names no pooling type: as an embedding model, its vector is the last token's state.
-  const models = [...["m", "m-end"].map((id) => servedModel(id, { contextTokens: 1024, maxBatch: 2 }, file)), servedModel("embed", { contextTokens: 1024, maxBatch: 2 }, { ...file, embedding: true })];
+  const models = [
+    ...["m", "m-end"].map((id) => servedModel(id, { contextTokens: 1024, maxBatch: 2 }, file)),
+    servedModel("embed", { contextTokens: 1024, maxBatch: 2 }, { ...file, embedding: true }),
+  ];
   const options = { threads: 1, gpu: false as const, hostKv, models, prefillChunkTokens: 64, endTokens: (id: string) => (id === "m-end" ? ends : []) };
   const a = new EngineDevice("a", options);
   const b = new EngineDevice("b", options);

@@ -68,7 +68,10 @@ describe("POST /v1/embeddings", () => {
     const r = await post({ model: "embedder", input: "hi", encoding_format: "base64" });
     assert.equal(r.json.data[0].embedding, float32Base64([3, 1, 0.5]));
     const bytes = Buffer.from(r.json.data[0].embedding, "base64");
-    assert.deepEqual([0, 1, 2].map((i) => bytes.readFloatLE(i * 4)), [3, 1, 0.5]);
+    assert.deepEqual(
+      [0, 1, 2].map((i) => bytes.readFloatLE(i * 4)),
+      [3, 1, 0.5],
+    );
   });
 
   it("refuses dimensions, unknown fields and bad encodings by name", async () => {

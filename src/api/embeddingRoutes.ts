@@ -75,6 +75,6 @@ function inputsOf(input: EmbeddingBody["input"]): (string | number[])[] {
 /** The vector as OpenAI's base64 encoding: little-endian float32 bytes. */
 export function float32Base64(vector: number[]): string {
   const buf = Buffer.alloc(vector.length * 4);
-  vector.forEach((x, i) => buf.writeFloatLE(x, i * 4));
+  for (let i = 0; i < vector.length; i++) buf.writeFloatLE(vector[i]!, i * 4);
   return buf.toString("base64");
 }

@@ -173,7 +173,15 @@ export class Pool extends EventEmitter<PoolEvents> {
     const codec = this.codecs.get(params.modelId);
     return new Promise<GenerationResult>((resolve, reject) => {
       const submitted = this.scheduler.submit(
-        { id, modelId: params.modelId, arrivalMs, promptTokens: params.promptTokens.length, maxOutputTokens: params.maxTokens, slo, ...(params.embed ? { wholePrompt: true } : {}) },
+        {
+          id,
+          modelId: params.modelId,
+          arrivalMs,
+          promptTokens: params.promptTokens.length,
+          maxOutputTokens: params.maxTokens,
+          slo,
+          ...(params.embed ? { wholePrompt: true } : {}),
+        },
         arrivalMs,
       );
       if (!submitted.accepted) {

@@ -87,10 +87,7 @@ describe("embeddings through the pool", () => {
     const { serving } = await setup();
     assert.throws(() => serving.embed({ modelId: "nope", inputs: ["x"] }), refused("model_not_found"));
     assert.throws(() => serving.embed({ modelId: "gen", inputs: ["x"] }), refused("model_cannot_embed"));
-    assert.throws(
-      () => serving.generate({ modelId: "emb", input: { kind: "completion", prompt: "x" }, sampling: { temperature: 0 }, stop: [] }),
-      refused("model_only_embeds"),
-    );
+    assert.throws(() => serving.generate({ modelId: "emb", input: { kind: "completion", prompt: "x" }, sampling: { temperature: 0 }, stop: [] }), refused("model_only_embeds"));
     assert.throws(() => serving.embed({ modelId: "emb", inputs: [] }), refused("invalid_request"));
     assert.throws(() => serving.embed({ modelId: "emb", inputs: ["x", ""] }), refused("invalid_request"));
     assert.throws(() => serving.embed({ modelId: "emb", inputs: [Array.from({ length: 64 }, () => 3)] }), refused("context_length_exceeded"));

@@ -8,9 +8,15 @@
 import { randomUUID } from "node:crypto";
 import type { Codecs } from "../core/codec.ts";
 import { ContextLengthError, InvalidRequestError, ModelNotFoundError, WrongModelKindError } from "../core/errors.ts";
+import type { ServedModel } from "../core/servedModel.ts";
 import type { ModelId } from "../core/types.ts";
 import type { GenerationParams, GenerationResult } from "./Pool.ts";
-import type { ServingPool } from "./Serving.ts";
+
+/** The part of the pool embeddings use (`ServingPool` has it). */
+export interface EmbeddingPool {
+  readonly models: ReadonlyMap<ModelId, ServedModel>;
+  generate(params: GenerationParams): Promise<GenerationResult>;
+}
 
 export interface EmbeddingRequest {
   modelId: ModelId;
@@ -32,7 +38,7 @@ export interface EmbeddingResult {
  * model that does not embed, an empty input, a token outside the vocabulary, an input
  * longer than the context); later refusals (overload, draining, failures) reject the result.
  */
-export function embedThroughPool(pool: ServingPool, codecs: Codecs, request: EmbeddingRequest): Promise<EmbeddingResult> {
+export function embedThroughPool(pool: EmbeddingPool, codecs: Codecs, request: EmbeddingRequest): Promise<EmbeddingResult> {
   const model = pool.models.get(request.modelId);
   if (!model) throw new ModelNotFoundError(request.modelId);
   if (!model.embedding)
@@ -52,7 +58,10 @@ export function embedThroughPool(pool: ServingPool, codecs: Codecs, request: Emb
     }
     // The scheduler reserves one output slot beside the prompt, as for any request.
     if (tokens.length >= contextTokens)
-      throw new ContextLengthError(`This model's context holds ${contextTokens} tokens, but ${where.toLowerCase()} is ${tokens.length} tokens (at most ${contextTokens - 1} fit).`, "input");
+      throw new ContextLengthError(
+        `This model's context holds ${contextTokens} tokens, but ${where.toLowerCase()} is ${tokens.length} tokens (at most ${contextTokens - 1} fit).`,
+        "input",
+      );
     return tokens;
   });
 
