@@ -106,9 +106,10 @@ export class LiveRequest {
     return false;
   }
 
-  /** Name the step's tokens in the text they would add after the output before them. */
+  /** Name the step's tokens by the text each would add after the output before them. */
   private named(l: TokenLogprobs): TokenLogprob {
-    const before = this.output.length > 1 ? this.output.slice(-4, -1) : this.params.promptTokens.slice(-3);
+    // The context the text stream detokenizes with, so the tokens' texts add up to the text.
+    const before = this.output.slice(-5, -1);
     const name = (token: number, logprob: number): NamedLogprob => {
       const text = this.codec.detokenize([token], before);
       return { token: text, bytes: [...Buffer.from(text, "utf8")], logprob };
