@@ -308,7 +308,7 @@ describe("edges", () => {
 
   it("tells every answer as an outcome: status, code, route, model; never the prompt", async () => {
     const { app, post, outcomes } = setup();
-    await post("/v1/completions", { model: "tiny", prompt: "a secret prompt", n: 2 });
+    await post("/v1/completions", { model: "tiny", prompt: "a secret prompt", best_of: 2 });
     await app.inject({ method: "GET", url: "/v1/nothing?key=secret" });
     await post("/v1/completions", { model: "tiny", prompt: "x", max_tokens: 2 });
     await until(() => outcomes.length === 3);
