@@ -101,14 +101,31 @@ describe("sampling options on the engine (stories260K)", () => {
         assert.ok(l.top.reduce((s, x) => s + Math.exp(x.logprob), 0) <= 1 + 1e-4);
       }
     }
+    // Greedy without alternatives skips the sort of the vocabulary: the same logprobs.
     const none = await run({ temperature: 0, logprobs: 0 }, 3);
-    for (const t of none.tokens) assert.deepEqual(t.logprobs!.top, []);
+    const five = await run({ temperature: 0, logprobs: 5 }, 3);
+    for (const [i, t] of none.tokens.entries()) {
+      assert.deepEqual(t.logprobs!.top, []);
+      assert.ok(Math.abs(t.logprobs!.logprob - five.tokens[i]!.logprobs!.logprob) < 1e-4);
+    }
     const plain = await run({ temperature: 0 }, 3);
     for (const t of plain.tokens) assert.equal(t.logprobs, undefined, "not asked, not computed");
   });
 
   it("a penalized, biased, seeded request parked on one device and resumed on the other samples exactly as alone", async () => {
-    const sampling: Sampling = { temperature: 0.9, seed: 11, presencePenalty: 0.8, frequencyPenalty: 0.6, repeatPenalty: 1.3, topK: 20, minP: 0.02, logitBias: [[300, 2], [19, -100]] };
+    const sampling: Sampling = {
+      temperature: 0.9,
+      seed: 11,
+      presencePenalty: 0.8,
+      frequencyPenalty: 0.6,
+      repeatPenalty: 1.3,
+      topK: 20,
+      minP: 0.02,
+      logitBias: [
+        [300, 2],
+        [19, -100],
+      ],
+    };
     const alone = ids(await run(sampling, 23));
     const moved = await run(sampling, 7, a, "moved", false);
     const out = ids(moved);

@@ -54,7 +54,16 @@ describe("exactness under pooling", () => {
   it("penalized, biased, seeded sampling: preempted output equals the output served alone", async () => {
     // Penalties read the output so far: it goes with each decode, so the resumed request is
     // penalized as if it had never moved.
-    const sampling = { temperature: 0.9, seed: 42, presence_penalty: 0.7, frequency_penalty: 0.5, repeat_penalty: 1.2, top_k: 30, min_p: 0.01, logit_bias: { "300": 3, "301": -100 } };
+    const sampling = {
+      temperature: 0.9,
+      seed: 42,
+      presence_penalty: 0.7,
+      frequency_penalty: 0.5,
+      repeat_penalty: 1.2,
+      top_k: 30,
+      min_p: 0.01,
+      logit_bias: { "300": 3, "301": -100 },
+    };
     const alone = await server.client.completions.create({ model: "long", prompt, max_tokens: 400, ...sampling });
     const pooled = await preemptedRun(sampling);
     assert.equal(pooled, alone.choices[0]!.text);

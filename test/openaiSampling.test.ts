@@ -43,7 +43,10 @@ describe("openai client: sampling options, logprobs and n", () => {
     const tokens = forced.choices[0]!.logprobs!.tokens!;
     assert.equal(tokens.length, 6);
     // (The first token's text starts the answer: it has no leading space.)
-    assert.ok(tokens.slice(1).every((t) => t === tokens[1]), `one token over and over: ${JSON.stringify(tokens)}`);
+    assert.ok(
+      tokens.slice(1).every((t) => t === tokens[1]),
+      `one token over and over: ${JSON.stringify(tokens)}`,
+    );
     const banned = await complete({ logit_bias: { "300": -100 }, logprobs: 20 });
     const tops = banned.choices[0]!.logprobs!.top_logprobs!.slice(1);
     for (const top of tops) assert.ok(!(tokens[1]! in top) || top[tokens[1]!]! <= -9999, "the banned token is never a candidate");

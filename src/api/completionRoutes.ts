@@ -67,9 +67,7 @@ function sampling(body: ChatBody | CompletionBody): Sampling {
     ...(given(body.presence_penalty) ? { presencePenalty: body.presence_penalty } : {}),
     ...(given(body.frequency_penalty) ? { frequencyPenalty: body.frequency_penalty } : {}),
     ...(given(body.repeat_penalty) ? { repeatPenalty: body.repeat_penalty } : {}),
-    ...(given(body.logit_bias) && Object.keys(body.logit_bias).length > 0
-      ? { logitBias: Object.entries(body.logit_bias).map(([t, b]): [number, number] => [Number(t), b]) }
-      : {}),
+    ...(given(body.logit_bias) && Object.keys(body.logit_bias).length > 0 ? { logitBias: Object.entries(body.logit_bias).map(([t, b]): [number, number] => [Number(t), b]) } : {}),
     ...(logprobs !== undefined ? { logprobs } : {}),
   };
 }

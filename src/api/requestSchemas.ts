@@ -71,8 +71,7 @@ export type CompletionBody = z.infer<typeof completionBodySchema>;
 
 /** Chat's `top_logprobs` means nothing without `logprobs: true` (OpenAI refuses it too). */
 export function checkChatLogprobs(body: { logprobs?: boolean | null | undefined; top_logprobs?: number | null | undefined }): void {
-  if (body.top_logprobs !== undefined && body.top_logprobs !== null && body.logprobs !== true)
-    throw new InvalidRequestError("top_logprobs needs logprobs: true", "top_logprobs");
+  if (body.top_logprobs !== undefined && body.top_logprobs !== null && body.logprobs !== true) throw new InvalidRequestError("top_logprobs needs logprobs: true", "top_logprobs");
 }
 
 export function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
@@ -96,9 +95,5 @@ export function refuseUnsupported(body: Record<string, unknown>): void {
     ["suffix", typeof body.suffix === "string" && body.suffix.length > 0],
   ];
   for (const [name, bad] of unsupported)
-    if (bad)
-      throw new UnsupportedOptionError(
-        name === "best_of" ? "best_of > 1 is not supported: ask for n choices instead" : `${name} is not supported by Pitcher`,
-        name,
-      );
+    if (bad) throw new UnsupportedOptionError(name === "best_of" ? "best_of > 1 is not supported: ask for n choices instead" : `${name} is not supported by Pitcher`, name);
 }

@@ -103,9 +103,7 @@ export class EngineDevice implements DevicePort {
   }
 
   decode(call: DecodeCall, release: RequestId[], onTokens: (tokens: SampledToken[]) => void): Promise<DeviceResult> {
-    return this.run({ op: "decode", ...call }, release, (p) =>
-      onTokens(p.requestIds.map((id, i) => this.sampled(call.modelId, id, p.tokens[i]!, p.logprobs?.[i]))),
-    );
+    return this.run({ op: "decode", ...call }, release, (p) => onTokens(p.requestIds.map((id, i) => this.sampled(call.modelId, id, p.tokens[i]!, p.logprobs?.[i]))));
   }
 
   swapOut(modelId: ModelId, requestIds: RequestId[], release: RequestId[]): Promise<DeviceResult> {

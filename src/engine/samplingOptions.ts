@@ -42,9 +42,13 @@ export function generateNext(model: LlamaModel, s: Sampling, tokenIndex: number,
   if (s.logitBias?.length) options.tokenBias = tokenBias(model, s.logitBias);
   const next: GenerateNext = { token: true, options };
   if (s.logprobs !== undefined) {
-    // Only the top few logits come back (sorted on the device), with the sum that normalizes
-    // them: never the whole vocabulary's probabilities.
-    next.logits = { filter: { tokens: [], includeSelected: true, includeTop: Math.max(1, s.logprobs) } };
+    // Only the top few logits come back, with the sum that normalizes them: never the whole
+    // vocabulary's probabilities. Asking for any top entry makes llama.cpp sort the
+    // candidates: the whole vocabulary when greedy (sampling's top-k already sorted its
+    // few). Greedy picks the most likely token, so the sampled token alone, unsorted, gives
+    // its logprob when no alternatives are asked for.
+    const includeTop = s.logprobs === 0 && s.temperature <= 0 ? 0 : Math.max(1, s.logprobs);
+    next.logits = { filter: { tokens: [], includeSelected: true, includeTop } };
     next.totalLogitWeight = true;
   }
   return next;
@@ -76,6 +80,8 @@ export function readLogprobs(next: ControlledEvaluateIndexOutput["next"], token:
   const logits = next.logits;
   const weight = next.totalLogitWeight;
   if (!logits || weight === undefined) throw new Error("the step returned no logits for logprobs");
+  // The top entries come first, most likely first; with none asked (greedy), the only entry
+  // is the sampled token, the most likely one.
   const entries = [...logits.entries()];
   const maxLogit = entries[0]![1];
   const logNormalizer = Math.log(weight);
