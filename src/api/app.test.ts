@@ -64,13 +64,12 @@ describe("bad requests", () => {
   });
 
   it("unsupported options are 400 and say so", async () => {
-    const r = await post("/v1/chat/completions", { model: "tiny", n: 2, messages: hi });
+    const r = await post("/v1/completions", { model: "tiny", best_of: 2, prompt: "x" });
     assertOpenAiError(r, 400, "unsupported_option");
-    assert.equal(r.json.error.param, "n");
+    assert.equal(r.json.error.param, "best_of");
     assert.match(r.json.error.message, /not supported/);
     for (const [field, value] of [
       ["tools", [{ type: "function" }]],
-      ["logprobs", true],
       ["response_format", { type: "json_object" }],
     ] as const) {
       const t = await post("/v1/chat/completions", { model: "tiny", [field]: value, messages: hi });
@@ -80,7 +79,6 @@ describe("bad requests", () => {
     for (const [field, value] of [
       ["best_of", 2],
       ["echo", true],
-      ["logprobs", 2],
       ["suffix", "end"],
     ] as const) {
       const t = await post("/v1/completions", { model: "tiny", [field]: value, prompt: "x" });
@@ -310,7 +308,7 @@ describe("edges", () => {
 
   it("tells every answer as an outcome: status, code, route, model; never the prompt", async () => {
     const { app, post, outcomes } = setup();
-    await post("/v1/completions", { model: "tiny", prompt: "a secret prompt", n: 2 });
+    await post("/v1/completions", { model: "tiny", prompt: "a secret prompt", best_of: 2 });
     await app.inject({ method: "GET", url: "/v1/nothing?key=secret" });
     await post("/v1/completions", { model: "tiny", prompt: "x", max_tokens: 2 });
     await until(() => outcomes.length === 3);

@@ -9,11 +9,12 @@
  */
 import fs from "node:fs/promises";
 import { getLlama, LlamaLogLevel, type Llama, type Token, type LlamaContext, type LlamaContextSequence, type LlamaModel } from "node-llama-cpp";
-import type { Sampling } from "../core/devicePort.ts";
+import type { TokenLogprobs } from "../core/devicePort.ts";
 import type { ModelId, RequestId } from "../core/types.ts";
 import { BatchModeChooser } from "./batchMode.ts";
 import { embedChunk, isEmbedder, loadEmbedder, releaseEmbeddings, unloadEmbedder } from "./embedding.ts";
 import { kvPaths, KvStateError, sealKvState, verifyKvState } from "./kvStateFile.ts";
+import { generateNext, readLogprobs } from "./samplingOptions.ts";
 import { skipResourceSimulation } from "./skipResourceSimulation.ts";
 import type { WorkerCommand, WorkerInit, WorkerMessage, WorkerProgress, WorkerReply, WorkerResult } from "./protocol.ts";
 
@@ -38,11 +39,13 @@ function send(reply: WorkerReply | WorkerProgress): void {
   if (process.connected) process.send!(reply);
 }
 
-function stepOptions(s: Sampling, tokenIndex: number): { temperature: number; topP?: number; seed?: number } {
-  if (s.temperature <= 0) return { temperature: 0 };
-  // A per-token seed makes sampled output independent of when the request was preempted.
-  const seed = s.seed === undefined ? undefined : (s.seed + tokenIndex * 7919) >>> 0;
-  return { temperature: s.temperature, ...(s.topP !== undefined ? { topP: s.topP } : {}), ...(seed !== undefined ? { seed } : {}) };
+type StepOutput = Awaited<ReturnType<LlamaContextSequence["controlledEvaluate"]>>[number];
+
+/** A step's sampled token, and its logprobs when the request asked for them. */
+function sampledOf(out: StepOutput | undefined, logprobsK: number | undefined, what: string): { token: number; logprobs: TokenLogprobs | null } {
+  const token = out?.next?.token;
+  if (token === undefined || token === null) throw new Error(`${what} produced no token`);
+  return { token, logprobs: logprobsK === undefined ? null : readLogprobs(out!.next, token, logprobsK) };
 }
 
 function loaded(modelId: ModelId): LoadedModel {
@@ -141,15 +144,15 @@ async function run(id: number, cmd: WorkerCommand): Promise<WorkerResult> {
       }
       const last = cmd.tokens.length - 1;
       const input: Parameters<LlamaContextSequence["controlledEvaluate"]>[0] = (cmd.tokens as Token[]).map((t, i) =>
-        i === last ? [t, { generateNext: { token: true, options: stepOptions(cmd.sampling, 0) } }] : t,
+        i === last ? [t, { generateNext: generateNext(m.model, cmd.sampling, 0, []) }] : t,
       );
       const out = await seq.controlledEvaluate(input);
-      const token = out[last]?.next?.token;
-      if (token === undefined || token === null) throw new Error("prefill produced no token");
-      return { tokens: [token] };
+      const first = sampledOf(out[last], cmd.sampling.logprobs, "prefill");
+      return { tokens: [first.token], ...(first.logprobs ? { logprobs: [first.logprobs] } : {}) };
     }
     case "decode": {
       const m = loaded(cmd.modelId);
+      // Our own copy (parsed from the message): outputs grow in place as steps sample.
       let items = cmd.items;
       let step = 0;
       // Steps' tokens go out together at most every `progressEveryMs`, and at the end.
@@ -162,7 +165,7 @@ async function run(id: number, cmd: WorkerCommand): Promise<WorkerResult> {
       };
       // One sequence's step: feed its pending token, sample the next.
       const evaluate = (it: (typeof items)[number]) =>
-        sequenceFor(m, it.requestId).controlledEvaluate([[it.token as Token, { generateNext: { token: true, options: stepOptions(it.sampling, it.tokenIndex) } }]]);
+        sequenceFor(m, it.requestId).controlledEvaluate([[it.token as Token, { generateNext: generateNext(m.model, it.sampling, it.tokenIndex, it.output) }]]);
       for (; step < cmd.steps && items.length > 0; step++) {
         const mode = m.batchModes.choose(items.length);
         const t0 = performance.now();
@@ -174,12 +177,11 @@ async function run(id: number, cmd: WorkerCommand): Promise<WorkerResult> {
           for (const it of items) results.push(await evaluate(it));
         }
         m.batchModes.observe(items.length, mode, performance.now() - t0);
-        const tokens = results.map((r, i) => {
-          const t = r[0]?.next?.token;
-          if (t === undefined || t === null) throw new Error(`decode produced no token for ${items[i]!.requestId}`);
-          return t;
-        });
-        pending.push({ requestIds: items.map((it) => it.requestId), tokens });
+        const sampled = results.map((r, i) => sampledOf(r[0], items[i]!.sampling.logprobs, `decode of ${items[i]!.requestId}`));
+        const tokens = sampled.map((x) => x.token);
+        const withLogprobs = sampled.some((x) => x.logprobs);
+        pending.push({ requestIds: items.map((it) => it.requestId), tokens, ...(withLogprobs ? { logprobs: sampled.map((x) => x.logprobs) } : {}) });
+        for (const [i, it] of items.entries()) it.output?.push(tokens[i]!);
         if (performance.now() - lastSent >= cmd.progressEveryMs) flush();
         // Sequences that ended (end token) or were cancelled leave the batch.
         items = items.map((it, i) => ({ ...it, token: tokens[i]!, tokenIndex: it.tokenIndex + 1 })).filter((it, i) => !m.endTokens.has(tokens[i]!) && !cancelled.has(it.requestId));

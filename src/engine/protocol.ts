@@ -3,7 +3,7 @@
  * device). Every request carries an id; the worker answers each exactly once. Token ids
  * and timings travel; text never does (the server tokenizes and detokenizes).
  */
-import type { Sampling } from "../core/devicePort.ts";
+import type { DecodeItem, Sampling, TokenLogprobs } from "../core/devicePort.ts";
 import type { ModelId, RequestId } from "../core/types.ts";
 
 export interface WorkerInit {
@@ -44,7 +44,7 @@ export type WorkerCommand =
   | {
       op: "decode";
       modelId: ModelId;
-      items: { requestId: RequestId; token: number; tokenIndex: number; sampling: Sampling }[];
+      items: DecodeItem[];
       /** Steps to run back to back. */
       steps: number;
       /**
@@ -68,6 +68,8 @@ export type WorkerMessage =
 export interface WorkerResult {
   /** prefill (final): the first output token; decode: one token per item, in order. */
   tokens?: number[];
+  /** With `tokens`, when the request's sampling asked for them (null where it did not). */
+  logprobs?: (TokenLogprobs | null)[];
   /** Requests the command failed for, with why; the rest succeeded. */
   failed?: { requestId: RequestId; error: string }[];
   /** Bytes written or read (KV swaps). */
@@ -85,7 +87,7 @@ export interface WorkerResult {
  */
 export interface WorkerProgress {
   id: number;
-  progress: { requestIds: RequestId[]; tokens: number[] }[];
+  progress: { requestIds: RequestId[]; tokens: number[]; logprobs?: (TokenLogprobs | null)[] }[];
 }
 
 export type WorkerReply = { id: number; ok: true; durationMs: number; result: WorkerResult } | { id: number; ok: false; error: string; code: string };

@@ -11,9 +11,16 @@ import { ContextLengthError, InvalidRequestError, ModelNotFoundError, WrongModel
 import type { ServedModel } from "../core/servedModel.ts";
 import type { DeviceId, ModelId, RequestId } from "../core/types.ts";
 import { embedThroughPool, type EmbeddingRequest, type EmbeddingResult } from "./embeddings.ts";
+import type { TokenLogprob } from "./LiveRequest.ts";
 import type { DeviceState, DeviceStatus, GenerationParams, GenerationResult } from "./Pool.ts";
 
-export type { EmbeddingRequest, EmbeddingResult, GenerationResult };
+export type { EmbeddingRequest, EmbeddingResult, GenerationResult, TokenLogprob };
+
+/** One piece of streamed text, with the logprobs of the token it came from (when asked; the final tail has none). */
+export interface Piece {
+  text: string;
+  logprob?: TokenLogprob;
+}
 
 /** What a request asks to generate from: chat messages (through the model's template) or a prompt. */
 export type ServingInput = { kind: "chat"; messages: ChatMessage[] } | { kind: "completion"; prompt: string | number[] };
@@ -47,6 +54,8 @@ export interface Generation {
    * resolves; throws `result`'s error when it rejects, before any piece if it failed before one.
    */
   pieces: AsyncIterable<string>;
+  /** The same pieces with their tokens' logprobs: read this or `pieces`, not both. */
+  detailed: AsyncIterable<Piece>;
   result: Promise<GenerationResult>;
 }
 
@@ -160,6 +169,8 @@ export class PoolServing implements Serving {
         param,
       );
     }
+    const bias = request.sampling.logitBias?.find(([t]) => t >= model.vocabularySize);
+    if (bias) throw new InvalidRequestError(`logit_bias names token ${bias[0]}, outside the model's vocabulary of ${model.vocabularySize} tokens`, "logit_bias");
     const id = `${request.input.kind === "chat" ? "chatcmpl" : "cmpl"}-${randomUUID()}`;
     const pieces = new PieceQueue();
     const result = this.pool.generate({
@@ -171,14 +182,14 @@ export class PoolServing implements Serving {
       // also keeps its tokens exact across preemption, as a given seed does.
       sampling: request.sampling.temperature > 0 && request.sampling.seed === undefined ? { ...request.sampling, seed: this.drawSeed() } : request.sampling,
       stop: [...request.stop.filter((s) => s.length > 0), ...templateStops],
-      onDelta: (text) => pieces.push(text),
+      onDelta: (text, logprob) => pieces.push(logprob ? { text, logprob } : { text }),
       ...(request.signal ? { signal: request.signal } : {}),
     });
     result.then(
       () => pieces.end(),
       (e: unknown) => pieces.fail(e),
     );
-    return { id, promptTokens: promptTokens.length, pieces, result };
+    return { id, promptTokens: promptTokens.length, pieces: texts(pieces), detailed: pieces, result };
   }
 
   embed(request: EmbeddingRequest): Promise<EmbeddingResult> {
@@ -207,13 +218,13 @@ export class PoolServing implements Serving {
  * Pieces pushed by the pool, read by one consumer at its own pace. Buffered until read (a
  * non-streaming caller never reads them; they go with the request).
  */
-class PieceQueue implements AsyncIterable<string> {
-  private readonly buffered: string[] = [];
+class PieceQueue implements AsyncIterable<Piece> {
+  private readonly buffered: Piece[] = [];
   private done = false;
   private error: { e: unknown } | null = null;
   private wake: (() => void) | null = null;
 
-  push(piece: string): void {
+  push(piece: Piece): void {
     if (this.done) return;
     this.buffered.push(piece);
     this.notify();
@@ -236,7 +247,7 @@ class PieceQueue implements AsyncIterable<string> {
     w?.();
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<string> {
+  async *[Symbol.asyncIterator](): AsyncIterator<Piece> {
     for (;;) {
       if (this.buffered.length > 0) {
         yield this.buffered.shift()!;
@@ -247,4 +258,8 @@ class PieceQueue implements AsyncIterable<string> {
       await new Promise<void>((resolve) => (this.wake = resolve));
     }
   }
+}
+
+async function* texts(pieces: AsyncIterable<Piece>): AsyncIterable<string> {
+  for await (const p of pieces) yield p.text;
 }
