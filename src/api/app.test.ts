@@ -119,7 +119,8 @@ describe("refusals by the pool", () => {
 
   it("a request the late-wait cap ended is 503 slo_wait_exceeded with Retry-After, streamed or not", async () => {
     const { pool, post } = setup();
-    pool.answer = () => Promise.reject(new SloWaitExceededError("Request waited 3100 ms for a device without starting, past its TTFT target of 2000 ms; the server is overloaded", 4));
+    pool.answer = () =>
+      Promise.reject(new SloWaitExceededError("Request waited 3100 ms for a device without starting, past its TTFT target of 2000 ms; the server is overloaded", 4));
     for (const stream of [false, true]) {
       const r = await post("/v1/chat/completions", { model: "tiny", messages: hi, stream });
       assertOpenAiError(r, 503, "slo_wait_exceeded");

@@ -54,13 +54,7 @@ export class LateWaitCap {
  * The retry time is the wait a new request of the model would now be predicted to see,
  * beyond its TTFT target, and at least a second.
  */
-export function expireLate(
-  view: SchedulerView,
-  predictor: Predictor,
-  cap: LateWaitCap,
-  nowMs: number,
-  end: (id: RequestId, error: string) => FinishedRequest,
-): ExpiredRequest[] {
+export function expireLate(view: SchedulerView, predictor: Predictor, cap: LateWaitCap, nowMs: number, end: (id: RequestId, error: string) => FinishedRequest): ExpiredRequest[] {
   const overdue = cap.overdue(view, nowMs);
   if (overdue.length === 0) return [];
   const ended = overdue.map((r) => ({

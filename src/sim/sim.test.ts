@@ -170,8 +170,7 @@ describe("simulation", () => {
   it("counts the requests the late-wait cap ends as misses; they produce no tokens", () => {
     const models = market();
     const reqs = workload(models, { durationSeconds: 60 });
-    const run = (lateWaitCapFactor: number) =>
-      simulate({ costs: analyticCosts(H800, models), slo, devices: 1, policy: "token", scheduler: { lateWaitCapFactor } }, reqs);
+    const run = (lateWaitCapFactor: number) => simulate({ costs: analyticCosts(H800, models), slo, devices: 1, policy: "token", scheduler: { lateWaitCapFactor } }, reqs);
     const uncapped = run(Infinity);
     const capped = run(0);
     const expired = capped.traces.filter((t) => t.tokenTimesMs.length === 0);
