@@ -2,7 +2,7 @@
 // the real serving facade on a fake pool. Cases that need a real server live in test/.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { DeviceFailedError, OverloadedError, ShuttingDownError } from "../core/errors.ts";
+import { DeviceFailedError, OverloadedError, ShuttingDownError, SloWaitExceededError } from "../core/errors.ts";
 import { answerWith, failAfter, untilAborted } from "../runtime/testing/FakeServingPool.ts";
 import { assertOpenAiError, BODY_LIMIT_BYTES, events, setup, until } from "./testing/testApp.ts";
 
@@ -112,6 +112,19 @@ describe("refusals by the pool", () => {
       const r = await post("/v1/completions", { model: "tiny", prompt: "go", stream });
       assertOpenAiError(r, 429, "rate_limit_exceeded");
       assert.equal(r.headers["retry-after"], "3");
+    }
+  });
+
+  it("a request the late-wait cap ended is 503 slo_wait_exceeded with Retry-After, streamed or not", async () => {
+    const { pool, post } = setup();
+    pool.answer = () =>
+      Promise.reject(new SloWaitExceededError("Request waited 3100 ms for a device without starting, past its TTFT target of 2000 ms; the server is overloaded", 4));
+    for (const stream of [false, true]) {
+      const r = await post("/v1/chat/completions", { model: "tiny", messages: hi, stream });
+      assertOpenAiError(r, 503, "slo_wait_exceeded");
+      assert.equal(r.json.error.type, "server_error");
+      assert.equal(r.headers["retry-after"], "4");
+      assert.match(r.json.error.message, /past its TTFT target of 2000 ms; the server is overloaded\. Retry in 4 s\./);
     }
   });
 

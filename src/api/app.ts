@@ -8,7 +8,7 @@
  * in made (the composition root builds them from the pool).
  */
 import Fastify, { type FastifyInstance } from "fastify";
-import { ModelNotFoundError, NotFoundError, OverloadedError, ShuttingDownError } from "../core/errors.ts";
+import { ModelNotFoundError, NotFoundError, OverloadedError, ShuttingDownError, SloWaitExceededError } from "../core/errors.ts";
 import type { HttpOutcome } from "../observe/HttpOutcome.ts";
 import { dashboardHtml } from "../views/dashboardHtml.ts";
 import type { Serving } from "../runtime/Serving.ts";
@@ -73,7 +73,7 @@ export function buildApp(serving: Serving, options: AppOptions): FastifyInstance
 
   app.setErrorHandler((err, req, reply) => {
     const e = toPitcherError(err, options.bodyLimitBytes);
-    if (e instanceof OverloadedError) void reply.header("retry-after", String(e.retryAfterSeconds));
+    if (e instanceof OverloadedError || e instanceof SloWaitExceededError) void reply.header("retry-after", String(e.retryAfterSeconds));
     // Shutting down: let a keep-alive client go, so the server can close.
     if (e instanceof ShuttingDownError) void reply.header("connection", "close");
     noteErrorCode(req, e.code);

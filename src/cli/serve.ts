@@ -95,6 +95,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         maxQuotaMs: config.scheduler.maxQuotaMs,
         idleDecodeSliceMs: config.scheduler.idleDecodeSliceMs,
         admissionTtftFactor: config.scheduler.admissionTtftFactor,
+        lateWaitCapFactor: config.scheduler.lateWaitCapFactor === false ? Infinity : config.scheduler.lateWaitCapFactor,
       },
     );
   } catch (e) {

@@ -85,7 +85,12 @@ export const configSchema = z
         /** Decode run when nothing else waits; cut short as soon as a request arrives. */
         idleDecodeSliceMs: z.number().positive().default(250),
         /** 429 when the predicted wait exceeds this multiple of the TTFT target; 0 turns it off. */
-        admissionTtftFactor: z.number().min(0).default(3),
+        admissionTtftFactor: z.number().min(0).default(0.5),
+        /**
+         * 503 `slo_wait_exceeded` for a request still waiting for a device this multiple of its
+         * TTFT target past its TTFT deadline; `false` lets it wait.
+         */
+        lateWaitCapFactor: z.union([z.number().min(0), z.literal(false)]).default(0.5),
         /** Measure each model once at start-up to seed the predictors. */
         calibrate: z.boolean().default(true),
       })

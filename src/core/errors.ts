@@ -67,6 +67,20 @@ export class OverloadedError extends PitcherError {
   }
 }
 
+/**
+ * An admitted request waited for a device past its TTFT target by more than the late-wait
+ * cap (`scheduler.lateWaitCapFactor`) without starting: the server ended it rather than let
+ * it take a device from requests that can still be served in time.
+ */
+export class SloWaitExceededError extends PitcherError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(`${message}. Retry in ${retryAfterSeconds} s.`, "slo_wait_exceeded", 503, "server_error");
+  }
+}
+
 export class ShuttingDownError extends PitcherError {
   constructor(message = "The server is shutting down and accepts no new requests") {
     super(message, "shutting_down", 503, "server_error");

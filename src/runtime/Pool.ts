@@ -7,7 +7,7 @@
 import { EventEmitter } from "node:events";
 import type { Codecs } from "../core/codec.ts";
 import { DeviceDownError, type DevicePort, type DeviceResult, type SampledToken } from "../core/devicePort.ts";
-import { KvRestoreFailedError, OverloadedError, ShuttingDownError, type PitcherError } from "../core/errors.ts";
+import { KvRestoreFailedError, OverloadedError, ShuttingDownError, SloWaitExceededError, type PitcherError } from "../core/errors.ts";
 import type { ServedModel } from "../core/servedModel.ts";
 import type { Command, DeviceId, FinishedRequest, ModelId, RequestId } from "../core/types.ts";
 import type { Scheduler, SchedulerSnapshot } from "../scheduler/Scheduler.ts";
@@ -217,6 +217,8 @@ export class Pool extends EventEmitter<PoolEvents> {
   // ---- the loop ------------------------------------------------------------------------
 
   private pump(): void {
+    // Requests that waited past the late-wait cap end before the devices are planned.
+    for (const f of this.scheduler.expire(this.now())) this.complete(f, new SloWaitExceededError(f.error!, Math.max(1, Math.ceil(f.retryAfterMs / 1000))));
     for (const [deviceId, device] of this.devices) {
       if (this.restarts.has(deviceId) || this.scheduler.isBusy(deviceId)) continue;
       const t0 = performance.now();

@@ -34,6 +34,13 @@ export interface SchedulerOptions {
   scaleOutWaitFraction: number;
   /** Reject a request (HTTP 429) when its predicted wait exceeds this multiple of its TTFT target; 0 disables. */
   admissionTtftFactor: number;
+  /**
+   * A request still waiting for a device (no prompt chunk run yet) is ended (`expire`) once
+   * its TTFT deadline has passed by this multiple of its TTFT target: it has missed its SLO,
+   * and serving it later takes the device from requests that can still meet theirs.
+   * `Infinity` never ends one.
+   */
+  lateWaitCapFactor: number;
 }
 
 export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
@@ -44,4 +51,5 @@ export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
   decodeSliceMs: 30,
   scaleOutWaitFraction: 0.75,
   admissionTtftFactor: 0,
+  lateWaitCapFactor: Infinity,
 };

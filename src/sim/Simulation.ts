@@ -235,6 +235,11 @@ export function simulate(cfg: SimConfig, requests: WorkloadRequest[]): SimResult
       }
       idle.add(device);
     }
+    // Waiting requests past the late-wait cap end as misses (none while the cap is off).
+    for (const f of scheduler.expire(now)) {
+      const slot = slots.get(f.requestId);
+      if (slot !== undefined) stats.end(slot, false);
+    }
     if (cfg.stopBelow && stats.outOfReach(cfg.stopBelow.attainment, cfg.stopBelow.onScheduleScore)) {
       stopped = true;
       break;
