@@ -9,6 +9,7 @@ import type { Generation, GenerationResult, Serving, ServingInput, ServingReques
 import { errorBody } from "./errorBody.ts";
 import { noteAdmitted, noteErrorCode } from "./httpEdges.ts";
 import type { InFlightRequests } from "./InFlightRequests.ts";
+import { outputGrammarFor } from "./responseFormat.ts";
 import { chatBodySchema, completionBodySchema, parseBody, refuseUnsupported, type ChatBody, type CompletionBody } from "./requestSchemas.ts";
 
 /** OpenAI's default for /v1/completions (cut to what the context holds); chat completions default to all of it. */
@@ -48,6 +49,7 @@ export function registerCompletionRoutes(app: FastifyInstance, serving: Serving,
 }
 
 function servingRequest(body: ChatBody | CompletionBody, input: ServingInput, limit: MaxTokens, signal: AbortSignal): ServingRequest {
+  const grammar = outputGrammarFor(body.response_format);
   return {
     modelId: body.model,
     input,
@@ -56,6 +58,7 @@ function servingRequest(body: ChatBody | CompletionBody, input: ServingInput, li
       temperature: body.temperature ?? 1,
       ...(body.top_p !== undefined && body.top_p !== null ? { topP: body.top_p } : {}),
       ...(body.seed !== undefined && body.seed !== null ? { seed: body.seed } : {}),
+      ...(grammar ? { grammar } : {}),
     },
     stop: body.stop === undefined || body.stop === null ? [] : typeof body.stop === "string" ? [body.stop] : body.stop,
     signal,

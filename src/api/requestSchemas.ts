@@ -21,6 +21,8 @@ const common = {
   user: z.string().nullish(),
   presence_penalty: z.number().nullish(),
   frequency_penalty: z.number().nullish(),
+  // Checked, keyword by keyword, by responseFormat.ts.
+  response_format: z.object({ type: z.string() }).passthrough().nullish(),
 };
 
 const textPart = z.object({ type: z.literal("text"), text: z.string() });
@@ -40,7 +42,6 @@ export const chatBodySchema = z
       .min(1, "messages must hold at least one message"),
     logprobs: z.boolean().nullish(),
     tools: z.array(z.unknown()).nullish(),
-    response_format: z.object({ type: z.string() }).passthrough().nullish(),
   })
   .passthrough();
 
@@ -77,7 +78,6 @@ export function refuseUnsupported(body: Record<string, unknown>): void {
     ["top_logprobs", body.top_logprobs !== undefined && body.top_logprobs !== null],
     ["tools", Array.isArray(body.tools) && body.tools.length > 0],
     ["functions", Array.isArray(body.functions) && body.functions.length > 0],
-    ["response_format", typeof body.response_format === "object" && body.response_format !== null && (body.response_format as { type?: string }).type !== "text"],
     ["echo", body.echo === true],
     ["suffix", typeof body.suffix === "string" && body.suffix.length > 0],
     ["logit_bias", typeof body.logit_bias === "object" && body.logit_bias !== null && Object.keys(body.logit_bias).length > 0],
