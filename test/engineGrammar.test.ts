@@ -4,7 +4,7 @@
 // samples exactly the tokens it samples alone (the worker rebuilds its grammar state).
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import Ajv from "ajv";
+import { Ajv } from "ajv";
 import type { DevicePort, OutputGrammar, SampledToken, Sampling } from "../src/core/devicePort.ts";
 import type { RequestId } from "../src/core/types.ts";
 import { EngineDevice } from "../src/engine/EngineDevice.ts";

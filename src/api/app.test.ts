@@ -71,7 +71,6 @@ describe("bad requests", () => {
     for (const [field, value] of [
       ["tools", [{ type: "function" }]],
       ["logprobs", true],
-      ["response_format", { type: "json_object" }],
     ] as const) {
       const t = await post("/v1/chat/completions", { model: "tiny", [field]: value, messages: hi });
       assertOpenAiError(t, 400, "unsupported_option");

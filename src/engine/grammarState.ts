@@ -54,9 +54,15 @@ const ANY_JSON: GbnfJsonSchema = { oneOf: [{ type: "object", additionalPropertie
 
 /** What node-llama-cpp 3.22.1 appends to a JSON schema's root rule for LlamaChat to stop on. */
 const NEWLINES_TAIL = ' "\\n\\n\\n\\n" [\\n]*';
-/** Its integer rule allows a negative exponent (`1e-1`, not an integer): integers are written without one. */
-const INTEGER_RULE = 'integer-number-rule ::= "-"? ("0" | [1-9] [0-9]{0,15})';
-const INTEGER_EXPONENT = ' ([eE] [-+]? ("0" | [1-9] [0-9]{0,15}))?';
+/**
+ * Its numbers' exponents have up to 16 digits: `1e-1` passes as an integer, and `1e999`
+ * parses as Infinity, which no JSON-schema number is. Integers are written without an
+ * exponent and other numbers with at most two digits of one (±1e115 at most: finite).
+ */
+const NUMBER = '"-"? ("0" | [1-9] [0-9]{0,15})';
+const EXPONENT = ' ([eE] [-+]? ("0" | [1-9] [0-9]{0,15}))?';
+const SHORT_EXPONENT = " ([eE] [-+]? [0-9]{1,2})?";
+const INTEGER_RULE = `integer-number-rule ::= ${NUMBER}`;
 
 /** Compiled grammars kept per cache (distinct schemas are few in practice; this bounds the rest). */
 const CACHE_ENTRIES = 64;
@@ -187,8 +193,9 @@ export class OutputGrammars {
 export async function jsonSchemaGbnf(llama: Llama, schema: GbnfJsonSchema): Promise<string> {
   // Its signature infers the output's TypeScript type from a literal schema; ours is data.
   const { grammar } = await llama.createGrammarForJsonSchema(schema as never);
-  if (!grammar.includes(NEWLINES_TAIL)) throw new Error("node-llama-cpp's JSON-schema grammar changed shape: its newline tail is gone");
-  return grammar.replace(NEWLINES_TAIL, "").replace(INTEGER_RULE + INTEGER_EXPONENT, INTEGER_RULE);
+  const numbers = grammar.includes("number-rule ::=");
+  if (!grammar.includes(NEWLINES_TAIL) || (numbers && !grammar.includes(EXPONENT))) throw new Error("node-llama-cpp's JSON-schema grammar changed shape: see grammarState.ts");
+  return grammar.replace(NEWLINES_TAIL, "").replace(INTEGER_RULE + EXPONENT, INTEGER_RULE).replaceAll(EXPONENT, SHORT_EXPONENT);
 }
 
 interface GrammarBindings {
