@@ -62,7 +62,9 @@ describe("constrained output on the engine device (stories260K)", () => {
 
   /** Decode one request from its last token until it ends (or `limit` steps). */
   const decode = async (d: DevicePort, id: RequestId, out: SampledToken[], sampling: Sampling, limit = 300) => {
-    await d.decode({ modelId: M, steps: limit, progressEveryMs: 0, items: [{ requestId: id, token: out.at(-1)!.token, tokenIndex: out.length, sampling }] }, [], (tokens) => out.push(...tokens));
+    await d.decode({ modelId: M, steps: limit, progressEveryMs: 0, items: [{ requestId: id, token: out.at(-1)!.token, tokenIndex: out.length, sampling }] }, [], (tokens) =>
+      out.push(...tokens),
+    );
     return out;
   };
   const alone = async (id: RequestId, sampling: Sampling) => {
@@ -97,13 +99,17 @@ describe("constrained output on the engine device (stories260K)", () => {
 
     const first = await a.prefill({ modelId: M, requestId: "moved", tokens: prompt, final: true, sampling: seeded(11) }, []);
     const out: SampledToken[] = [first.first!];
-    await a.decode({ modelId: M, steps: 5, progressEveryMs: 0, items: [{ requestId: "moved", token: first.first!.token, tokenIndex: 1, sampling: seeded(11) }] }, [], (t) => out.push(...t));
+    await a.decode({ modelId: M, steps: 5, progressEveryMs: 0, items: [{ requestId: "moved", token: first.first!.token, tokenIndex: 1, sampling: seeded(11) }] }, [], (t) =>
+      out.push(...t),
+    );
     await a.swapOut(M, ["moved"], []);
     // Its model leaves device b and comes back: nothing of the old grammar state can remain.
     await b.evict([M], []);
     await b.load(M, [], []);
     await b.swapIn(M, ["moved"], []);
-    await b.decode({ modelId: M, steps: 4, progressEveryMs: 0, items: [{ requestId: "moved", token: out.at(-1)!.token, tokenIndex: out.length, sampling: seeded(11) }] }, [], (t) => out.push(...t));
+    await b.decode({ modelId: M, steps: 4, progressEveryMs: 0, items: [{ requestId: "moved", token: out.at(-1)!.token, tokenIndex: out.length, sampling: seeded(11) }] }, [], (t) =>
+      out.push(...t),
+    );
     // And back to device a, batched with an unconstrained request this time.
     await b.swapOut(M, ["moved"], []);
     await a.swapIn(M, ["moved"], []);

@@ -76,7 +76,12 @@ describe("structured output through the openai client", () => {
   after(async () => server.shutdown());
 
   /** One answer's text and finish reason; odd seeds stream. */
-  async function ask(model: string, seed: number, responseFormat: OpenAI.ResponseFormatJSONSchema | OpenAI.ResponseFormatJSONObject, maxTokens = 400): Promise<{ text: string; finish: string | null }> {
+  async function ask(
+    model: string,
+    seed: number,
+    responseFormat: OpenAI.ResponseFormatJSONSchema | OpenAI.ResponseFormatJSONObject,
+    maxTokens = 400,
+  ): Promise<{ text: string; finish: string | null }> {
     const body = { model, messages: [{ role: "user" as const, content: "Describe it as JSON." }], max_tokens: maxTokens, temperature: 1, seed, response_format: responseFormat };
     if (seed % 2 === 0) {
       const r = await server.client.chat.completions.create(body);
@@ -147,7 +152,11 @@ describe("structured output through the openai client", () => {
   it("a schema keyword the grammar cannot enforce is a 400 naming it, on chat and completions", async () => {
     const schema = { type: "object", properties: { email: { type: "string", pattern: "^[^@]+@[^@]+$" } } };
     const attempts = [
-      server.client.chat.completions.create({ model: "stand-in", messages: [{ role: "user", content: "x" }], response_format: { type: "json_schema", json_schema: { name: "contact", schema } } }),
+      server.client.chat.completions.create({
+        model: "stand-in",
+        messages: [{ role: "user", content: "x" }],
+        response_format: { type: "json_schema", json_schema: { name: "contact", schema } },
+      }),
       server.client.completions.create({ model: "stand-in", prompt: "x", response_format: { type: "json_schema", json_schema: { name: "contact", schema } } } as never),
     ];
     for (const attempt of attempts) {

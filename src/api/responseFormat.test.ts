@@ -74,7 +74,7 @@ describe("response_format as an output grammar", () => {
       [{ type: "string", enum: ["a", 1] }, `${SCHEMA_AT}.type`],
       [{ type: ["string", "object"] }, `${SCHEMA_AT}.type`],
       [{ type: "string", nullable: true }, `${SCHEMA_AT}.nullable`],
-      [{ if: { type: "string" }, then: {} }, `${SCHEMA_AT}.if`],
+      [{ if: { type: "string" }, else: {} }, `${SCHEMA_AT}.if`],
     ];
     for (const [schema, param] of cases) {
       const e = refusal(jsonSchema(schema));

@@ -162,14 +162,10 @@ async function run(id: number, cmd: WorkerCommand): Promise<WorkerResult> {
       const evaluate = async (it: (typeof items)[number]) => {
         const seq = sequenceFor(m, it.requestId);
         const { grammar } = it.sampling;
-        if (grammar)
-          return [
-            {
-              next: {
-                token: await grammars!.sample({ id: cmd.modelId, ...m }, it.requestId, seq, [it.token as Token], it.tokenIndex, grammar, stepOptions(it.sampling, it.tokenIndex)),
-              },
-            },
-          ];
+        if (grammar) {
+          const token = await grammars!.sample({ id: cmd.modelId, ...m }, it.requestId, seq, [it.token as Token], it.tokenIndex, grammar, stepOptions(it.sampling, it.tokenIndex));
+          return [{ next: { token } }];
+        }
         return seq.controlledEvaluate([[it.token as Token, { generateNext: { token: true, options: stepOptions(it.sampling, it.tokenIndex) } }]]);
       };
       for (; step < cmd.steps && items.length > 0; step++) {

@@ -84,6 +84,8 @@ export class OutputGrammars {
   private readonly states = new Map<RequestId, HeldState>();
   /** Per model: a bias that bans its non-ASCII byte tokens, and those tokens. */
   private readonly byteBans = new Map<ModelId, { bias: TokenBias; tokens: Token[] }>();
+  /** Each model's non-ASCII byte tokens, kept across unloads (a model id names one file; a scan of 32k tokens takes a while). */
+  private readonly byteTokens = new Map<ModelId, Token[]>();
 
   constructor(private readonly llama: Llama) {}
 
@@ -135,8 +137,12 @@ export class OutputGrammars {
   private withByteBan(m: GrammarModel, bias: StepOptions["tokenBias"]): TokenBias {
     let ban = this.byteBans.get(m.id);
     if (!ban) {
-      const tokens: Token[] = [];
-      for (const t of m.model.iterateAllTokens()) if (m.model.getTokenAttributes(t).byte && m.model.detokenize([t]) === "\ufffd") tokens.push(t);
+      let tokens = this.byteTokens.get(m.id);
+      if (!tokens) {
+        tokens = [];
+        for (const t of m.model.iterateAllTokens()) if (m.model.getTokenAttributes(t).byte && m.model.detokenize([t]) === "\ufffd") tokens.push(t);
+        this.byteTokens.set(m.id, tokens);
+      }
       ban = { bias: new TokenBias(m.model.tokenizer).set(tokens, "never"), tokens };
       this.byteBans.set(m.id, ban);
     }
@@ -195,7 +201,10 @@ export async function jsonSchemaGbnf(llama: Llama, schema: GbnfJsonSchema): Prom
   const { grammar } = await llama.createGrammarForJsonSchema(schema as never);
   const numbers = grammar.includes("number-rule ::=");
   if (!grammar.includes(NEWLINES_TAIL) || (numbers && !grammar.includes(EXPONENT))) throw new Error("node-llama-cpp's JSON-schema grammar changed shape: see grammarState.ts");
-  return grammar.replace(NEWLINES_TAIL, "").replace(INTEGER_RULE + EXPONENT, INTEGER_RULE).replaceAll(EXPONENT, SHORT_EXPONENT);
+  return grammar
+    .replace(NEWLINES_TAIL, "")
+    .replace(INTEGER_RULE + EXPONENT, INTEGER_RULE)
+    .replaceAll(EXPONENT, SHORT_EXPONENT);
 }
 
 interface GrammarBindings {
