@@ -70,4 +70,14 @@ describe("exactness under pooling", () => {
     const unpenalized = await server.client.completions.create({ model: "long", prompt, max_tokens: 400, temperature: 0.9, seed: 42 });
     assert.notEqual(pooled, unpenalized.choices[0]!.text, "the options mattered");
   });
+
+  it("constrained (json_schema) sampling: preempted output equals the output served alone", async () => {
+    // 200 booleans take more than 400 tokens: the request is still running when it is preempted.
+    const flags = { type: "array", items: { type: "boolean" }, minItems: 200, maxItems: 200 };
+    const constrained = { temperature: 0.9, seed: 42, response_format: { type: "json_schema", json_schema: { name: "flags", schema: flags } } };
+    const alone = await server.client.completions.create({ model: "long", prompt, max_tokens: 400, ...constrained } as never);
+    const pooled = await preemptedRun(constrained);
+    assert.equal(pooled, (alone as { choices: { text: string }[] }).choices[0]!.text);
+    assert.match(pooled, /^\[\s*(true|false)\s*,/);
+  });
 });

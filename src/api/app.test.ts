@@ -68,14 +68,15 @@ describe("bad requests", () => {
     assertOpenAiError(r, 400, "unsupported_option");
     assert.equal(r.json.error.param, "best_of");
     assert.match(r.json.error.message, /not supported/);
-    for (const [field, value] of [
-      ["tools", [{ type: "function" }]],
-      ["response_format", { type: "json_object" }],
-    ] as const) {
+    for (const [field, value] of [["tools", [{ type: "function" }]]] as const) {
       const t = await post("/v1/chat/completions", { model: "tiny", [field]: value, messages: hi });
       assertOpenAiError(t, 400, "unsupported_option");
       assert.equal(t.json.error.param, field);
     }
+    // Constrained steps report no logits: the pair is refused, not answered without logprobs.
+    const both = await post("/v1/chat/completions", { model: "tiny", messages: hi, logprobs: true, response_format: { type: "json_object" } });
+    assertOpenAiError(both, 400, "unsupported_option");
+    assert.equal(both.json.error.param, "logprobs");
     for (const [field, value] of [
       ["best_of", 2],
       ["echo", true],

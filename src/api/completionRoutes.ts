@@ -4,7 +4,7 @@
  * server-sent events (one chunk per token).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { PitcherError } from "../core/errors.ts";
+import { PitcherError, UnsupportedOptionError } from "../core/errors.ts";
 import type { Sampling } from "../core/devicePort.ts";
 import { generateChoices } from "../runtime/choices.ts";
 import type { Generation, GenerationResult, Serving, ServingInput, ServingRequest } from "../runtime/Serving.ts";
@@ -12,6 +12,7 @@ import { errorBody } from "./errorBody.ts";
 import { noteAdmitted, noteErrorCode } from "./httpEdges.ts";
 import type { InFlightRequests } from "./InFlightRequests.ts";
 import { chatLogprobs, completionLogprobs } from "./logprobs.ts";
+import { outputGrammarFor } from "./responseFormat.ts";
 import { chatBodySchema, checkChatLogprobs, completionBodySchema, parseBody, refuseUnsupported, type ChatBody, type CompletionBody } from "./requestSchemas.ts";
 
 /** OpenAI's default for /v1/completions (cut to what the context holds); chat completions default to all of it. */
@@ -73,11 +74,15 @@ function sampling(body: ChatBody | CompletionBody): Sampling {
 }
 
 function servingRequest(body: ChatBody | CompletionBody, input: ServingInput, limit: MaxTokens, signal: AbortSignal): ServingRequest {
+  const grammar = outputGrammarFor(body.response_format);
+  const plain = sampling(body);
+  // A constrained step samples through node-llama-cpp's `evaluate`, which reports no logits.
+  if (grammar && plain.logprobs !== undefined) throw new UnsupportedOptionError("logprobs together with response_format is not supported by Pitcher", "logprobs");
   return {
     modelId: body.model,
     input,
     ...limit,
-    sampling: sampling(body),
+    sampling: { ...plain, ...(grammar ? { grammar } : {}) },
     stop: body.stop === undefined || body.stop === null ? [] : typeof body.stop === "string" ? [body.stop] : body.stop,
     signal,
   };

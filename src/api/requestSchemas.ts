@@ -31,6 +31,8 @@ const common = {
   top_k: z.number().int().min(0).nullish(),
   min_p: z.number().min(0).max(1).nullish(),
   logit_bias: z.record(z.string().regex(/^\d+$/, "logit_bias keys are token ids"), z.number().min(-100).max(100)).nullish(),
+  // Checked, keyword by keyword, by responseFormat.ts.
+  response_format: z.object({ type: z.string() }).passthrough().nullish(),
 };
 
 const textPart = z.object({ type: z.literal("text"), text: z.string() });
@@ -51,7 +53,6 @@ export const chatBodySchema = z
     logprobs: z.boolean().nullish(),
     top_logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).nullish(),
     tools: z.array(z.unknown()).nullish(),
-    response_format: z.object({ type: z.string() }).passthrough().nullish(),
   })
   .passthrough();
 
@@ -90,7 +91,6 @@ export function refuseUnsupported(body: Record<string, unknown>): void {
     ["best_of", typeof body.best_of === "number" && body.best_of > 1],
     ["tools", Array.isArray(body.tools) && body.tools.length > 0],
     ["functions", Array.isArray(body.functions) && body.functions.length > 0],
-    ["response_format", typeof body.response_format === "object" && body.response_format !== null && (body.response_format as { type?: string }).type !== "text"],
     ["echo", body.echo === true],
     ["suffix", typeof body.suffix === "string" && body.suffix.length > 0],
   ];

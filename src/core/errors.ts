@@ -27,6 +27,13 @@ export class UnsupportedOptionError extends PitcherError {
   }
 }
 
+/** A JSON-schema keyword the output grammar cannot enforce: refused, never silently ignored. */
+export class UnsupportedSchemaKeywordError extends PitcherError {
+  constructor(message: string, param: string) {
+    super(message, "unsupported_schema_keyword", 400, "invalid_request_error", param);
+  }
+}
+
 export class ContextLengthError extends PitcherError {
   constructor(message: string, param = "messages") {
     super(message, "context_length_exceeded", 400, "invalid_request_error", param);

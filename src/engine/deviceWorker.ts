@@ -13,6 +13,7 @@ import type { TokenLogprobs } from "../core/devicePort.ts";
 import type { ModelId, RequestId } from "../core/types.ts";
 import { BatchModeChooser } from "./batchMode.ts";
 import { embedChunk, isEmbedder, loadEmbedder, releaseEmbeddings, unloadEmbedder } from "./embedding.ts";
+import { OutputGrammars } from "./grammarState.ts";
 import { kvPaths, KvStateError, sealKvState, verifyKvState } from "./kvStateFile.ts";
 import { generateNext, readLogprobs } from "./samplingOptions.ts";
 import { skipResourceSimulation } from "./skipResourceSimulation.ts";
@@ -32,6 +33,8 @@ interface LoadedModel {
 
 let llama: Llama | undefined;
 let init: WorkerInit | undefined;
+/** Constrained output (`Sampling.grammar`): compiled grammars and each request's state. */
+let grammars: OutputGrammars | undefined;
 const models = new Map<ModelId, LoadedModel>();
 
 function send(reply: WorkerReply | WorkerProgress): void {
@@ -67,6 +70,7 @@ async function releaseSequence(m: LoadedModel, requestId: RequestId): Promise<vo
   const seq = m.byRequest.get(requestId);
   if (!seq) return;
   m.byRequest.delete(requestId);
+  grammars?.release(requestId);
   await seq.clearHistory();
   m.free.push(seq);
 }
@@ -81,6 +85,7 @@ async function unload(modelId: ModelId): Promise<void> {
   const m = models.get(modelId);
   if (!m) return;
   models.delete(modelId);
+  grammars?.unloadModel(modelId);
   await m.context.dispose();
   await m.model.dispose();
 }
@@ -142,6 +147,18 @@ async function run(id: number, cmd: WorkerCommand): Promise<WorkerResult> {
         await seq.controlledEvaluate(cmd.tokens as Token[]);
         return {};
       }
+      if (cmd.sampling.grammar) {
+        const token = await grammars!.sample(
+          { id: cmd.modelId, ...m },
+          cmd.requestId,
+          seq,
+          cmd.tokens as Token[],
+          0,
+          cmd.sampling.grammar,
+          generateNext(m.model, cmd.sampling, 0, []).options ?? {},
+        );
+        return { tokens: [token] };
+      }
       const last = cmd.tokens.length - 1;
       const input: Parameters<LlamaContextSequence["controlledEvaluate"]>[0] = (cmd.tokens as Token[]).map((t, i) =>
         i === last ? [t, { generateNext: generateNext(m.model, cmd.sampling, 0, []) }] : t,
@@ -164,8 +181,23 @@ async function run(id: number, cmd: WorkerCommand): Promise<WorkerResult> {
         lastSent = performance.now();
       };
       // One sequence's step: feed its pending token, sample the next.
-      const evaluate = (it: (typeof items)[number]) =>
-        sequenceFor(m, it.requestId).controlledEvaluate([[it.token as Token, { generateNext: generateNext(m.model, it.sampling, it.tokenIndex, it.output) }]]);
+      const evaluate = async (it: (typeof items)[number]) => {
+        const seq = sequenceFor(m, it.requestId);
+        const { grammar } = it.sampling;
+        if (grammar) {
+          const token = await grammars!.sample(
+            { id: cmd.modelId, ...m },
+            it.requestId,
+            seq,
+            [it.token as Token],
+            it.tokenIndex,
+            grammar,
+            generateNext(m.model, it.sampling, it.tokenIndex, it.output).options ?? {},
+          );
+          return [{ next: { token: token as Token } }];
+        }
+        return seq.controlledEvaluate([[it.token as Token, { generateNext: generateNext(m.model, it.sampling, it.tokenIndex, it.output) }]]);
+      };
       for (; step < cmd.steps && items.length > 0; step++) {
         const mode = m.batchModes.choose(items.length);
         const t0 = performance.now();
@@ -261,6 +293,7 @@ process.on("message", (msg: WorkerMessage) => {
         });
         // A CPU device has no layers to fit and budgets memory in the server's ledger.
         if (llama.gpu === false) skipResourceSimulation();
+        grammars = new OutputGrammars(llama);
         send({ id: msg.id, ok: true, durationMs: performance.now() - t0, result: {} });
         return;
       }
