@@ -69,6 +69,14 @@ export interface RequestSpec {
   maxOutputTokens: number;
   /** Per-request override of the model's SLO. */
   slo?: SloTargets;
+  /** Whose request it is, for fair sharing (scheduler/fairShare.ts); absent: the one default tenant. */
+  tenant?: TenantRef;
+}
+
+/** A tenant as the scheduler sees it: a name and its weight in fair sharing (device time ∝ weight). */
+export interface TenantRef {
+  id: string;
+  weight: number;
 }
 
 /**

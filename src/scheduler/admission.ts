@@ -5,7 +5,7 @@
  */
 import type { ModelId, SloTargets } from "../core/types.ts";
 import type { Predictor } from "./Predictor.ts";
-import { mayServe, type SchedulerView } from "./state.ts";
+import { mayServe, type RequestRecord, type SchedulerView } from "./state.ts";
 
 export type SubmitResult = { accepted: true } | { accepted: false; retryAfterMs: number; reason: string };
 
@@ -13,20 +13,25 @@ export type SubmitResult = { accepted: true } | { accepted: false; retryAfterMs:
  * The answer to a new request of this model: refused when its predicted wait exceeds `ttftFactor`
  * times its TTFT target. A factor of 0 admits everything.
  */
-export function admit(view: SchedulerView, predictor: Predictor, modelId: ModelId, slo: SloTargets, ttftFactor: number): SubmitResult {
+export function admit(view: SchedulerView, predictor: Predictor, modelId: ModelId, slo: SloTargets, ttftFactor: number, startsBefore?: (r: RequestRecord) => boolean): SubmitResult {
   if (ttftFactor <= 0) return { accepted: true };
-  const waitMs = predictedWaitMs(view, predictor, modelId);
+  const waitMs = predictedWaitMs(view, predictor, modelId, startsBefore);
   if (waitMs > slo.ttftMs * ttftFactor)
     return { accepted: false, retryAfterMs: Math.ceil(waitMs - slo.ttftMs), reason: `predicted wait ${Math.round(waitMs)} ms exceeds the TTFT target` };
   return { accepted: true };
 }
 
-/** Rough wait a new request of this model would see: queued and running work spread over devices. */
-export function predictedWaitMs(view: SchedulerView, predictor: Predictor, modelId: ModelId): number {
+/**
+ * Rough wait a new request of this model would see: queued and running work spread over
+ * devices. With `startsBefore` (fair sharing between tenants), queued requests that would
+ * start after the new one do not count.
+ */
+export function predictedWaitMs(view: SchedulerView, predictor: Predictor, modelId: ModelId, startsBefore?: (r: RequestRecord) => boolean): number {
   let workMs = 0;
   const models = new Set<ModelId>();
   for (const r of view.requests.values()) {
     const m = r.spec.modelId;
+    if (startsBefore && r.phase === "queued" && !startsBefore(r)) continue;
     if (r.phase === "queued" || r.phase === "prefilling") workMs += predictor.prefillMs(m, r.spec.promptTokens - r.prefilledTokens);
     workMs += predictor.decodeStepMs(m, 1) * (r.spec.maxOutputTokens - r.generatedTokens);
     models.add(m);

@@ -34,6 +34,13 @@ export interface SchedulerOptions {
   scaleOutWaitFraction: number;
   /** Reject a request (HTTP 429) when its predicted wait exceeds this multiple of its TTFT target; 0 disables. */
   admissionTtftFactor: number;
+  /**
+   * Share device time between tenants in proportion to their weights (fairShare.ts): a
+   * tenant this far ahead in virtual time (device ms / weight) of another waiting tenant
+   * starts nothing new. Off: requests start in the policy's order whoever sent them.
+   */
+  fairShare: boolean;
+  fairShareWindowMs: number;
 }
 
 export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
@@ -44,4 +51,6 @@ export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
   decodeSliceMs: 30,
   scaleOutWaitFraction: 0.75,
   admissionTtftFactor: 0,
+  fairShare: true,
+  fairShareWindowMs: 500,
 };

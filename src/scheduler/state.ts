@@ -5,6 +5,7 @@
  */
 import type { Command, DeviceId, DeviceProfile, ModelId, ModelProfile, RequestId, RequestSpec, SloTargets } from "../core/types.ts";
 import { tokenDeadlineMs } from "../core/types.ts";
+import type { FairShareView } from "./fairShare.ts";
 import type { MemoryLedger } from "./MemoryLedger.ts";
 
 export type RequestPhase = "queued" | "prefilling" | "decoding" | "done";
@@ -85,6 +86,8 @@ export interface SchedulerView {
   readonly parked: ReadonlySet<RequestRecord>;
   /** How many live devices hold each model (resident or loading). */
   readonly holders: ReadonlyMap<ModelId, number>;
+  /** Fair sharing between tenants; absent when it is off. */
+  readonly fairShare?: FairShareView | undefined;
 }
 
 /** The same bookkeeping, writable: what the scheduler and its residency mechanism change. */
