@@ -8,6 +8,7 @@ import { PitcherError } from "../core/errors.ts";
 import type { Generation, GenerationResult, Serving, ServingInput, ServingRequest } from "../runtime/Serving.ts";
 import { errorBody } from "./errorBody.ts";
 import { noteAdmitted, noteErrorCode } from "./httpEdges.ts";
+import { type Tenancy, tenantAdmission } from "./auth.ts";
 import type { InFlightRequests } from "./InFlightRequests.ts";
 import { chatBodySchema, completionBodySchema, parseBody, refuseUnsupported, type ChatBody, type CompletionBody } from "./requestSchemas.ts";
 
@@ -21,13 +22,13 @@ interface MaxTokens {
   defaultMaxTokens?: number;
 }
 
-export function registerCompletionRoutes(app: FastifyInstance, serving: Serving, inFlight: InFlightRequests): void {
+export function registerCompletionRoutes(app: FastifyInstance, serving: Serving, inFlight: InFlightRequests, tenancy?: Tenancy): void {
   app.post("/v1/completions", async (req, reply) => {
     const body = parseBody(completionBodySchema, req.body) as CompletionBody;
     refuseUnsupported(body as Record<string, unknown>);
     const prompt = Array.isArray(body.prompt) && typeof body.prompt[0] === "string" ? (body.prompt[0] as string) : (body.prompt as string | number[]);
     const limit = typeof body.max_tokens === "number" ? { maxTokens: body.max_tokens } : { defaultMaxTokens: COMPLETION_DEFAULT_MAX_TOKENS };
-    return answer(serving, inFlight, req, reply, body, { kind: "completion", prompt }, limit, "text_completion");
+    return answer(serving, inFlight, req, reply, body, { kind: "completion", prompt }, limit, "text_completion", tenancy);
   });
 
   app.post("/v1/chat/completions", async (req, reply) => {
@@ -43,7 +44,7 @@ export function registerCompletionRoutes(app: FastifyInstance, serving: Serving,
         : typeof body.max_tokens === "number"
           ? { maxTokens: body.max_tokens }
           : {};
-    return answer(serving, inFlight, req, reply, body, { kind: "chat", messages }, limit, "chat.completion");
+    return answer(serving, inFlight, req, reply, body, { kind: "chat", messages }, limit, "chat.completion", tenancy);
   });
 }
 
@@ -71,6 +72,7 @@ async function answer(
   input: ServingInput,
   limit: MaxTokens,
   object: "chat.completion" | "text_completion",
+  tenancy?: Tenancy,
 ): Promise<unknown> {
   const abort = new AbortController();
   // The response closing before we finished means the client went away: cancel at once.
@@ -80,7 +82,7 @@ async function answer(
   inFlight.track(abort, reply.raw);
   // A shutdown past its deadline aborts with its own error: the client gets that, not "cancelled".
   const why = (e: unknown): unknown => (abort.signal.reason instanceof PitcherError ? abort.signal.reason : e);
-  const generation = serving.generate(servingRequest(body, input, limit, abort.signal));
+  const generation = serving.generate({ ...servingRequest(body, input, limit, abort.signal), ...tenantAdmission(req, reply, tenancy) });
   noteAdmitted(req);
   const created = Math.floor(Date.now() / 1000);
   const chat = object === "chat.completion";

@@ -17,6 +17,7 @@ export function attachRequestLog(pool: Pick<ObservedPool, "on">, destination: De
     const line = {
       request_id: s.id,
       model: s.modelId,
+      ...(o.tenant !== undefined ? { tenant: o.tenant } : {}),
       outcome: s.outcome,
       prompt_tokens: s.promptTokens,
       completion_tokens: s.completionTokens,

@@ -6,7 +6,7 @@
 import type { ModelCodec } from "../core/codec.ts";
 import type { SampledToken, Sampling } from "../core/devicePort.ts";
 import { DeviceFailedError, PitcherError } from "../core/errors.ts";
-import type { FinishedRequest, FinishReason, ModelId, RequestId, SloTargets } from "../core/types.ts";
+import type { FinishedRequest, FinishReason, ModelId, RequestId, SloTargets, TenantRef } from "../core/types.ts";
 import { TextStream } from "./TextStream.ts";
 
 export interface GenerationParams {
@@ -21,6 +21,8 @@ export interface GenerationParams {
   /** Streaming: called with each text delta as it becomes safe to send. */
   onDelta?: (text: string) => void;
   signal?: AbortSignal;
+  /** Whose request it is (fair sharing in the scheduler; its name in logs and metrics). */
+  tenant?: TenantRef;
 }
 
 export interface GenerationResult {
@@ -41,6 +43,8 @@ export interface RequestOutcome {
   reason: FinishReason | "rejected";
   slo: SloTargets;
   error?: string;
+  /** The API key's name, when keys are configured. */
+  tenant?: string;
 }
 
 export class LiveRequest {
@@ -107,6 +111,7 @@ export class LiveRequest {
       reason: f.reason,
       slo: this.slo,
       ...(failure || f.error ? { error: failure?.message ?? f.error } : {}),
+      ...(this.params.tenant ? { tenant: this.params.tenant.id } : {}),
     };
   }
 

@@ -173,12 +173,12 @@ export class Pool extends EventEmitter<PoolEvents> {
     const codec = this.codecs.get(params.modelId);
     return new Promise<GenerationResult>((resolve, reject) => {
       const submitted = this.scheduler.submit(
-        { id, modelId: params.modelId, arrivalMs, promptTokens: params.promptTokens.length, maxOutputTokens: params.maxTokens, slo },
+        { id, modelId: params.modelId, arrivalMs, promptTokens: params.promptTokens.length, maxOutputTokens: params.maxTokens, slo, ...(params.tenant ? { tenant: params.tenant } : {}) },
         arrivalMs,
       );
       if (!submitted.accepted) {
         const retry = Math.max(1, Math.ceil(submitted.retryAfterMs / 1000));
-        this.emit("outcome", { id, modelId: params.modelId, arrivalMs, tokenTimesMs: [], promptTokens: params.promptTokens.length, reason: "rejected", slo });
+        this.emit("outcome", { id, modelId: params.modelId, arrivalMs, tokenTimesMs: [], promptTokens: params.promptTokens.length, reason: "rejected", slo, ...(params.tenant ? { tenant: params.tenant.id } : {}) });
         reject(new OverloadedError(`Model ${params.modelId} is overloaded: ${submitted.reason}. Retry in ${retry} s.`, retry));
         return;
       }
