@@ -191,13 +191,16 @@ function workOnDevice(view: SchedulerView, dev: DeviceState, deviceId: DeviceId,
   for (const r of adoptableParked(view, dev, room)) (r.phase === "decoding" ? getWork(work, r.spec.modelId).decoding : getWork(work, r.spec.modelId).prefill).push(r);
   for (const [modelId, reqs] of eligibleWaiting(view, dev, nowMs, perModel, room, gate)) getWork(work, modelId).prefill.push(...reqs);
   // Requests that can still meet their SLO come first (earliest deadline first); those that
-  // cannot, and those of a tenant fair sharing holds back, yield to them and follow in
-  // admission order.
+  // cannot yield to them and follow in admission order. Between the two, under fair
+  // sharing: on-time requests of a tenant held back, earliest deadline first among them.
   if (work.size === 0) return work;
-  const missed = gate ? (r: RequestRecord) => hasMissedSlo(r, nowMs) || view.fairShare!.yields(r) : (r: RequestRecord) => hasMissedSlo(r, nowMs);
+  const rank = gate
+    ? (r: RequestRecord) => (hasMissedSlo(r, nowMs) ? 2 : view.fairShare!.yields(r) ? 1 : 0)
+    : (r: RequestRecord) => (hasMissedSlo(r, nowMs) ? 2 : 0);
+  const missed = (r: RequestRecord) => rank(r) > 0;
   for (const w of work.values()) {
-    w.prefill.sort((a, b) => Number(missed(a)) - Number(missed(b)) || Number(a.phase === "queued") - Number(b.phase === "queued") || a.seq - b.seq);
-    w.decoding.sort((a, b) => Number(missed(a)) - Number(missed(b)) || (missed(a) ? 0 : nextTokenDeadlineMs(a) - nextTokenDeadlineMs(b)) || a.seq - b.seq);
+    w.prefill.sort((a, b) => rank(a) - rank(b) || Number(a.phase === "queued") - Number(b.phase === "queued") || a.seq - b.seq);
+    w.decoding.sort((a, b) => rank(a) - rank(b) || (rank(a) === 2 ? 0 : nextTokenDeadlineMs(a) - nextTokenDeadlineMs(b)) || a.seq - b.seq);
     w.onTime = w.decoding.findIndex(missed) < 0 ? w.decoding.length : w.decoding.findIndex(missed);
     w.prefillOnTime = w.prefill.length > 0 && !missed(w.prefill[0]!);
   }
