@@ -45,7 +45,10 @@ describe("tenants: API keys, limits and budgets", () => {
     for (const key of ["", "sk-nobody-0123456789"]) {
       const e = await client(key)
         .models.list()
-        .then(() => null, (x: unknown) => x);
+        .then(
+          () => null,
+          (x: unknown) => x,
+        );
       assert.ok(e instanceof OpenAI.AuthenticationError, String(e));
       assert.equal(e.status, 401);
       assert.equal(e.code, "invalid_api_key");
@@ -55,12 +58,27 @@ describe("tenants: API keys, limits and budgets", () => {
 
   it("hides a model the key may not use: filtered /v1/models, 404 as for an unknown model", async () => {
     const bob = client(KEYS.bob);
-    assert.deepEqual((await bob.models.list()).data.map((m) => m.id), ["stories-a"]);
-    assert.deepEqual((await client(KEYS.dave).models.list()).data.map((m) => m.id), ["stories-a", "stories-b"]);
-    const forbidden = await bob.models.retrieve("stories-b").then(() => null, (x: unknown) => x);
+    assert.deepEqual(
+      (await bob.models.list()).data.map((m) => m.id),
+      ["stories-a"],
+    );
+    assert.deepEqual(
+      (await client(KEYS.dave).models.list()).data.map((m) => m.id),
+      ["stories-a", "stories-b"],
+    );
+    const forbidden = await bob.models.retrieve("stories-b").then(
+      () => null,
+      (x: unknown) => x,
+    );
     assert.ok(forbidden instanceof OpenAI.NotFoundError);
-    const asked = await bob.completions.create({ model: "stories-b", prompt: PROMPT, max_tokens: 4 }).then(() => null, (x: unknown) => x);
-    const unknown = await bob.completions.create({ model: "stories-c", prompt: PROMPT, max_tokens: 4 }).then(() => null, (x: unknown) => x);
+    const asked = await bob.completions.create({ model: "stories-b", prompt: PROMPT, max_tokens: 4 }).then(
+      () => null,
+      (x: unknown) => x,
+    );
+    const unknown = await bob.completions.create({ model: "stories-c", prompt: PROMPT, max_tokens: 4 }).then(
+      () => null,
+      (x: unknown) => x,
+    );
     assert.ok(asked instanceof OpenAI.NotFoundError && unknown instanceof OpenAI.NotFoundError);
     assert.equal(asked.code, "model_not_found");
     assert.equal(asked.message.replace("stories-b", "X"), unknown.message.replace("stories-c", "X"));
@@ -76,11 +94,16 @@ describe("tenants: API keys, limits and budgets", () => {
       remaining.push(response.headers.get("x-ratelimit-remaining-requests")!);
     }
     // A streamed answer carries them too.
-    const { data: stream, response } = await alice.chat.completions.create({ model: "stories-a", messages: [{ role: "user", content: "Hi" }], max_tokens: 4, stream: true }).withResponse();
+    const { data: stream, response } = await alice.chat.completions
+      .create({ model: "stories-a", messages: [{ role: "user", content: "Hi" }], max_tokens: 4, stream: true })
+      .withResponse();
     for await (const _ of stream);
     remaining.push(response.headers.get("x-ratelimit-remaining-requests")!);
     assert.deepEqual(remaining, ["2", "1", "0"]);
-    const e = await alice.completions.create({ model: "stories-a", prompt: PROMPT, max_tokens: 4 }).then(() => null, (x: unknown) => x);
+    const e = await alice.completions.create({ model: "stories-a", prompt: PROMPT, max_tokens: 4 }).then(
+      () => null,
+      (x: unknown) => x,
+    );
     assert.ok(e instanceof OpenAI.RateLimitError, String(e));
     assert.equal(e.code, "rate_limit_exceeded");
     assert.equal(e.type, "requests");
@@ -96,7 +119,10 @@ describe("tenants: API keys, limits and budgets", () => {
     assert.equal(response.headers.get("x-ratelimit-limit-tokens"), "100");
     assert.equal(response.headers.get("x-ratelimit-remaining-tokens"), "55");
     // 45 used, so 55 left: 5 + 60 does not fit.
-    const e = await bob.completions.create({ model: "stories-a", prompt: PROMPT, max_tokens: 60 }).then(() => null, (x: unknown) => x);
+    const e = await bob.completions.create({ model: "stories-a", prompt: PROMPT, max_tokens: 60 }).then(
+      () => null,
+      (x: unknown) => x,
+    );
     assert.ok(e instanceof OpenAI.RateLimitError, String(e));
     assert.equal(e.code, "rate_limit_exceeded");
     assert.equal(e.type, "tokens");
@@ -111,7 +137,10 @@ describe("tenants: API keys, limits and budgets", () => {
     const carol = client(KEYS.carol);
     const r = await carol.completions.create({ model: "stories-a", prompt: PROMPT, max_tokens: 40, temperature: 0 });
     assert.equal(r.usage!.total_tokens, 45);
-    const e = await carol.completions.create({ model: "stories-a", prompt: PROMPT, max_tokens: 20 }).then(() => null, (x: unknown) => x);
+    const e = await carol.completions.create({ model: "stories-a", prompt: PROMPT, max_tokens: 20 }).then(
+      () => null,
+      (x: unknown) => x,
+    );
     assert.ok(e instanceof OpenAI.RateLimitError, String(e));
     assert.equal(e.status, 429);
     assert.equal(e.code, "insufficient_quota");

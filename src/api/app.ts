@@ -12,7 +12,7 @@ import { ModelNotFoundError, NotFoundError, OverloadedError, ShuttingDownError }
 import type { HttpOutcome } from "../observe/HttpOutcome.ts";
 import { dashboardHtml } from "../views/dashboardHtml.ts";
 import type { Serving } from "../runtime/Serving.ts";
-import { mayUseModel, registerAuth, type Tenancy } from "./auth.ts";
+import { mayUseModel, registerAuth, type Tenancy, visibleModels } from "./auth.ts";
 import { registerCompletionRoutes } from "./completionRoutes.ts";
 import { errorBody, toPitcherError } from "./errorBody.ts";
 import {
@@ -135,10 +135,7 @@ export function buildApp(serving: Serving, options: AppOptions): FastifyInstance
 
   app.get("/v1/models", async (req) => ({
     object: "list",
-    data: serving
-      .models()
-      .filter((m) => mayUseModel(req, m.id))
-      .map((m) => ({
+    data: visibleModels(req, serving.models()).map((m) => ({
       id: m.id,
       object: "model",
       created: 0,

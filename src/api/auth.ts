@@ -92,9 +92,9 @@ export function mayUseModel(req: FastifyRequest, modelId: string): boolean {
   return !t?.models || t.models.has(modelId);
 }
 
-/** The tenant's name, for logs (never the key). */
-export function tenantName(req: FastifyRequest): string | undefined {
-  return tenantOf.get(req)?.name;
+/** The models the request's key may use, in order. */
+export function visibleModels<M extends { id: string }>(req: FastifyRequest, models: M[]): M[] {
+  return models.filter((m) => mayUseModel(req, m.id));
 }
 
 const GENERATION_ROUTES = new Set(["/v1/chat/completions", "/v1/completions"]);

@@ -139,7 +139,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   let tenantMetrics: TenantMetrics | undefined;
   const tenancy = config.auth && new Tenancy(config.auth.keys, { onRefused: (t, code) => tenantMetrics?.countRefusal(t, code) });
   if (tenancy) {
-    const budgetLeft = async () => Promise.all(tenancy.tenants.filter((t) => t.budget).map(async (t) => ({ tenant: t.name, tokens: await tenancy.budget.remaining(t.name, t.budget!) })));
+    const budgetLeft = async () =>
+      Promise.all(tenancy.tenants.filter((t) => t.budget).map(async (t) => ({ tenant: t.name, tokens: await tenancy.budget.remaining(t.name, t.budget!) })));
     tenantMetrics = new TenantMetrics(pool, metrics.registry, budgetLeft);
   }
   const inFlight = new InFlightRequests();

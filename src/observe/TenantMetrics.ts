@@ -19,8 +19,18 @@ export class TenantMetrics {
       labelNames: ["tenant", "outcome"],
       registers,
     });
-    const tokens = new Counter({ name: "pitcher_tenant_tokens_total", help: "Tokens of ended requests by API key name and kind (prompt, completion).", labelNames: ["tenant", "kind"], registers });
-    const slo = new Counter({ name: "pitcher_tenant_slo_requests_total", help: "Requests scored against their deadline SLO by API key name (met or missed).", labelNames: ["tenant", "result"], registers });
+    const tokens = new Counter({
+      name: "pitcher_tenant_tokens_total",
+      help: "Tokens of ended requests by API key name and kind (prompt, completion).",
+      labelNames: ["tenant", "kind"],
+      registers,
+    });
+    const slo = new Counter({
+      name: "pitcher_tenant_slo_requests_total",
+      help: "Requests scored against their deadline SLO by API key name (met or missed).",
+      labelNames: ["tenant", "result"],
+      registers,
+    });
     if (budgetLeft)
       new Gauge({
         name: "pitcher_tenant_budget_remaining_tokens",

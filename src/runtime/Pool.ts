@@ -171,14 +171,15 @@ export class Pool extends EventEmitter<PoolEvents> {
     const arrivalMs = this.now();
     const slo = params.slo ?? model.profile.slo;
     const codec = this.codecs.get(params.modelId);
+    const [tenant, named] = params.tenant ? [{ tenant: params.tenant }, { tenant: params.tenant.id }] : [{}, {}];
     return new Promise<GenerationResult>((resolve, reject) => {
       const submitted = this.scheduler.submit(
-        { id, modelId: params.modelId, arrivalMs, promptTokens: params.promptTokens.length, maxOutputTokens: params.maxTokens, slo, ...(params.tenant ? { tenant: params.tenant } : {}) },
+        { id, modelId: params.modelId, arrivalMs, promptTokens: params.promptTokens.length, maxOutputTokens: params.maxTokens, slo, ...tenant },
         arrivalMs,
       );
       if (!submitted.accepted) {
         const retry = Math.max(1, Math.ceil(submitted.retryAfterMs / 1000));
-        this.emit("outcome", { id, modelId: params.modelId, arrivalMs, tokenTimesMs: [], promptTokens: params.promptTokens.length, reason: "rejected", slo, ...(params.tenant ? { tenant: params.tenant.id } : {}) });
+        this.emit("outcome", { id, modelId: params.modelId, arrivalMs, tokenTimesMs: [], promptTokens: params.promptTokens.length, reason: "rejected", slo, ...named });
         reject(new OverloadedError(`Model ${params.modelId} is overloaded: ${submitted.reason}. Retry in ${retry} s.`, retry));
         return;
       }

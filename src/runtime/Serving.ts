@@ -168,7 +168,7 @@ export class PoolServing implements Serving {
     const pieces = new PieceQueue();
     const maxTokens = request.maxTokens ?? Math.min(request.defaultMaxTokens ?? roomTokens, roomTokens);
     let streamed = 0;
-    const run = () => this.pool.generate({
+    const params: GenerationParams = {
       requestId: id,
       modelId: request.modelId,
       promptTokens,
@@ -183,7 +183,8 @@ export class PoolServing implements Serving {
       },
       ...(request.signal ? { signal: request.signal } : {}),
       ...(request.tenant ? { tenant: request.tenant } : {}),
-    });
+    };
+    const run = () => this.pool.generate(params);
     const admit = request.admit;
     // A request that ends without a result (failed, cancelled) is charged its prompt and the tokens it streamed.
     const result = admit

@@ -13,7 +13,14 @@ export type SubmitResult = { accepted: true } | { accepted: false; retryAfterMs:
  * The answer to a new request of this model: refused when its predicted wait exceeds `ttftFactor`
  * times its TTFT target. A factor of 0 admits everything.
  */
-export function admit(view: SchedulerView, predictor: Predictor, modelId: ModelId, slo: SloTargets, ttftFactor: number, startsBefore?: (r: RequestRecord) => boolean): SubmitResult {
+export function admit(
+  view: SchedulerView,
+  predictor: Predictor,
+  modelId: ModelId,
+  slo: SloTargets,
+  ttftFactor: number,
+  startsBefore?: (r: RequestRecord) => boolean,
+): SubmitResult {
   if (ttftFactor <= 0) return { accepted: true };
   const waitMs = predictedWaitMs(view, predictor, modelId, startsBefore);
   if (waitMs > slo.ttftMs * ttftFactor)

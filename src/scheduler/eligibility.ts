@@ -194,9 +194,7 @@ function workOnDevice(view: SchedulerView, dev: DeviceState, deviceId: DeviceId,
   // cannot yield to them and follow in admission order. Between the two, under fair
   // sharing: on-time requests of a tenant held back, earliest deadline first among them.
   if (work.size === 0) return work;
-  const rank = gate
-    ? (r: RequestRecord) => (hasMissedSlo(r, nowMs) ? 2 : view.fairShare!.yields(r) ? 1 : 0)
-    : (r: RequestRecord) => (hasMissedSlo(r, nowMs) ? 2 : 0);
+  const rank = gate ? (r: RequestRecord) => (hasMissedSlo(r, nowMs) ? 2 : view.fairShare!.yields(r) ? 1 : 0) : (r: RequestRecord) => (hasMissedSlo(r, nowMs) ? 2 : 0);
   const missed = (r: RequestRecord) => rank(r) > 0;
   for (const w of work.values()) {
     w.prefill.sort((a, b) => rank(a) - rank(b) || Number(a.phase === "queued") - Number(b.phase === "queued") || a.seq - b.seq);

@@ -18,7 +18,7 @@
  */
 import type { Command, ModelId, ModelProfile, RequestId, RequestSpec, TenantRef } from "../core/types.ts";
 import type { Predictor } from "./Predictor.ts";
-import type { RequestRecord } from "./state.ts";
+import type { FairShareView, RequestRecord } from "./state.ts";
 
 /** The default tenant of requests that name none. */
 export const DEFAULT_TENANT: TenantRef = { id: "", weight: 1 };
@@ -39,19 +39,6 @@ interface Charge {
   /** Device time its commands took so far. */
   usedMs: number;
   started: boolean;
-}
-
-/** What policies ask of fair sharing. */
-export interface FairShareView {
-  /** Two or more tenants have live requests and one is a window ahead of another: someone yields. */
-  readonly contended: boolean;
-  /**
-   * The request's tenant is a window ahead of another tenant with live requests: its work
-   * sets no deadline while that tenant's work runs (it yields, as late work does).
-   */
-  yields(r: RequestRecord): boolean;
-  /** The request waits, and its tenant is a window ahead of another tenant with requests waiting: it does not start now. */
-  held(r: RequestRecord): boolean;
 }
 
 export class FairShare implements FairShareView {

@@ -5,7 +5,6 @@
  */
 import type { Command, DeviceId, DeviceProfile, ModelId, ModelProfile, RequestId, RequestSpec, SloTargets } from "../core/types.ts";
 import { tokenDeadlineMs } from "../core/types.ts";
-import type { FairShareView } from "./fairShare.ts";
 import type { MemoryLedger } from "./MemoryLedger.ts";
 
 export type RequestPhase = "queued" | "prefilling" | "decoding" | "done";
@@ -71,6 +70,19 @@ export function mayServe(dev: DeviceState, modelId: ModelId): boolean {
 export interface WaitingGroup {
   modelId: ModelId;
   requestIds: RequestId[];
+}
+
+/** What policies ask of fair sharing. */
+export interface FairShareView {
+  /** Two or more tenants have live requests and one is a window ahead of another: someone yields. */
+  readonly contended: boolean;
+  /**
+   * The request's tenant is a window ahead of another tenant with live requests: its work
+   * sets no deadline while that tenant's work runs (it yields, as late work does).
+   */
+  yields(r: RequestRecord): boolean;
+  /** The request waits, and its tenant is a window ahead of another tenant with requests waiting: it does not start now. */
+  held(r: RequestRecord): boolean;
 }
 
 export interface SchedulerView {
