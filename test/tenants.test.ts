@@ -155,7 +155,11 @@ describe("tenants: API keys, limits and budgets", () => {
     assert.equal(series(metrics, "pitcher_tenant_requests_total", { tenant: "carol", outcome: "length" }), 2);
     assert.equal(series(metrics, "pitcher_tenant_tokens_total", { tenant: "carol", kind: "completion" }), 50);
     assert.equal(series(metrics, "pitcher_tenant_budget_remaining_tokens", { tenant: "carol" }), 0);
-    assert.ok(logText.includes('"tenant":"carol"'), logText);
+    const lines = logText.trim().split("\n").map((l) => JSON.parse(l));
+    assert.ok(lines.some((l) => l.msg === "request" && l.tenant === "carol" && l.outcome === "length"));
+    assert.ok(lines.some((l) => l.msg === "refused" && l.tenant === "carol" && l.code === "insufficient_quota" && l.status === 429));
+    assert.ok(lines.some((l) => l.msg === "refused" && l.tenant === "bob" && l.code === "rate_limit_exceeded"));
+    assert.ok(lines.some((l) => l.msg === "refused" && l.tenant === undefined && l.code === "invalid_api_key" && l.status === 401));
     for (const key of Object.values(KEYS)) {
       assert.ok(!logText.includes(key));
       assert.ok(!metrics.includes(key));

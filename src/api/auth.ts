@@ -16,6 +16,7 @@ import type { RateLimiterAbstract } from "rate-limiter-flexible";
 import { InsufficientQuotaError, InvalidApiKeyError, ModelNotFoundError, RateLimitError } from "../core/errors.ts";
 import type { TenantRef } from "../core/types.ts";
 import type { ServingRequest } from "../runtime/Serving.ts";
+import { noteAdmitted, noteTenant } from "./httpEdges.ts";
 import { type BudgetLimit, giveBack, type LimiterFactory, type LimitState, memoryLimiters, MemoryTokenBudget, take, type TokenBudget } from "./rateLimits.ts";
 
 /** A key as the configuration gives it (`auth.keys[]`). */
@@ -128,7 +129,9 @@ export function registerAuth(app: FastifyInstance, tenancy: Tenancy | undefined)
   if (!tenancy) return;
   app.addHook("onRequest", async (req) => {
     if (!req.url.startsWith("/v1/") && req.url !== "/v1") return;
-    tenantOf.set(req, tenancy.authenticate(req.headers.authorization));
+    const t = tenancy.authenticate(req.headers.authorization);
+    tenantOf.set(req, t);
+    noteTenant(req, t.name);
   });
   app.addHook("preHandler", async (req, reply) => {
     const t = tenantOf.get(req);
@@ -185,6 +188,7 @@ export function tenantAdmission(req: FastifyRequest, reply: FastifyReply, tenanc
         }
         reservation = b.reservation;
       }
+      noteAdmitted(req);
       return (used: number) => {
         if (tokens && t.tpm) void giveBack(t.tpm, t.name, cost - used, tokens.windowEndsAtMs, tenancy.now()).catch(() => {});
         if (reservation) void tenancy.budget.settle(reservation, used).catch(() => {});

@@ -82,8 +82,10 @@ async function answer(
   inFlight.track(abort, reply.raw);
   // A shutdown past its deadline aborts with its own error: the client gets that, not "cancelled".
   const why = (e: unknown): unknown => (abort.signal.reason instanceof PitcherError ? abort.signal.reason : e);
-  const generation = serving.generate({ ...servingRequest(body, input, limit, abort.signal), ...tenantAdmission(req, reply, tenancy) });
-  noteAdmitted(req);
+  const keyed = tenantAdmission(req, reply, tenancy);
+  const generation = serving.generate({ ...servingRequest(body, input, limit, abort.signal), ...keyed });
+  // With a key's limits the pool takes the request once they admit it (auth.ts notes that).
+  if (!keyed.admit) noteAdmitted(req);
   const created = Math.floor(Date.now() / 1000);
   const chat = object === "chat.completion";
 
