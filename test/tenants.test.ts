@@ -155,11 +155,25 @@ describe("tenants: API keys, limits and budgets", () => {
     assert.equal(series(metrics, "pitcher_tenant_requests_total", { tenant: "carol", outcome: "length" }), 2);
     assert.equal(series(metrics, "pitcher_tenant_tokens_total", { tenant: "carol", kind: "completion" }), 50);
     assert.equal(series(metrics, "pitcher_tenant_budget_remaining_tokens", { tenant: "carol" }), 0);
-    const lines = logText.trim().split("\n").map((l) => JSON.parse(l));
+    const lines = logText
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
     assert.ok(lines.some((l) => l.msg === "request" && l.tenant === "carol" && l.outcome === "length"));
     assert.ok(lines.some((l) => l.msg === "refused" && l.tenant === "carol" && l.code === "insufficient_quota" && l.status === 429));
     assert.ok(lines.some((l) => l.msg === "refused" && l.tenant === "bob" && l.code === "rate_limit_exceeded"));
     assert.ok(lines.some((l) => l.msg === "refused" && l.tenant === undefined && l.code === "invalid_api_key" && l.status === 401));
+    // The dashboard's first push names the keys (their names) with their requests.
+    const feed = new AbortController();
+    const res = await fetch(`${server.url}/dashboard/events`, { signal: feed.signal });
+    const reader = res.body!.getReader();
+    let event = "";
+    while (!event.includes("\n\n")) event += new TextDecoder().decode((await reader.read()).value);
+    feed.abort();
+    const state = JSON.parse(event.slice(event.indexOf("data: ") + 6, event.indexOf("\n\n")));
+    const carol = state.tenants.find((t: { name: string }) => t.name === "carol");
+    assert.equal(carol.ended, 2);
+    assert.equal(carol.tokens, 50);
     for (const key of Object.values(KEYS)) {
       assert.ok(!logText.includes(key));
       assert.ok(!metrics.includes(key));
