@@ -180,3 +180,24 @@ describe("tenants: API keys, limits and budgets", () => {
     }
   });
 });
+
+describe("without auth.keys", () => {
+  it("stays open, and warns at start-up when it listens beyond loopback", async () => {
+    const said: string[] = [];
+    const server = await startTestServer({ devices: { count: 1 }, models: [{ id: "stories", path: STORIES }], server: { host: "0.0.0.0" } }, { log: (m) => said.push(m) });
+    try {
+      assert.ok(
+        said.some((m) => /no auth\.keys/.test(m) && m.includes("0.0.0.0")),
+        said.join("\n"),
+      );
+      const r = await server.client.completions.create({ model: "stories", prompt: PROMPT, max_tokens: 2 });
+      assert.equal(r.usage!.completion_tokens, 2);
+    } finally {
+      await server.shutdown();
+    }
+    const quiet: string[] = [];
+    const local = await startTestServer({ devices: { count: 1 }, models: [{ id: "stories", path: STORIES }] }, { log: (m) => quiet.push(m) });
+    await local.shutdown();
+    assert.ok(!quiet.some((m) => /no auth\.keys/.test(m)));
+  });
+});
