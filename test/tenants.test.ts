@@ -53,6 +53,8 @@ describe("tenants: API keys, limits and budgets", () => {
       assert.equal(e.status, 401);
       assert.equal(e.code, "invalid_api_key");
     }
+    // A percent-encoded path that reaches a /v1 route needs a key as well.
+    assert.equal((await fetch(`${server.url}/%761/models`)).status, 401);
     assert.equal((await fetch(`${server.url}/health`)).status, 200);
   });
 

@@ -128,7 +128,9 @@ function refuse(reply: FastifyReply, e: RateLimitError): never {
 export function registerAuth(app: FastifyInstance, tenancy: Tenancy | undefined): void {
   if (!tenancy) return;
   app.addHook("onRequest", async (req) => {
-    if (!req.url.startsWith("/v1/") && req.url !== "/v1") return;
+    // The route's pattern as well as the raw path: a percent-encoded path may reach a /v1 route.
+    const v1 = (p: string | undefined) => p !== undefined && (p === "/v1" || p.startsWith("/v1/") || p.startsWith("/v1?"));
+    if (!v1(req.routeOptions.url) && !v1(req.url)) return;
     const t = tenancy.authenticate(req.headers.authorization);
     tenantOf.set(req, t);
     noteTenant(req, t.name);
