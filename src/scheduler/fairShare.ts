@@ -5,14 +5,15 @@
  * charged when it starts, so a tenant cannot start a burst before its bill arrives; when it
  * ends, the charge is corrected to the device time its commands really took.
  *
- * The gate: while requests of two or more tenants wait, a tenant whose virtual time is a
- * window ahead of another waiting tenant's starts nothing new; its waiting requests stay
- * queued until the others catch up or stop waiting. So a flooding tenant's backlog cannot
- * stand in front of a polite tenant's requests, and tenants that are all backlogged share
- * device time in proportion to their weights. A tenant that had nothing live joins at most a
- * window behind the others (it cannot bank credit while idle, and it does not start behind
- * a flood). With one tenant nothing is ever gated, so the scheduler decides exactly as it
- * would without this file.
+ * While two or more tenants have live requests and one is a window ahead of another, the
+ * one ahead *yields*: its work sets no deadline while the other's runs (policies order it
+ * after on-time work, as they do late work); and while the other also has requests waiting,
+ * its own waiting requests are *held*: left out of what devices see, so its backlog cannot
+ * stand in front of the other's requests. Tenants that are all backlogged so share device
+ * time in proportion to their weights. A tenant that had nothing live joins at most a
+ * window behind the others (it banks no credit while idle, and it does not start behind a
+ * flood either). With one tenant nothing ever yields or is held, so the scheduler decides
+ * exactly as it would without this file.
  *
  * Pure bookkeeping: the scheduler calls it at submit, bind, each command's end and end.
  */
