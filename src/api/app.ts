@@ -12,6 +12,7 @@ import { ModelNotFoundError, NotFoundError, OverloadedError, ShuttingDownError, 
 import type { HttpOutcome } from "../observe/HttpOutcome.ts";
 import { dashboardHtml } from "../views/dashboardHtml.ts";
 import type { Serving } from "../runtime/Serving.ts";
+import { mayUseModel, registerAuth, type Tenancy, visibleModels } from "./auth.ts";
 import { registerCompletionRoutes } from "./completionRoutes.ts";
 import { registerEmbeddingRoutes } from "./embeddingRoutes.ts";
 import { errorBody, toPitcherError } from "./errorBody.ts";
@@ -51,6 +52,8 @@ export interface AppOptions {
   onHttpOutcome?: (o: HttpOutcome) => void;
   /** The generation requests being answered: a shutdown past its deadline ends them through it. */
   inFlight?: InFlightRequests;
+  /** API keys and their limits; absent: the API is open. */
+  tenancy?: Tenancy;
 }
 
 export function buildApp(serving: Serving, options: AppOptions): FastifyInstance {
@@ -92,6 +95,7 @@ export function buildApp(serving: Serving, options: AppOptions): FastifyInstance
     refuseWithoutHost(req);
     if (serving.draining) throw new ShuttingDownError();
   });
+  registerAuth(app, options.tenancy);
 
   app.get("/health", async () => serving.health());
 
@@ -130,9 +134,9 @@ export function buildApp(serving: Serving, options: AppOptions): FastifyInstance
     for (const end of [...feeds]) end();
   });
 
-  app.get("/v1/models", async () => ({
+  app.get("/v1/models", async (req) => ({
     object: "list",
-    data: serving.models().map((m) => ({
+    data: visibleModels(req, serving.models()).map((m) => ({
       id: m.id,
       object: "model",
       created: 0,
@@ -154,12 +158,12 @@ export function buildApp(serving: Serving, options: AppOptions): FastifyInstance
   app.get("/v1/models/:id", async (req) => {
     const id = (req.params as { id: string }).id;
     const m = serving.model(id);
-    if (!m) throw new ModelNotFoundError(id);
+    if (!m || !mayUseModel(req, id)) throw new ModelNotFoundError(id);
     return { id: m.id, object: "model", created: 0, owned_by: "pitcher" };
   });
 
   const inFlight = options.inFlight ?? new InFlightRequests();
-  registerCompletionRoutes(app, serving, inFlight);
+  registerCompletionRoutes(app, serving, inFlight, options.tenancy);
   registerEmbeddingRoutes(app, serving, inFlight);
   return app;
 }

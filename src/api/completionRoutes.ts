@@ -10,6 +10,7 @@ import { generateChoices } from "../runtime/choices.ts";
 import type { Generation, GenerationResult, Serving, ServingInput, ServingRequest } from "../runtime/Serving.ts";
 import { errorBody } from "./errorBody.ts";
 import { noteAdmitted, noteErrorCode } from "./httpEdges.ts";
+import { type Tenancy, tenantAdmission } from "./auth.ts";
 import type { InFlightRequests } from "./InFlightRequests.ts";
 import { chatLogprobs, completionLogprobs } from "./logprobs.ts";
 import { outputGrammarFor } from "./responseFormat.ts";
@@ -25,13 +26,13 @@ interface MaxTokens {
   defaultMaxTokens?: number;
 }
 
-export function registerCompletionRoutes(app: FastifyInstance, serving: Serving, inFlight: InFlightRequests): void {
+export function registerCompletionRoutes(app: FastifyInstance, serving: Serving, inFlight: InFlightRequests, tenancy?: Tenancy): void {
   app.post("/v1/completions", async (req, reply) => {
     const body = parseBody(completionBodySchema, req.body) as CompletionBody;
     refuseUnsupported(body as Record<string, unknown>);
     const prompt = Array.isArray(body.prompt) && typeof body.prompt[0] === "string" ? (body.prompt[0] as string) : (body.prompt as string | number[]);
     const limit = typeof body.max_tokens === "number" ? { maxTokens: body.max_tokens } : { defaultMaxTokens: COMPLETION_DEFAULT_MAX_TOKENS };
-    return answer(serving, inFlight, req, reply, body, { kind: "completion", prompt }, limit, "text_completion");
+    return answer(serving, inFlight, req, reply, body, { kind: "completion", prompt }, limit, "text_completion", tenancy);
   });
 
   app.post("/v1/chat/completions", async (req, reply) => {
@@ -48,7 +49,7 @@ export function registerCompletionRoutes(app: FastifyInstance, serving: Serving,
         : typeof body.max_tokens === "number"
           ? { maxTokens: body.max_tokens }
           : {};
-    return answer(serving, inFlight, req, reply, body, { kind: "chat", messages }, limit, "chat.completion");
+    return answer(serving, inFlight, req, reply, body, { kind: "chat", messages }, limit, "chat.completion", tenancy);
   });
 }
 
@@ -97,6 +98,7 @@ async function answer(
   input: ServingInput,
   limit: MaxTokens,
   object: "chat.completion" | "text_completion",
+  tenancy?: Tenancy,
 ): Promise<unknown> {
   const abort = new AbortController();
   // The response closing before we finished means the client went away: cancel at once.
@@ -106,8 +108,10 @@ async function answer(
   inFlight.track(abort, reply.raw);
   // A shutdown past its deadline aborts with its own error: the client gets that, not "cancelled".
   const why = (e: unknown): unknown => (abort.signal.reason instanceof PitcherError ? abort.signal.reason : e);
-  const generations = generateChoices(serving, servingRequest(body, input, limit, abort.signal), body.n ?? 1);
-  noteAdmitted(req);
+  const keyed = tenantAdmission(req, reply, tenancy);
+  const generations = generateChoices(serving, { ...servingRequest(body, input, limit, abort.signal), ...keyed }, body.n ?? 1);
+  // With a key's limits the pool takes the request once they admit it (auth.ts notes that).
+  if (!keyed.admit) noteAdmitted(req);
   const created = Math.floor(Date.now() / 1000);
   const chat = object === "chat.completion";
   const withLogprobs = sampling(body).logprobs !== undefined;

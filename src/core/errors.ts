@@ -147,3 +147,28 @@ export class ConfigError extends PitcherError {
     super(message, "invalid_config", 500, "server_error");
   }
 }
+
+/** No API key, or one this server does not know (401, as OpenAI answers). */
+export class InvalidApiKeyError extends PitcherError {
+  constructor(message = "Missing or unknown API key: send `Authorization: Bearer <key>` with a key this server knows") {
+    super(message, "invalid_api_key", 401, "invalid_request_error");
+  }
+}
+
+/** A key's requests or tokens per minute are used up (OpenAI's type is `requests` or `tokens`). */
+export class RateLimitError extends PitcherError {
+  constructor(
+    message: string,
+    readonly limit: "requests" | "tokens",
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message, "rate_limit_exceeded", 429, limit);
+  }
+}
+
+/** A key's token budget for the period is used up. */
+export class InsufficientQuotaError extends PitcherError {
+  constructor(message: string) {
+    super(message, "insufficient_quota", 429, "insufficient_quota");
+  }
+}

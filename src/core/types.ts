@@ -74,6 +74,14 @@ export interface RequestSpec {
    * input at once (its final prefill yields the vector; it asks for one output token).
    */
   wholePrompt?: boolean;
+  /** Whose request it is, for fair sharing (scheduler/fairShare.ts); absent: the one default tenant. */
+  tenant?: TenantRef;
+}
+
+/** A tenant as the scheduler sees it: a name and its weight in fair sharing (device time ∝ weight). */
+export interface TenantRef {
+  id: string;
+  weight: number;
 }
 
 /**

@@ -6,7 +6,7 @@
 import type { ModelCodec } from "../core/codec.ts";
 import type { SampledToken, Sampling, TokenLogprobs } from "../core/devicePort.ts";
 import { DeviceFailedError, PitcherError } from "../core/errors.ts";
-import type { FinishedRequest, FinishReason, ModelId, RequestId, SloTargets } from "../core/types.ts";
+import type { FinishedRequest, FinishReason, ModelId, RequestId, SloTargets, TenantRef } from "../core/types.ts";
 import { TextStream } from "./TextStream.ts";
 
 export interface GenerationParams {
@@ -26,6 +26,8 @@ export interface GenerationParams {
   signal?: AbortSignal;
   /** An embedding (runtime/embeddings.ts): the prompt's final prefill yields its vector, no text. */
   embed?: boolean;
+  /** Whose request it is (fair sharing in the scheduler; its name in logs and metrics). */
+  tenant?: TenantRef;
 }
 
 export interface GenerationResult {
@@ -62,6 +64,8 @@ export interface RequestOutcome {
   reason: FinishReason | "rejected";
   slo: SloTargets;
   error?: string;
+  /** The API key's name, when keys are configured. */
+  tenant?: string;
 }
 
 export class LiveRequest {
@@ -151,6 +155,7 @@ export class LiveRequest {
       reason: f.reason,
       slo: this.slo,
       ...(failure || f.error ? { error: failure?.message ?? f.error } : {}),
+      ...(this.params.tenant ? { tenant: this.params.tenant.id } : {}),
     };
   }
 

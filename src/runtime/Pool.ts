@@ -171,6 +171,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     const arrivalMs = this.now();
     const slo = params.slo ?? model.profile.slo;
     const codec = this.codecs.get(params.modelId);
+    const [tenant, named] = params.tenant ? [{ tenant: params.tenant }, { tenant: params.tenant.id }] : [{}, {}];
     return new Promise<GenerationResult>((resolve, reject) => {
       const submitted = this.scheduler.submit(
         {
@@ -181,12 +182,13 @@ export class Pool extends EventEmitter<PoolEvents> {
           maxOutputTokens: params.maxTokens,
           slo,
           ...(params.embed ? { wholePrompt: true } : {}),
+          ...tenant,
         },
         arrivalMs,
       );
       if (!submitted.accepted) {
         const retry = Math.max(1, Math.ceil(submitted.retryAfterMs / 1000));
-        this.emit("outcome", { id, modelId: params.modelId, arrivalMs, tokenTimesMs: [], promptTokens: params.promptTokens.length, reason: "rejected", slo });
+        this.emit("outcome", { id, modelId: params.modelId, arrivalMs, tokenTimesMs: [], promptTokens: params.promptTokens.length, reason: "rejected", slo, ...named });
         reject(new OverloadedError(`Model ${params.modelId} is overloaded: ${submitted.reason}. Retry in ${retry} s.`, retry));
         return;
       }

@@ -9,7 +9,7 @@ import type { ChatMessage, Codecs } from "../core/codec.ts";
 import type { Sampling } from "../core/devicePort.ts";
 import { ContextLengthError, InvalidRequestError, ModelNotFoundError, WrongModelKindError } from "../core/errors.ts";
 import type { ServedModel } from "../core/servedModel.ts";
-import type { DeviceId, ModelId, RequestId } from "../core/types.ts";
+import type { DeviceId, ModelId, RequestId, TenantRef } from "../core/types.ts";
 import { embedThroughPool, type EmbeddingRequest, type EmbeddingResult } from "./embeddings.ts";
 import type { TokenLogprob } from "./LiveRequest.ts";
 import type { DeviceState, DeviceStatus, GenerationParams, GenerationResult } from "./Pool.ts";
@@ -42,6 +42,14 @@ export interface ServingRequest {
   stop: string[];
   /** Aborting it cancels the request at once (the client went away). */
   signal?: AbortSignal;
+  /** Whose request it is (an API key's name and weight): fair sharing, logs, metrics. */
+  tenant?: TenantRef;
+  /**
+   * Run once the prompt is counted, before the request reaches the pool: it may refuse
+   * (reject with the error the client gets), and gives back what to call with the tokens
+   * the request used when it ends (per-key limits and budgets).
+   */
+  admit?: (cost: { promptTokens: number; maxTokens: number }) => Promise<(usedTokens: number) => void>;
 }
 
 export interface Generation {
@@ -173,18 +181,37 @@ export class PoolServing implements Serving {
     if (bias) throw new InvalidRequestError(`logit_bias names token ${bias[0]}, outside the model's vocabulary of ${model.vocabularySize} tokens`, "logit_bias");
     const id = `${request.input.kind === "chat" ? "chatcmpl" : "cmpl"}-${randomUUID()}`;
     const pieces = new PieceQueue();
-    const result = this.pool.generate({
+    const maxTokens = request.maxTokens ?? Math.min(request.defaultMaxTokens ?? roomTokens, roomTokens);
+    let streamed = 0;
+    const params: GenerationParams = {
       requestId: id,
       modelId: request.modelId,
       promptTokens,
-      maxTokens: request.maxTokens ?? Math.min(request.defaultMaxTokens ?? roomTokens, roomTokens),
+      maxTokens,
       // A sampled request without a seed gets one of its own (greedy needs none); the seed
       // also keeps its tokens exact across preemption, as a given seed does.
       sampling: request.sampling.temperature > 0 && request.sampling.seed === undefined ? { ...request.sampling, seed: this.drawSeed() } : request.sampling,
       stop: [...request.stop.filter((s) => s.length > 0), ...templateStops],
-      onDelta: (text, logprob) => pieces.push(logprob ? { text, logprob } : { text }),
+      onDelta: (text, logprob) => {
+        streamed++;
+        pieces.push(logprob ? { text, logprob } : { text });
+      },
       ...(request.signal ? { signal: request.signal } : {}),
-    });
+      ...(request.tenant ? { tenant: request.tenant } : {}),
+    };
+    const run = () => this.pool.generate(params);
+    const admit = request.admit;
+    // A request that ends without a result (failed, cancelled) is charged its prompt and the tokens it streamed.
+    const result = admit
+      ? admit({ promptTokens: promptTokens.length, maxTokens }).then((settle) => {
+          const r = run();
+          r.then(
+            (g) => settle(g.promptTokens + g.completionTokens),
+            () => settle(promptTokens.length + streamed),
+          );
+          return r;
+        })
+      : run();
     result.then(
       () => pieces.end(),
       (e: unknown) => pieces.fail(e),

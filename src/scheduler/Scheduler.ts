@@ -13,6 +13,7 @@ import type { Command, CommandOutcome, DeviceId, DeviceProfile, FinishReason, Fi
 import { tokenDeadlineMs } from "../core/types.ts";
 import { admit, type SubmitResult } from "./admission.ts";
 import { type ExpiredRequest, expireLate, LateWaitCap } from "./lateWait.ts";
+import { FairShare } from "./fairShare.ts";
 import { MemoryLedger } from "./MemoryLedger.ts";
 import { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from "./options.ts";
 import { createPolicy, type Policy } from "./Policy.ts";
@@ -43,6 +44,7 @@ export class Scheduler implements SchedulerState {
   readonly parked = new Set<RequestRecord>();
   readonly predictor: Predictor;
   readonly options: SchedulerOptions;
+  readonly fairShare: FairShare | undefined;
   private readonly policy: Policy;
   private readonly residency: Residency;
   private readonly lateWait: LateWaitCap;
@@ -61,6 +63,7 @@ export class Scheduler implements SchedulerState {
       if (!devices.some((d) => mayServe(this.devices.get(d.id)!, m.id) && m.weightBytes <= d.memoryBytes))
         throw new Error(`model ${m.id} (${m.weightBytes} bytes) fits on no device`);
     }
+    this.fairShare = this.options.fairShare ? new FairShare(this.models, this.predictor, this.options.fairShareWindowMs) : undefined;
     this.policy = createPolicy(this.options.policy, { view: this, predictor: this.predictor, options: this.options });
     this.residency = new Residency(this, this.policy, this.options.prefillChunkTokens);
     this.lateWait = new LateWaitCap(this.options.lateWaitCapFactor);
@@ -79,12 +82,14 @@ export class Scheduler implements SchedulerState {
     if (spec.promptTokens + spec.maxOutputTokens > model.contextTokens)
       throw new Error(`request ${spec.id} needs ${spec.promptTokens + spec.maxOutputTokens} tokens, context holds ${model.contextTokens}`);
     const slo = spec.slo ?? model.slo;
-    const admitted = admit(this, this.predictor, spec, slo, this.options.admissionTtftFactor, nowMs);
+    const fair = this.fairShare;
+    const admitted = admit(this, this.predictor, spec, slo, this.options.admissionTtftFactor, nowMs, fair && ((o) => fair.startsBefore(spec.tenant, o)));
     if (!admitted.accepted) return admitted;
     const r: RequestRecord = { spec, slo, phase: "queued", prefilledTokens: 0, generatedTokens: 0, kv: "none", seq: this.seq++, missedSlo: false };
     this.requests.set(spec.id, r);
     this.waiting.add(r);
     this.lateWait.noteWaiting(r);
+    this.fairShare?.submitted(r);
     const group = this.groups.find((g) => g.modelId === spec.modelId && g.requestIds.length < this.options.maxGroupSize);
     if (group) group.requestIds.push(spec.id);
     else this.groups.push({ modelId: spec.modelId, requestIds: [spec.id] });
@@ -116,6 +121,7 @@ export class Scheduler implements SchedulerState {
     const cmd = dev.running;
     if (!cmd) throw new Error(`device ${deviceId} reported a command it was not running`);
     dev.running = null;
+    this.fairShare?.charge(cmd, outcome.durationMs);
     const finished: FinishedRequest[] = [];
     const failed = new Set(outcome.failedRequestIds ?? []);
     for (const id of failed) {
@@ -262,6 +268,7 @@ export class Scheduler implements SchedulerState {
     this.waiting.delete(r);
     r.phase = "prefilling";
     r.deviceId = deviceId;
+    this.fairShare?.started(r);
     this.boundTo.get(deviceId)!.add(r);
   }
 
@@ -288,6 +295,7 @@ export class Scheduler implements SchedulerState {
     }
     r.phase = "done";
     this.requests.delete(requestId);
+    this.fairShare?.ended(requestId);
     return error === undefined ? { requestId, reason } : { requestId, reason, error };
   }
 }

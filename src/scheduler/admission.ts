@@ -13,9 +13,17 @@ export type SubmitResult = { accepted: true } | { accepted: false; retryAfterMs:
  * The answer to a new request of this model: refused when its predicted wait exceeds `ttftFactor`
  * times its TTFT target. A factor of 0 admits everything.
  */
-export function admit(view: SchedulerView, predictor: Predictor, spec: RequestSpec, slo: SloTargets, ttftFactor: number, nowMs: number): SubmitResult {
+export function admit(
+  view: SchedulerView,
+  predictor: Predictor,
+  spec: RequestSpec,
+  slo: SloTargets,
+  ttftFactor: number,
+  nowMs: number,
+  startsBefore?: (r: RequestRecord) => boolean,
+): SubmitResult {
   if (ttftFactor <= 0) return { accepted: true };
-  const waitMs = predictedWaitMs(view, predictor, spec.modelId, nowMs, spec.promptTokens, slo);
+  const waitMs = predictedWaitMs(view, predictor, spec.modelId, nowMs, spec.promptTokens, slo, startsBefore);
   // Retry once the work ahead has shrunk below the threshold.
   if (waitMs > slo.ttftMs * ttftFactor)
     return { accepted: false, retryAfterMs: Math.ceil(waitMs - slo.ttftMs * ttftFactor), reason: `predicted wait ${Math.round(waitMs)} ms exceeds the TTFT target` };
@@ -35,8 +43,18 @@ export function admit(view: SchedulerView, predictor: Predictor, spec: RequestSp
  * request (and the late-wait cap ends those still waiting), so they do not delay a new one.
  * Counting them, and counting every remaining token at a batch of one, made the first
  * version of this estimate refuse work the pool would have served in time (BENCHMARKS.md).
+ * With `startsBefore` (fair sharing between tenants), queued requests that would start after
+ * the new one do not count.
  */
-export function predictedWaitMs(view: SchedulerView, predictor: Predictor, modelId: ModelId, nowMs: number, promptTokens: number, slo: SloTargets): number {
+export function predictedWaitMs(
+  view: SchedulerView,
+  predictor: Predictor,
+  modelId: ModelId,
+  nowMs: number,
+  promptTokens: number,
+  slo: SloTargets,
+  startsBefore?: (r: RequestRecord) => boolean,
+): number {
   const horizonMs = nowMs + slo.ttftMs;
   let workMs = predictor.prefillMs(modelId, promptTokens);
   const models = new Set<ModelId>([modelId]);
@@ -45,6 +63,7 @@ export function predictedWaitMs(view: SchedulerView, predictor: Predictor, model
   for (const r of view.requests.values()) {
     if (hasMissedSlo(r, nowMs)) continue;
     const m = r.spec.modelId;
+    if (startsBefore && r.phase === "queued" && !startsBefore(r)) continue;
     models.add(m);
     if (r.phase === "queued" || r.phase === "prefilling") workMs += predictor.prefillMs(m, r.spec.promptTokens - r.prefilledTokens);
     const owed = tokensOwed(r, horizonMs);

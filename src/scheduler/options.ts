@@ -41,6 +41,13 @@ export interface SchedulerOptions {
    * `Infinity` never ends one.
    */
   lateWaitCapFactor: number;
+  /**
+   * Share device time between tenants in proportion to their weights (fairShare.ts): a
+   * tenant this far ahead in virtual time (device ms / weight) of another waiting tenant
+   * starts nothing new. Off: requests start in the policy's order whoever sent them.
+   */
+  fairShare: boolean;
+  fairShareWindowMs: number;
 }
 
 export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
@@ -52,4 +59,6 @@ export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
   scaleOutWaitFraction: 0.75,
   admissionTtftFactor: 0,
   lateWaitCapFactor: Infinity,
+  fairShare: true,
+  fairShareWindowMs: 500,
 };

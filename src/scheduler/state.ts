@@ -78,6 +78,19 @@ export interface WaitingGroup {
   requestIds: RequestId[];
 }
 
+/** What policies ask of fair sharing. */
+export interface FairShareView {
+  /** Two or more tenants have live requests and one is a window ahead of another: someone yields. */
+  readonly contended: boolean;
+  /**
+   * The request's tenant is a window ahead of another tenant with live requests: its work
+   * sets no deadline while that tenant's work runs (it yields, as late work does).
+   */
+  yields(r: RequestRecord): boolean;
+  /** The request waits, and its tenant is a window ahead of another tenant with requests waiting: it does not start now. */
+  held(r: RequestRecord): boolean;
+}
+
 export interface SchedulerView {
   readonly models: ReadonlyMap<ModelId, ModelProfile>;
   readonly devices: ReadonlyMap<DeviceId, DeviceState>;
@@ -91,6 +104,8 @@ export interface SchedulerView {
   readonly parked: ReadonlySet<RequestRecord>;
   /** How many live devices hold each model (resident or loading). */
   readonly holders: ReadonlyMap<ModelId, number>;
+  /** Fair sharing between tenants; absent when it is off. */
+  readonly fairShare?: FairShareView | undefined;
 }
 
 /** The same bookkeeping, writable: what the scheduler and its residency mechanism change. */
