@@ -80,7 +80,7 @@ async function answer(
   inFlight.track(abort, reply.raw);
   // A shutdown past its deadline aborts with its own error: the client gets that, not "cancelled".
   const why = (e: unknown): unknown => (abort.signal.reason instanceof PitcherError ? abort.signal.reason : e);
-  const generation = serving.generate(servingRequest(body, input, limit, abort.signal));
+  const generation = await serving.generate(servingRequest(body, input, limit, abort.signal));
   noteAdmitted(req);
   const created = Math.floor(Date.now() / 1000);
   const chat = object === "chat.completion";

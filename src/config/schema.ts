@@ -37,6 +37,14 @@ export const configSchema = z
           .int()
           .positive()
           .default(1 << 20),
+        /** Largest prompt text (UTF-8 bytes of all messages, or the prompt) taken, checked before tokenizing (413 above it). */
+        maxPromptBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(512 * 1024),
+        /** Worker threads that tokenize prompts off the event loop; 0 tokenizes on it (for comparison). */
+        tokenizerThreads: z.number().int().min(0).max(64).default(2),
         /** A client must send all its request headers within this time (408 after it). */
         headersTimeoutMs: z.number().int().positive().default(10_000),
         /**

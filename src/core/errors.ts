@@ -47,7 +47,19 @@ export class NotFoundError extends PitcherError {
 
 export class BodyTooLargeError extends PitcherError {
   constructor(limitBytes: number) {
-    super(`Request body exceeds ${limitBytes} bytes`, "request_too_large", 413, "invalid_request_error");
+    super(`The request body exceeds ${limitBytes} bytes, the most this server accepts (server.bodyLimitBytes)`, "request_too_large", 413, "invalid_request_error");
+  }
+}
+
+export class PromptTooLargeError extends PitcherError {
+  constructor(promptBytes: number, limitBytes: number, param: string) {
+    super(
+      `The prompt is ${promptBytes} bytes of text, more than the ${limitBytes} bytes this server accepts in one request (server.maxPromptBytes)`,
+      "prompt_too_large",
+      413,
+      "invalid_request_error",
+      param,
+    );
   }
 }
 

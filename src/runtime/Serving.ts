@@ -11,6 +11,7 @@ import { ContextLengthError, InvalidRequestError, ModelNotFoundError } from "../
 import type { ServedModel } from "../core/servedModel.ts";
 import type { DeviceId, ModelId, RequestId } from "../core/types.ts";
 import type { DeviceState, DeviceStatus, GenerationParams, GenerationResult } from "./Pool.ts";
+import { refuseOversizedPrompt } from "./promptBytes.ts";
 
 export type { GenerationResult };
 
@@ -69,11 +70,12 @@ export interface DeviceHealth {
 /** What the API uses. */
 export interface Serving {
   /**
-   * Throws a `PitcherError` at once for a request refused before scheduling (unknown model,
-   * empty prompt, token outside the vocabulary, prompt as long as the context); later
-   * refusals (overload, draining, failures) reject `result`.
+   * Rejects with a `PitcherError` for a request refused before scheduling (unknown model,
+   * prompt text over the byte cap, empty prompt, token outside the vocabulary, prompt as long
+   * as the context); later refusals (overload, draining, failures) reject `result`.
+   * Asynchronous because prompts are tokenized off the event loop.
    */
-  generate(request: ServingRequest): Generation;
+  generate(request: ServingRequest): Promise<Generation>;
   models(): ServedModel[];
   model(id: ModelId): ServedModel | undefined;
   health(): Health;
@@ -97,10 +99,13 @@ export interface ServingOptions {
    * would seed from the clock in seconds, so identical requests in one second would repeat.
    */
   drawSeed?: () => number;
+  /** Largest prompt text (UTF-8 bytes) taken, checked before tokenizing; none when absent. */
+  maxPromptBytes?: number;
 }
 
 export class PoolServing implements Serving {
   private readonly drawSeed: () => number;
+  private readonly maxPromptBytes: number | undefined;
 
   constructor(
     private readonly pool: ServingPool,
@@ -108,6 +113,7 @@ export class PoolServing implements Serving {
     options: ServingOptions = {},
   ) {
     this.drawSeed = options.drawSeed ?? (() => randomInt(2 ** 31));
+    this.maxPromptBytes = options.maxPromptBytes;
   }
 
   get draining(): boolean {
@@ -138,10 +144,11 @@ export class PoolServing implements Serving {
     return { id: d.id, up: false, state: s.state, restartAttempts: s.restartAttempts, lastError: s.lastError, nextRetryInMs: s.nextRetryInMs, residentModels };
   }
 
-  generate(request: ServingRequest): Generation {
+  async generate(request: ServingRequest): Promise<Generation> {
     const model = this.pool.models.get(request.modelId);
     if (!model) throw new ModelNotFoundError(request.modelId);
-    const { promptTokens, templateStops, promptParam } = this.prompt(model, request.input);
+    refuseOversizedPrompt(request.input, this.maxPromptBytes);
+    const { promptTokens, templateStops, promptParam } = await this.prompt(model, request.input);
     const contextTokens = model.profile.contextTokens;
     if (promptTokens.length >= contextTokens)
       throw new ContextLengthError(
@@ -177,14 +184,14 @@ export class PoolServing implements Serving {
     return { id, promptTokens: promptTokens.length, pieces, result };
   }
 
-  private prompt(model: ServedModel, input: ServingInput): { promptTokens: number[]; templateStops: string[]; promptParam: string } {
+  private async prompt(model: ServedModel, input: ServingInput): Promise<{ promptTokens: number[]; templateStops: string[]; promptParam: string }> {
     if (input.kind === "chat") {
-      const { tokens, stopStrings } = this.codecs.get(model.id).chatPrompt(input.messages);
+      const { tokens, stopStrings } = await this.codecs.get(model.id).chatPrompt(input.messages);
       return { promptTokens: tokens, templateStops: stopStrings, promptParam: "messages" };
     }
     let promptTokens: number[];
     if (typeof input.prompt === "string") {
-      promptTokens = this.codecs.get(model.id).completionPrompt(input.prompt);
+      promptTokens = await this.codecs.get(model.id).completionPrompt(input.prompt);
     } else {
       promptTokens = input.prompt;
       const bad = promptTokens.find((t) => t >= model.vocabularySize);
