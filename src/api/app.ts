@@ -13,6 +13,7 @@ import type { HttpOutcome } from "../observe/HttpOutcome.ts";
 import { dashboardHtml } from "../views/dashboardHtml.ts";
 import type { Serving } from "../runtime/Serving.ts";
 import { registerCompletionRoutes } from "./completionRoutes.ts";
+import { type CorsSetting, registerCors } from "./cors.ts";
 import { errorBody, toPitcherError } from "./errorBody.ts";
 import {
   clientErrorHandler,
@@ -41,6 +42,8 @@ export interface LiveSource {
 export interface AppOptions {
   bodyLimitBytes: number;
   timeouts: HttpTimeouts;
+  /** Off when absent or false (`server.cors`). */
+  cors?: CorsSetting;
   logger?: boolean;
   metrics: MetricsSource;
   live: LiveSource;
@@ -70,6 +73,7 @@ export function buildApp(serving: Serving, options: AppOptions): FastifyInstance
     clientErrorHandler: clientErrorHandler(options.timeouts, record),
   });
 
+  registerCors(app, options.cors);
   app.setErrorHandler((err, req, reply) => {
     const e = toPitcherError(err, options.bodyLimitBytes);
     if (e instanceof OverloadedError) void reply.header("retry-after", String(e.retryAfterSeconds));

@@ -141,6 +141,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   await promptCodecsReady;
   const app = buildApp(new PoolServing(pool, promptCodecs ?? tokenizers, { maxPromptBytes: config.server.maxPromptBytes }), {
     bodyLimitBytes,
+    cors: config.server.cors,
     timeouts: { headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs },
     logger: opts.httpLogger ?? false,
     metrics,
