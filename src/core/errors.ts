@@ -33,9 +33,14 @@ export class ContextLengthError extends PitcherError {
   }
 }
 
+/** Longest client-chosen name an error message repeats. */
+const MAX_ECHOED_CHARS = 200;
+
 export class ModelNotFoundError extends PitcherError {
   constructor(model: string) {
-    super(`The model '${model}' does not exist. GET /v1/models lists the models served here.`, "model_not_found", 404, "invalid_request_error", "model");
+    // The name is the client's: a megabyte of it is not echoed back.
+    const shown = model.length > MAX_ECHOED_CHARS ? `${model.slice(0, MAX_ECHOED_CHARS)}…` : model;
+    super(`The model '${shown}' does not exist. GET /v1/models lists the models served here.`, "model_not_found", 404, "invalid_request_error", "model");
   }
 }
 
