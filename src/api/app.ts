@@ -14,6 +14,7 @@ import { dashboardHtml } from "../views/dashboardHtml.ts";
 import type { Serving } from "../runtime/Serving.ts";
 import { mayUseModel, registerAuth, type Tenancy, visibleModels } from "./auth.ts";
 import { registerCompletionRoutes } from "./completionRoutes.ts";
+import { type CorsSetting, registerCors } from "./cors.ts";
 import { registerEmbeddingRoutes } from "./embeddingRoutes.ts";
 import { errorBody, toPitcherError } from "./errorBody.ts";
 import {
@@ -43,6 +44,8 @@ export interface LiveSource {
 export interface AppOptions {
   bodyLimitBytes: number;
   timeouts: HttpTimeouts;
+  /** Off when absent or false (`server.cors`). */
+  cors?: CorsSetting;
   logger?: boolean;
   metrics: MetricsSource;
   live: LiveSource;
@@ -74,6 +77,7 @@ export function buildApp(serving: Serving, options: AppOptions): FastifyInstance
     clientErrorHandler: clientErrorHandler(options.timeouts, record),
   });
 
+  registerCors(app, options.cors);
   app.setErrorHandler((err, req, reply) => {
     const e = toPitcherError(err, options.bodyLimitBytes);
     if (e instanceof OverloadedError || e instanceof SloWaitExceededError) void reply.header("retry-after", String(e.retryAfterSeconds));

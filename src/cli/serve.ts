@@ -15,6 +15,7 @@ import { parseByteSize, type PitcherConfig } from "../config/schema.ts";
 import { EngineDevice } from "../engine/EngineDevice.ts";
 import { HostKvTier } from "../engine/HostKvTier.ts";
 import { resolveModels, type ServedModel } from "../engine/resolveModels.ts";
+import { TokenizerPool } from "../engine/tokenizerPool.ts";
 import { Tokenizers } from "../engine/Tokenizers.ts";
 import { LiveState } from "../observe/LiveState.ts";
 import { PoolMetrics } from "../observe/PoolMetrics.ts";
@@ -46,6 +47,8 @@ export interface RunningServer {
   devices: Map<string, EngineDevice>;
   /** Where parked KV lives (tests corrupt it through this). */
   hostKv: HostKvTier;
+  /** The threads prompts are tokenized on; null with `server.tokenizerThreads: 0`. */
+  tokenizerPool: TokenizerPool | null;
   url: string;
   /** For the operator, in one line: how many models and devices, which policy. */
   summary: string;
@@ -85,6 +88,11 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   if (!policyNames().includes(config.scheduler.policy)) throw new ConfigError(`scheduler.policy: unknown policy '${config.scheduler.policy}' (known: ${policyNames().join(", ")})`);
   const models = await resolveModels(config, baseDir, log);
   const tokenizers = await Tokenizers.load(models);
+  // Prompts are tokenized on worker threads, so a large one does not stall others' streams.
+  // Their vocabularies load while the devices start.
+  const promptCodecs = config.server.tokenizerThreads > 0 ? new TokenizerPool(tokenizers, models, config.server.tokenizerThreads) : null;
+  const promptCodecsReady = promptCodecs?.ready() ?? Promise.resolve();
+  promptCodecsReady.catch(() => {}); // awaited below; a start-up that fails before then must not leave it unhandled
 
   const threads = config.devices.threadsPerDevice;
   const count = config.devices.count ?? Math.max(1, Math.floor(os.availableParallelism() / threads));
@@ -146,8 +154,10 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   }
   const inFlight = new InFlightRequests();
   const { bodyLimitBytes, headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs, drainTimeoutMs } = config.server;
-  const app = buildApp(new PoolServing(pool, tokenizers), {
+  await promptCodecsReady;
+  const app = buildApp(new PoolServing(pool, promptCodecs ?? tokenizers, { maxPromptBytes: config.server.maxPromptBytes }), {
     bodyLimitBytes,
+    cors: config.server.cors,
     timeouts: { headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs },
     logger: opts.httpLogger ?? false,
     metrics,
@@ -171,6 +181,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     pool,
     devices,
     hostKv,
+    tokenizerPool: promptCodecs,
     url,
     summary: `${models.length} models, ${devices.size} devices, policy ${scheduler.options.policy}`,
     drainTimeoutMs,
@@ -190,6 +201,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       await closed;
       await pool.close();
       hostKv.close();
+      await promptCodecs?.dispose();
       await tokenizers.dispose();
     },
   };

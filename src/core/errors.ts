@@ -40,9 +40,14 @@ export class ContextLengthError extends PitcherError {
   }
 }
 
+/** Longest client-chosen name an error message repeats. */
+const MAX_ECHOED_CHARS = 200;
+
 export class ModelNotFoundError extends PitcherError {
   constructor(model: string) {
-    super(`The model '${model}' does not exist. GET /v1/models lists the models served here.`, "model_not_found", 404, "invalid_request_error", "model");
+    // The name is the client's: a megabyte of it is not echoed back.
+    const shown = model.length > MAX_ECHOED_CHARS ? `${model.slice(0, MAX_ECHOED_CHARS)}…` : model;
+    super(`The model '${shown}' does not exist. GET /v1/models lists the models served here.`, "model_not_found", 404, "invalid_request_error", "model");
   }
 }
 
@@ -61,7 +66,19 @@ export class NotFoundError extends PitcherError {
 
 export class BodyTooLargeError extends PitcherError {
   constructor(limitBytes: number) {
-    super(`Request body exceeds ${limitBytes} bytes`, "request_too_large", 413, "invalid_request_error");
+    super(`The request body exceeds ${limitBytes} bytes, the most this server accepts (server.bodyLimitBytes)`, "request_too_large", 413, "invalid_request_error");
+  }
+}
+
+export class PromptTooLargeError extends PitcherError {
+  constructor(promptBytes: number, limitBytes: number, param: string) {
+    super(
+      `The prompt is ${promptBytes} bytes of text, more than the ${limitBytes} bytes this server accepts in one request (server.maxPromptBytes)`,
+      "prompt_too_large",
+      413,
+      "invalid_request_error",
+      param,
+    );
   }
 }
 
