@@ -35,6 +35,8 @@ export interface ServeOptions {
   requestLog?: NodeJS.WritableStream;
   /** How often the dashboard feed pushes the pool's state (default 500 ms). */
   dashboardPushMs?: number;
+  /** Join a fleet (`--cluster`, `--advertise`): wins over the config's `cluster` section. */
+  cluster?: { url: string; advertise?: string };
 }
 
 export interface RunningServer {
@@ -129,8 +131,11 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const logRefusal = requestLog ? logHttpRefusals(requestLog) : () => {};
   const metrics = new PoolMetrics(pool);
   const inFlight = new InFlightRequests();
+  const cluster = opts.cluster ? { heartbeatMs: 500, ...config.cluster, ...opts.cluster } : config.cluster;
+  // Only a fleet node loads the fleet code (and with it Redis).
+  const fleet = cluster ? await import("./fleetNode.ts").then((m) => m.fleetNode(pool, new PoolServing(pool, tokenizers), cluster, log)) : null;
   const { bodyLimitBytes, headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs, drainTimeoutMs } = config.server;
-  const app = buildApp(new PoolServing(pool, tokenizers), {
+  const app = buildApp(fleet?.serving ?? new PoolServing(pool, tokenizers), {
     bodyLimitBytes,
     timeouts: { headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs },
     logger: opts.httpLogger ?? false,
@@ -142,21 +147,31 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       logRefusal(o);
     },
     inFlight,
+    ...(fleet ? { refuse: fleet.refuse } : {}),
   });
   const host = opts.host ?? config.server.host;
   const port = opts.port ?? config.server.port;
   await app.listen({ host, port });
   const addr = app.server.address();
   const url = typeof addr === "object" && addr ? `http://${host.includes(":") ? `[${host}]` : host}:${addr.port}` : `http://${host}:${port}`;
+  try {
+    await fleet?.join(url);
+  } catch (e) {
+    await app.close();
+    await pool.close();
+    throw e;
+  }
   return {
     app,
     pool,
     devices,
     hostKv,
     url,
-    summary: `${models.length} models, ${devices.size} devices, policy ${scheduler.options.policy}`,
+    summary: `${models.length} models, ${devices.size} devices, policy ${scheduler.options.policy}${fleet ? `, ${fleet.summary}` : ""}`,
     drainTimeoutMs,
     async shutdown() {
+      // A fleet node first says it drains, and hands its queued requests back to the routers.
+      await fleet?.drain();
       // New requests get 503 from here on; running ones finish, answers included.
       const finished = Promise.all([pool.drain(), inFlight.idle()]);
       if (!(await settlesWithin(finished, drainTimeoutMs))) {
@@ -170,6 +185,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       // runs, and Node stops timing requests out once the server closes, so let them go now.
       app.server.closeAllConnections();
       await closed;
+      await fleet?.leave();
       await pool.close();
       hostKv.close();
       await tokenizers.dispose();

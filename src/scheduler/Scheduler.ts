@@ -11,7 +11,7 @@
  */
 import type { Command, CommandOutcome, DeviceId, DeviceProfile, FinishReason, FinishedRequest, ModelId, ModelProfile, RequestId, RequestSpec } from "../core/types.ts";
 import { tokenDeadlineMs } from "../core/types.ts";
-import { admit, type SubmitResult } from "./admission.ts";
+import { admit, predictedWaitMs, type SubmitResult } from "./admission.ts";
 import { MemoryLedger } from "./MemoryLedger.ts";
 import { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from "./options.ts";
 import { createPolicy, type Policy } from "./Policy.ts";
@@ -232,6 +232,11 @@ export class Scheduler implements SchedulerState {
 
   snapshot(): SchedulerSnapshot {
     return snapshot(this);
+  }
+
+  /** The wait admission predicts for a new request of this model (ms), a load included where no device holds it. */
+  predictedWaitMs(modelId: ModelId): number {
+    return predictedWaitMs(this, this.predictor, modelId);
   }
 
   // ---- request lifecycle -------------------------------------------------------------
