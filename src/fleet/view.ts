@@ -83,11 +83,13 @@ export class FleetView {
     return performance.now() - this.readAtLocal <= this.opts.unreachableAfterMs;
   }
 
-  /** The records and the time to judge their freshness at: now, or with Redis unreachable, when they were read. */
+  /**
+   * The records and the time to judge their freshness at: when they were read. A record's
+   * age at the read says whether its node renews; a router slow to read again must not take
+   * its own lag for the node's. With Redis unreachable the last view is judged as it was read.
+   */
   snapshot(): { records: readonly NodeRecord[]; asOfMs: number; nowMs: number; reachable: boolean } {
-    const nowMs = this.redisNowMs();
-    const reachable = this.reachable;
-    return { records: this.records, asOfMs: reachable ? nowMs : this.readAtRedis, nowMs, reachable };
+    return { records: this.records, asOfMs: this.readAtRedis, nowMs: this.redisNowMs(), reachable: this.reachable };
   }
 
   /** Read again now (a poll, or an announcement); reads never overlap. */
