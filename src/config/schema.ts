@@ -102,7 +102,10 @@ export const configSchema = z
       .object({
         url: z.string().regex(/^rediss?:\/\//, "a redis:// or rediss:// URL"),
         /** Where routers reach this node; default: the address it listens on. */
-        advertise: z.string().regex(/^https?:\/\/[^/]+\/?$/, "an http(s)://host:port address").optional(),
+        advertise: z
+          .string()
+          .regex(/^https?:\/\/[^/]+\/?$/, "an http(s)://host:port address")
+          .optional(),
         heartbeatMs: z.number().int().min(50).default(500),
         /** How long the node's record lives unless renewed; default 3 heartbeats. */
         ttlMs: z.number().int().positive().optional(),

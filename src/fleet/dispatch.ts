@@ -37,7 +37,11 @@ const HOP_HEADERS = new Set(["connection", "keep-alive", "transfer-encoding", "c
 export function sendError(res: ServerResponse, e: PitcherError, retryAfterS?: number): void {
   if (res.headersSent) return;
   const body = JSON.stringify(errorBody(e));
-  res.writeHead(e.status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(body), ...(retryAfterS !== undefined ? { "retry-after": String(retryAfterS) } : {}) });
+  res.writeHead(e.status, {
+    "content-type": "application/json; charset=utf-8",
+    "content-length": Buffer.byteLength(body),
+    ...(retryAfterS !== undefined ? { "retry-after": String(retryAfterS) } : {}),
+  });
   res.end(body);
 }
 
@@ -88,7 +92,10 @@ export class Dispatcher {
     const base = { asOfMs: snap.asOfMs, nowMs: snap.nowMs, inFlight: [...this.inFlight], excludedUntil: this.excludedUntil };
     if (modelId !== null) return rankNodes({ ...base, records: snap.records, modelId });
     // No model named: any node will do; rank as if each served a model of that name.
-    const records = snap.records.map((r) => ({ ...r, models: { "": Object.values(r.models)[0] ?? { state: "absent" as const, queued: 0, running: 0, waitMs: 0, loadMs: 0, requestMs: 0 } } }));
+    const records = snap.records.map((r) => ({
+      ...r,
+      models: { "": Object.values(r.models)[0] ?? { state: "absent" as const, queued: 0, running: 0, waitMs: 0, loadMs: 0, requestMs: 0 } },
+    }));
     return rankNodes({ ...base, records, modelId: "" });
   }
 
@@ -98,7 +105,15 @@ export class Dispatcher {
     return !snap.reachable || snap.records.some((r) => r.nodeId === nodeId && isFresh(r, snap.asOfMs));
   }
 
-  private attempt(req: IncomingMessage, res: ServerResponse, body: Buffer, modelId: string, node: Candidate, route: "view" | "fallback", clientGone: AbortSignal): Promise<TryResult> {
+  private attempt(
+    req: IncomingMessage,
+    res: ServerResponse,
+    body: Buffer,
+    modelId: string,
+    node: Candidate,
+    route: "view" | "fallback",
+    clientGone: AbortSignal,
+  ): Promise<TryResult> {
     const sent: SentRequest = { nodeId: node.nodeId, modelId, sentAtMs: this.view.redisNowMs() };
     this.inFlight.add(sent);
     const headers: Record<string, string> = { [ROUTE_HEADER]: route, "content-length": String(body.length) };

@@ -46,7 +46,12 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
     labelNames: ["node", "reason"],
     registers: [registry],
   });
-  const failed = new Counter({ name: "pitcher_router_failed_total", help: "Answers a node failed after their first byte (ended with node_failed)", labelNames: ["node"], registers: [registry] });
+  const failed = new Counter({
+    name: "pitcher_router_failed_total",
+    help: "Answers a node failed after their first byte (ended with node_failed)",
+    labelNames: ["node"],
+    registers: [registry],
+  });
   const refused = new Counter({ name: "pitcher_router_refused_total", help: "Requests the router answered itself with 429 or 503", labelNames: ["status"], registers: [registry] });
   new Gauge({
     name: "pitcher_router_nodes",
@@ -68,12 +73,16 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
     },
   });
 
-  const dispatcher = new Dispatcher(view, { ...DEFAULTS, ...definedOnly(opts) }, {
-    routed: (node) => routed.inc({ node }),
-    redispatched: (node, reason) => redispatched.inc({ node, reason }),
-    failed: (node) => failed.inc({ node }),
-    refused: (status) => refused.inc({ status: String(status) }),
-  });
+  const dispatcher = new Dispatcher(
+    view,
+    { ...DEFAULTS, ...definedOnly(opts) },
+    {
+      routed: (node) => routed.inc({ node }),
+      redispatched: (node, reason) => redispatched.inc({ node, reason }),
+      failed: (node) => failed.inc({ node }),
+      refused: (status) => refused.inc({ status: String(status) }),
+    },
+  );
   const bodyLimit = opts.bodyLimitBytes ?? 1 << 20;
   let draining = false;
   let active = 0;
@@ -104,7 +113,13 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
         const id = String(m.id);
         const entry = byId.get(id) ?? { ...m, meta: { ...(m.meta as object), nodes: [] as unknown[] } };
         const rec = r.models[id];
-        (entry.meta as { nodes: unknown[] }).nodes.push({ node: r.nodeId, state: r.state, model_state: rec?.state ?? "absent", queued: rec?.queued ?? 0, wait_ms: rec?.waitMs ?? null });
+        (entry.meta as { nodes: unknown[] }).nodes.push({
+          node: r.nodeId,
+          state: r.state,
+          model_state: rec?.state ?? "absent",
+          queued: rec?.queued ?? 0,
+          wait_ms: rec?.waitMs ?? null,
+        });
         byId.set(id, entry);
       }
     }
