@@ -19,7 +19,8 @@ class ScriptedServing implements Serving {
     });
     result.catch(() => {});
     async function* pieces(): AsyncGenerator<string> {
-      await result;
+      // The text comes whole at the end, as a non-streamed answer's does.
+      yield (await result).text;
     }
     return { id, promptTokens: 1, pieces: pieces(), result };
   }
