@@ -191,7 +191,8 @@ export class Dispatcher {
             const s = Number(up.headers["retry-after"]);
             return retry("rate_limited", false, { nodeId: node.nodeId, kind: "rate_limited", retryAfterS: Number.isFinite(s) && s > 0 ? s : 1 });
           }
-          if (status === 503) return retry(code ?? "unavailable", true);
+          // A fenced node (node_unavailable) is healthy but unseen by Redis: no exclusion, so a router that goes to its last view may use it at once.
+          if (status === 503) return retry(code ?? "unavailable", code !== "node_unavailable");
           if (code === "device_failed") return retry("device_failed", false);
           committed = true;
           res.writeHead(status, { ...passHeaders(up), "content-length": text.length });

@@ -29,13 +29,19 @@ export interface RunningRouter {
 }
 
 const DEFAULTS: DispatchOptions = { maxAttempts: 4, budgetMs: 10_000, excludeMs: 3_000, watchMs: 100 };
+/**
+ * Redis counts as unreachable after this many polls without a read (1 s at the default
+ * 250 ms): sooner than a node's record expires (3 heartbeats of 500 ms), so a router goes to
+ * its last view before the nodes, fenced, start refusing requests routed on a live one.
+ */
+const UNREACHABLE_POLLS = 4;
 /** How long a node may take to list its models for /v1/models. */
 const CATALOG_TIMEOUT_MS = 2_000;
 
 export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
   const log = opts.log ?? ((m: string) => console.error(m));
   const pollMs = opts.pollMs ?? 250;
-  const view = new FleetView({ redisUrl: opts.redisUrl, pollMs, unreachableAfterMs: Math.max(1_500, 4 * pollMs), log, subscribe: true });
+  const view = new FleetView({ redisUrl: opts.redisUrl, pollMs, unreachableAfterMs: UNREACHABLE_POLLS * pollMs, log, subscribe: true });
   await view.start();
 
   const registry = new Registry();
