@@ -7,7 +7,6 @@ import { SIM_POLICIES, type SimPolicy } from "../sim/Simulation.ts";
 import { describeBench, formatBenchTable, runBench, writeBenchReport } from "./bench.ts";
 import { formatPlanTable, formatSimulateLine, runPlan, runSimulate } from "./plan.ts";
 import { formatProfileTable, runProfile } from "./profile.ts";
-import { fleetStatus, runRouter } from "./route.ts";
 import { startServer } from "./serve.ts";
 
 const POLICIES: SimPolicy[] = [...SIM_POLICIES];
@@ -100,6 +99,8 @@ program
   .option("--drain-timeout <ms>", "SIGTERM: how long requests under way may take to finish", positive, 30_000)
   .option("--status", "print the fleet (as `pitcher fleet`) and exit")
   .action(async (o: { cluster: string; host: string; port: number; drainTimeout: number; status?: boolean }) => {
+    // The fleet code (and Redis) loads only for the commands that use it.
+    const { fleetStatus, runRouter } = await import("./route.ts");
     if (o.status) return console.log(await fleetStatus(o.cluster));
     const router = await runRouter(o);
     console.log(`Pitcher router listening on ${router.url}`);
@@ -125,6 +126,7 @@ program
   .description("print the fleet's nodes, their states, resident models, queues and predicted waits")
   .requiredOption("--cluster <redis-url>", "the fleet's Redis (redis:// or rediss://)")
   .action(async (o: { cluster: string }) => {
+    const { fleetStatus } = await import("./route.ts");
     console.log(await fleetStatus(o.cluster));
     process.exit(0);
   });
