@@ -6,7 +6,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { after, afterEach, describe, it } from "node:test";
 import OpenAI from "openai";
 import { startRedis, type TestRedis } from "./redisServer.ts";
-import { CACHE_DIR, ROOT, spawnServe, standInPaths, writeConfig } from "./helpers.ts";
+import { CACHE_DIR, ROOT, runCli, spawnServe, standInPaths, writeConfig } from "./helpers.ts";
 
 const HEARTBEAT_MS = 500;
 const TTL_MS = 3 * HEARTBEAT_MS;
@@ -216,6 +216,14 @@ describe("fleet: 3 nodes + a router", () => {
     const fresh = await spawnRouter(redis.url);
     running.push({ kill: () => fresh.child.kill("SIGKILL") });
     await untilHealth(fresh, (h) => h.nodes.filter((n) => n.state === "READY").length === 3);
+    // The union of the nodes' catalogs, with where each model is.
+    const models = (await fresh.client.models.list()).data as unknown as { id: string; meta: { nodes: { node: string }[] } }[];
+    assert.deepEqual(models.map((m) => m.id).sort(), MODELS);
+    for (const m of models) assert.equal(m.meta.nodes.length, 3);
+    const status = await runCli(["fleet", "--cluster", redis.url]);
+    assert.equal(status.code, 0, status.stderr);
+    assert.equal(status.stdout.match(/ READY /g)?.length, 3, status.stdout);
+    assert.match(status.stdout, /predicted wait \d+ ms/);
     const again = await run(fresh.client, 12, 4, 0, () => {});
     assert.deepEqual(
       again.filter((o) => o.kind !== "complete"),

@@ -169,7 +169,9 @@ export class Dispatcher {
           res.writeHead(200, passHeaders(up));
           // Flush at once: the first byte reaching the client is what commits the answer.
           res.flushHeaders();
-          up.on("data", (chunk: Buffer) => res.write(chunk));
+          up.on("data", (chunk: Buffer) => {
+            if (!res.destroyed) res.write(chunk);
+          });
           up.on("error", () => {});
           up.on("close", () => {
             if (!up.complete) return failAfterCommit("its stream was cut");

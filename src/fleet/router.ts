@@ -6,7 +6,7 @@
  */
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import { Counter, Gauge, Registry } from "prom-client";
-import { BodyTooLargeError, InvalidRequestError, ModelNotFoundError, NotFoundError, ShuttingDownError } from "../core/errors.ts";
+import { BodyTooLargeError, ModelNotFoundError, NotFoundError, PitcherError, ShuttingDownError } from "../core/errors.ts";
 import { type DispatchOptions, Dispatcher, sendError } from "./dispatch.ts";
 import { isFresh } from "./routing.ts";
 import { FleetView } from "./view.ts";
@@ -156,7 +156,8 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
     if (req.method !== "POST" || !path.startsWith("/v1/")) return sendError(res, new NotFoundError(`${req.method} ${path}`));
     if (draining) return sendError(res, new ShuttingDownError("This router is shutting down; send the request to another router"));
     const body = await readBody(req, bodyLimit);
-    if (body === null) return sendError(res, new BodyTooLargeError(bodyLimit));
+    if (body === "gone") return;
+    if (body === "too_large") return sendError(res, new BodyTooLargeError(bodyLimit));
     let modelId: string | null = null;
     try {
       const parsed = JSON.parse(body.toString("utf8")) as { model?: unknown };
@@ -178,7 +179,7 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
       active--;
       if (active === 0) idle?.();
     });
-    handle(req, res).catch((e: unknown) => sendError(res, new InvalidRequestError(`The router could not handle the request: ${(e as Error).message}`)));
+    handle(req, res).catch((e: unknown) => sendError(res, new PitcherError(`Internal error in the router: ${(e as Error).message}`, "internal_error", 500, "server_error")));
   });
   server.keepAliveTimeout = 5_000;
   await new Promise<void>((resolve) => server.listen(opts.port, opts.host, resolve));
@@ -203,21 +204,25 @@ function definedOnly(o: Partial<DispatchOptions>): Partial<DispatchOptions> {
   return Object.fromEntries(Object.entries({ maxAttempts: o.maxAttempts, budgetMs: o.budgetMs, excludeMs: o.excludeMs, watchMs: o.watchMs }).filter(([, v]) => v !== undefined));
 }
 
-/** The whole body, or null past the limit. */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
+/** The whole body, or why there is none: past the limit, or the client went away before sending it all. */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | "too_large" | "gone"> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on("data", (c: Buffer) => {
       size += c.length;
       if (size > limit) {
-        resolve(null);
+        resolve("too_large");
         req.resume();
         return;
       }
       chunks.push(c);
     });
-    req.on("end", () => resolve(size > limit ? null : Buffer.concat(chunks)));
+    req.on("end", () => resolve(size > limit ? "too_large" : Buffer.concat(chunks)));
     req.on("error", reject);
+    // A client gone mid-body: nothing to answer, but the promise must not wait for ever.
+    req.on("close", () => {
+      if (!req.complete) resolve("gone");
+    });
   });
 }
