@@ -38,6 +38,8 @@ export interface ServeOptions {
   requestLog?: NodeJS.WritableStream;
   /** How often the dashboard feed pushes the pool's state (default 500 ms). */
   dashboardPushMs?: number;
+  /** Join a fleet (`--cluster`, `--advertise`): wins over the config's `cluster` section. */
+  cluster?: { url: string; advertise?: string };
 }
 
 export interface RunningServer {
@@ -153,9 +155,13 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     tenantMetrics = new TenantMetrics(pool, metrics.registry, budgetLeft);
   }
   const inFlight = new InFlightRequests();
-  const { bodyLimitBytes, headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs, drainTimeoutMs } = config.server;
+  const cluster = opts.cluster ? { heartbeatMs: 500, ...config.cluster, ...opts.cluster } : config.cluster;
+  // Only a fleet node loads the fleet code (and with it Redis).
   await promptCodecsReady;
-  const app = buildApp(new PoolServing(pool, promptCodecs ?? tokenizers, { maxPromptBytes: config.server.maxPromptBytes }), {
+  const poolServing = new PoolServing(pool, promptCodecs ?? tokenizers, { maxPromptBytes: config.server.maxPromptBytes });
+  const fleet = cluster ? await import("./fleetNode.ts").then((m) => m.fleetNode(pool, poolServing, cluster, log)) : null;
+  const { bodyLimitBytes, headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs, drainTimeoutMs } = config.server;
+  const app = buildApp(fleet?.serving ?? poolServing, {
     bodyLimitBytes,
     cors: config.server.cors,
     timeouts: { headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs },
@@ -169,6 +175,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     },
     inFlight,
     ...(tenancy ? { tenancy } : {}),
+    ...(fleet ? { refuse: fleet.refuse } : {}),
   });
   const host = opts.host ?? config.server.host;
   const port = opts.port ?? config.server.port;
@@ -176,6 +183,13 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   await app.listen({ host, port });
   const addr = app.server.address();
   const url = typeof addr === "object" && addr ? `http://${host.includes(":") ? `[${host}]` : host}:${addr.port}` : `http://${host}:${port}`;
+  try {
+    await fleet?.join(url);
+  } catch (e) {
+    await app.close();
+    await pool.close();
+    throw e;
+  }
   return {
     app,
     pool,
@@ -183,9 +197,11 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     hostKv,
     tokenizerPool: promptCodecs,
     url,
-    summary: `${models.length} models, ${devices.size} devices, policy ${scheduler.options.policy}`,
+    summary: `${models.length} models, ${devices.size} devices, policy ${scheduler.options.policy}${fleet ? `, ${fleet.summary}` : ""}`,
     drainTimeoutMs,
     async shutdown() {
+      // A fleet node first says it drains, and hands its queued requests back to the routers.
+      await fleet?.drain();
       // New requests get 503 from here on; running ones finish, answers included.
       const finished = Promise.all([pool.drain(), inFlight.idle()]);
       if (!(await settlesWithin(finished, drainTimeoutMs))) {
@@ -199,6 +215,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       // runs, and Node stops timing requests out once the server closes, so let them go now.
       app.server.closeAllConnections();
       await closed;
+      await fleet?.leave();
       await pool.close();
       hostKv.close();
       await promptCodecs?.dispose();

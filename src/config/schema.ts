@@ -154,6 +154,22 @@ export const configSchema = z
       })
       .strict()
       .default({}),
+    /** Join a fleet through Redis (`pitcher serve --cluster`); absent: serve alone, Redis never loaded. */
+    cluster: z
+      .object({
+        url: z.string().regex(/^rediss?:\/\//, "a redis:// or rediss:// URL"),
+        /** Where routers reach this node; default: the address it listens on. */
+        advertise: z
+          .string()
+          .regex(/^https?:\/\/[^/]+\/?$/, "an http(s)://host:port address")
+          .optional(),
+        heartbeatMs: z.number().int().min(50).default(500),
+        /** How long the node's record lives unless renewed; default 3 heartbeats. */
+        ttlMs: z.number().int().positive().optional(),
+      })
+      .strict()
+      .refine((c) => c.ttlMs === undefined || c.ttlMs > c.heartbeatMs, { message: "ttlMs must exceed heartbeatMs", path: ["ttlMs"] })
+      .optional(),
     /** Where stand-in models and downloaded models are kept. */
     cacheDir: z.string().optional(),
     /** Omit to serve the embedded stand-in catalog. */
