@@ -82,6 +82,10 @@ export class TokenizerPool implements Codecs {
 
   /** Stops the workers; the main thread's `Tokenizers` is its owner's to dispose. */
   async dispose(): Promise<void> {
+    // Each thread frees its models first (tokenizerWorker.ts `release`), then the pool stops them.
+    const threads = this.pool.threads.length;
+    const arrived = new SharedArrayBuffer(4);
+    await Promise.allSettled(Array.from({ length: threads }, () => this.pool.run({ arrived, threads } as unknown as TokenizeTask, { name: "release" })));
     await this.pool.destroy();
   }
 }

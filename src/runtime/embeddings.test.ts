@@ -85,13 +85,13 @@ describe("embeddings through the pool", () => {
 
   it("refuses a model that does not embed, generation from an embedding model, empty and too long inputs, unknown tokens", async () => {
     const { serving } = await setup();
-    assert.throws(() => serving.embed({ modelId: "nope", inputs: ["x"] }), refused("model_not_found"));
-    assert.throws(() => serving.embed({ modelId: "gen", inputs: ["x"] }), refused("model_cannot_embed"));
-    assert.throws(() => serving.generate({ modelId: "emb", input: { kind: "completion", prompt: "x" }, sampling: { temperature: 0 }, stop: [] }), refused("model_only_embeds"));
-    assert.throws(() => serving.embed({ modelId: "emb", inputs: [] }), refused("invalid_request"));
-    assert.throws(() => serving.embed({ modelId: "emb", inputs: ["x", ""] }), refused("invalid_request"));
-    assert.throws(() => serving.embed({ modelId: "emb", inputs: [Array.from({ length: 64 }, () => 3)] }), refused("context_length_exceeded"));
-    assert.throws(() => serving.embed({ modelId: "emb", inputs: [[1, 5000]] }), refused("invalid_request"));
+    await assert.rejects(serving.embed({ modelId: "nope", inputs: ["x"] }), refused("model_not_found"));
+    await assert.rejects(serving.embed({ modelId: "gen", inputs: ["x"] }), refused("model_cannot_embed"));
+    await assert.rejects(serving.generate({ modelId: "emb", input: { kind: "completion", prompt: "x" }, sampling: { temperature: 0 }, stop: [] }), refused("model_only_embeds"));
+    await assert.rejects(serving.embed({ modelId: "emb", inputs: [] }), refused("invalid_request"));
+    await assert.rejects(serving.embed({ modelId: "emb", inputs: ["x", ""] }), refused("invalid_request"));
+    await assert.rejects(serving.embed({ modelId: "emb", inputs: [Array.from({ length: 64 }, () => 3)] }), refused("context_length_exceeded"));
+    await assert.rejects(serving.embed({ modelId: "emb", inputs: [[1, 5000]] }), refused("invalid_request"));
   });
 
   it("a client that goes away cancels every input; nothing is left behind", async () => {

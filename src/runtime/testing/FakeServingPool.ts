@@ -74,7 +74,10 @@ export function failAfter(pieces: string[], error: Error): Answer {
 /** Never answer; end as cancelled when the caller aborts. */
 export const untilAborted: Answer = (params) =>
   new Promise((_resolve, reject) => {
-    params.signal?.addEventListener("abort", () => reject(new PitcherError("Request cancelled", "cancelled", 499, "invalid_request_error")), { once: true });
+    const cancelled = () => reject(new PitcherError("Request cancelled", "cancelled", 499, "invalid_request_error"));
+    // As the pool does: a signal that aborted before the request arrived cancels it at once.
+    if (params.signal?.aborted) cancelled();
+    else params.signal?.addEventListener("abort", cancelled, { once: true });
   });
 
 export class FakeServingPool implements ServingPool {
