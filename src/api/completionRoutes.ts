@@ -10,6 +10,7 @@ import { errorBody } from "./errorBody.ts";
 import { noteAdmitted, noteErrorCode } from "./httpEdges.ts";
 import type { InFlightRequests } from "./InFlightRequests.ts";
 import { chatBodySchema, completionBodySchema, parseBody, refuseUnsupported, type ChatBody, type CompletionBody } from "./requestSchemas.ts";
+import { chatMessages, ToolCallStream, toolAnswer, toolNames, toolsRequest } from "./toolCalls.ts";
 
 /** OpenAI's default for /v1/completions (cut to what the context holds); chat completions default to all of it. */
 const COMPLETION_DEFAULT_MAX_TOKENS = 16;
@@ -33,17 +34,15 @@ export function registerCompletionRoutes(app: FastifyInstance, serving: Serving,
   app.post("/v1/chat/completions", async (req, reply) => {
     const body = parseBody(chatBodySchema, req.body) as ChatBody;
     refuseUnsupported(body as Record<string, unknown>);
-    const messages = body.messages.map((m) => ({
-      role: m.role,
-      content: typeof m.content === "string" ? m.content : (m.content ?? []).map((p) => p.text).join(""),
-    }));
+    const tools = toolsRequest(body);
+    const messages = chatMessages(body.messages);
     const limit =
       typeof body.max_completion_tokens === "number"
         ? { maxTokens: body.max_completion_tokens, maxTokensParam: "max_completion_tokens" }
         : typeof body.max_tokens === "number"
           ? { maxTokens: body.max_tokens }
           : {};
-    return answer(serving, inFlight, req, reply, body, { kind: "chat", messages }, limit, "chat.completion");
+    return answer(serving, inFlight, req, reply, body, { kind: "chat", messages, ...(tools ? { tools } : {}) }, limit, "chat.completion");
   });
 }
 
@@ -92,12 +91,14 @@ async function answer(
     } catch (e) {
       throw why(e);
     }
+    const tools = generation.toolCallSyntax && input.kind === "chat" ? toolAnswer(result.text, result.finishReason, generation.toolCallSyntax, toolNames(input.tools)) : undefined;
     const choice = chat
-      ? { index: 0, message: { role: "assistant", content: result.text }, logprobs: null, finish_reason: result.finishReason }
+      ? { index: 0, message: tools?.message ?? { role: "assistant", content: result.text }, logprobs: null, finish_reason: tools?.finish_reason ?? result.finishReason }
       : { index: 0, text: result.text, logprobs: null, finish_reason: result.finishReason };
     return { id: result.id, object, created, model: body.model, choices: [choice], usage: usage(result) };
   }
-  return stream(req, reply, body, generation, created, chat, why);
+  const tools = generation.toolCallSyntax && input.kind === "chat" ? new ToolCallStream(generation.toolCallSyntax, toolNames(input.tools)) : undefined;
+  return stream(req, reply, body, generation, created, chat, why, tools);
 }
 
 /**
@@ -112,6 +113,7 @@ async function stream(
   created: number,
   chat: boolean,
   why: (e: unknown) => unknown,
+  tools?: ToolCallStream,
 ): Promise<FastifyReply> {
   const chunkObject = chat ? "chat.completion.chunk" : "text_completion";
   const id = generation.id;
@@ -134,7 +136,10 @@ async function stream(
   };
   let result: GenerationResult;
   try {
-    for await (const piece of generation.pieces) write(chunk(chat ? { content: piece } : piece, null));
+    for await (const piece of generation.pieces) {
+      if (tools) for (const delta of tools.push(piece)) write(chunk(delta, null));
+      else write(chunk(chat ? { content: piece } : piece, null));
+    }
     result = await generation.result;
   } catch (thrown) {
     const e = why(thrown);
@@ -147,7 +152,13 @@ async function stream(
     }
     return reply;
   }
-  write(chunk(chat ? {} : "", result.finishReason));
+  let finishReason: string = result.finishReason;
+  if (tools) {
+    const end = tools.end(result.finishReason);
+    for (const delta of end.deltas) write(chunk(delta, null));
+    finishReason = end.finishReason;
+  }
+  write(chunk(chat ? {} : "", finishReason));
   if (body.stream_options?.include_usage) write({ id, object: chunkObject, created, model: body.model, choices: [], usage: usage(result) });
   reply.raw.write("data: [DONE]\n\n");
   reply.raw.end();

@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { InvalidRequestError, UnsupportedOptionError } from "../core/errors.ts";
 import { formatZodError } from "../core/formatZodError.ts";
+import { toolBodyFields, toolMessageFields } from "./toolCalls.ts";
 
 const stop = z.union([z.string(), z.array(z.string()).max(4)]).nullish();
 
@@ -32,14 +33,16 @@ export const chatBodySchema = z
     messages: z
       .array(
         z.object({
-          role: z.enum(["system", "developer", "user", "assistant"]),
-          content: z.union([z.string(), z.array(textPart)]).nullable(),
+          role: z.enum(["system", "developer", "user", "assistant", "tool"]),
+          // An assistant message that only calls tools may leave content out.
+          content: z.union([z.string(), z.array(textPart)]).nullish(),
           name: z.string().optional(),
+          ...toolMessageFields,
         }),
       )
       .min(1, "messages must hold at least one message"),
     logprobs: z.boolean().nullish(),
-    tools: z.array(z.unknown()).nullish(),
+    ...toolBodyFields,
     response_format: z.object({ type: z.string() }).passthrough().nullish(),
   })
   .passthrough();
@@ -75,8 +78,8 @@ export function refuseUnsupported(body: Record<string, unknown>): void {
     ["best_of", typeof body.best_of === "number" && body.best_of > 1],
     ["logprobs", body.logprobs === true || (typeof body.logprobs === "number" && body.logprobs > 0)],
     ["top_logprobs", body.top_logprobs !== undefined && body.top_logprobs !== null],
-    ["tools", Array.isArray(body.tools) && body.tools.length > 0],
     ["functions", Array.isArray(body.functions) && body.functions.length > 0],
+    ["function_call", body.function_call !== undefined && body.function_call !== null],
     ["response_format", typeof body.response_format === "object" && body.response_format !== null && (body.response_format as { type?: string }).type !== "text"],
     ["echo", body.echo === true],
     ["suffix", typeof body.suffix === "string" && body.suffix.length > 0],

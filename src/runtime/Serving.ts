@@ -5,7 +5,7 @@
  * small port of the pool (so it is tested with a fake one).
  */
 import { randomInt, randomUUID } from "node:crypto";
-import type { ChatMessage, Codecs } from "../core/codec.ts";
+import type { ChatMessage, ChatToolsPrompt, ChatToolsRequest, Codecs, ToolCallSyntax } from "../core/codec.ts";
 import type { Sampling } from "../core/devicePort.ts";
 import { ContextLengthError, InvalidRequestError, ModelNotFoundError } from "../core/errors.ts";
 import type { ServedModel } from "../core/servedModel.ts";
@@ -15,7 +15,7 @@ import type { DeviceState, DeviceStatus, GenerationParams, GenerationResult } fr
 export type { GenerationResult };
 
 /** What a request asks to generate from: chat messages (through the model's template) or a prompt. */
-export type ServingInput = { kind: "chat"; messages: ChatMessage[] } | { kind: "completion"; prompt: string | number[] };
+export type ServingInput = { kind: "chat"; messages: ChatMessage[]; tools?: ChatToolsRequest } | { kind: "completion"; prompt: string | number[] };
 
 export interface ServingRequest {
   modelId: ModelId;
@@ -47,6 +47,8 @@ export interface Generation {
    */
   pieces: AsyncIterable<string>;
   result: Promise<GenerationResult>;
+  /** A chat request offered tools: how the model writes calls (its output is constrained to them, or text with `auto`). */
+  toolCallSyntax?: ToolCallSyntax;
 }
 
 export interface Health {
@@ -141,7 +143,7 @@ export class PoolServing implements Serving {
   generate(request: ServingRequest): Generation {
     const model = this.pool.models.get(request.modelId);
     if (!model) throw new ModelNotFoundError(request.modelId);
-    const { promptTokens, templateStops, promptParam } = this.prompt(model, request.input);
+    const { promptTokens, templateStops, promptParam, tools } = this.prompt(model, request.input);
     const contextTokens = model.profile.contextTokens;
     if (promptTokens.length >= contextTokens)
       throw new ContextLengthError(
@@ -165,7 +167,10 @@ export class PoolServing implements Serving {
       maxTokens: request.maxTokens ?? Math.min(request.defaultMaxTokens ?? roomTokens, roomTokens),
       // A sampled request without a seed gets one of its own (greedy needs none); the seed
       // also keeps its tokens exact across preemption, as a given seed does.
-      sampling: request.sampling.temperature > 0 && request.sampling.seed === undefined ? { ...request.sampling, seed: this.drawSeed() } : request.sampling,
+      sampling: {
+        ...(request.sampling.temperature > 0 && request.sampling.seed === undefined ? { ...request.sampling, seed: this.drawSeed() } : request.sampling),
+        ...(tools ? { grammar: tools.grammar } : {}),
+      },
       stop: [...request.stop.filter((s) => s.length > 0), ...templateStops],
       onDelta: (text) => pieces.push(text),
       ...(request.signal ? { signal: request.signal } : {}),
@@ -174,13 +179,13 @@ export class PoolServing implements Serving {
       () => pieces.end(),
       (e: unknown) => pieces.fail(e),
     );
-    return { id, promptTokens: promptTokens.length, pieces, result };
+    return { id, promptTokens: promptTokens.length, pieces, result, ...(tools ? { toolCallSyntax: tools.syntax } : {}) };
   }
 
-  private prompt(model: ServedModel, input: ServingInput): { promptTokens: number[]; templateStops: string[]; promptParam: string } {
+  private prompt(model: ServedModel, input: ServingInput): { promptTokens: number[]; templateStops: string[]; promptParam: string; tools?: ChatToolsPrompt } {
     if (input.kind === "chat") {
-      const { tokens, stopStrings } = this.codecs.get(model.id).chatPrompt(input.messages);
-      return { promptTokens: tokens, templateStops: stopStrings, promptParam: "messages" };
+      const { tokens, stopStrings, tools } = this.codecs.get(model.id).chatPrompt(input.messages, input.tools);
+      return { promptTokens: tokens, templateStops: stopStrings, promptParam: "messages", ...(tools ? { tools } : {}) };
     }
     let promptTokens: number[];
     if (typeof input.prompt === "string") {
