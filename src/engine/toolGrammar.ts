@@ -10,8 +10,25 @@
 import { type Llama, LlamaJsonSchemaGrammar } from "node-llama-cpp";
 import type { ChatToolsRequest, ToolCallSyntax, ToolFunction } from "../core/codec.ts";
 
+/**
+ * Most calls in one turn. The grammar lets a model stop after any call, and trained models do;
+ * one with random weights rarely would, so without a bound it writes calls until `max_tokens`.
+ */
+export const MAX_PARALLEL_CALLS = 8;
+
 /** node-llama-cpp ends a JSON-schema grammar with four newlines (its chat loop's stop trigger); a call ends with its suffix instead. */
 const JSON_GRAMMAR_TAIL = / "\\n\\n\\n\\n" \[\\n\]\*$/;
+
+/**
+ * node-llama-cpp 3.22.1's number rules allow exponents of up to 16 digits (`8e+99999` parses
+ * as Infinity, which JSON.stringify writes as null) and give integers exponents too (`2e-39`
+ * is no integer): integers get none, other numbers at most two digits.
+ */
+const NUMBER_EXPONENT = ' ([eE] [-+]? ("0" | [1-9] [0-9]{0,15}))?';
+
+function boundExponent(rule: string): string {
+  return rule.replace(NUMBER_EXPONENT, rule.startsWith("integer") ? "" : " ([eE] [-+]? [0-9]{1,2})?");
+}
 
 export function toolCallGrammar(llama: Llama, syntax: ToolCallSyntax, request: ChatToolsRequest): string {
   const choice = request.choice;
@@ -26,7 +43,7 @@ export function toolCallGrammar(llama: Llama, syntax: ToolCallSyntax, request: C
   rules.push(`call ::= ${seq(literal(syntax.callPrefix), `( ${alternatives.join(" | ")} )`)}`);
   const section = syntax.parallel;
   if (section) {
-    const more = request.parallel ? `( ${seq(literal(section.betweenCalls), "call")} )*` : "";
+    const more = request.parallel ? `( ${seq(literal(section.betweenCalls), "call")} ){0,${MAX_PARALLEL_CALLS - 1}}` : "";
     rules.push(`calls ::= ${seq(literal(section.sectionPrefix), "call", more, literal(section.sectionSuffix))}`);
   } else rules.push("calls ::= call");
   if (choice === "auto") {
@@ -42,6 +59,7 @@ function argumentsRules(llama: Llama, f: ToolFunction, prefix: string): string[]
   return gbnf
     .split("\n")
     .map((line) => (line.startsWith("root ::= ") ? line.replace(JSON_GRAMMAR_TAIL, "") : line))
+    .map((line) => (line.startsWith("integer-number-rule ::= ") || line.startsWith("fractional-number-rule ::= ") ? boundExponent(line) : line))
     .map((line) => renameRules(line, prefix));
 }
 
