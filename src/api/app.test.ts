@@ -69,7 +69,7 @@ describe("bad requests", () => {
     assert.equal(r.json.error.param, "n");
     assert.match(r.json.error.message, /not supported/);
     for (const [field, value] of [
-      ["tools", [{ type: "function" }]],
+      ["functions", [{ name: "f" }]],
       ["logprobs", true],
       ["response_format", { type: "json_object" }],
     ] as const) {

@@ -135,11 +135,13 @@ export function parseToolCalls(text: string, syntax: ToolCallSyntax, names: stri
     if (args === undefined || !r.literal(syntax.callSuffix.replaceAll("{{functionName}}", name))) return undefined;
     calls.push({ name, arguments: JSON.stringify(args) });
     if (!section) break;
-    // Another call follows only where the separator and a call's prefix do.
+    // Another call follows only where the separator, a call's prefix and a name do (a prefix
+    // of special tokens alone shows as nothing).
     const mark = r.mark();
-    if (r.literal(section.betweenCalls) && r.literalAt(0, syntax.callPrefix)) continue;
+    const another = r.literal(section.betweenCalls) && r.literal(syntax.callPrefix) && names.some((n) => r.ahead(n));
     r.reset(mark);
-    break;
+    if (!another) break;
+    r.literal(section.betweenCalls);
   }
   if (section) r.literal(section.sectionSuffix, true);
   return r.rest().trim() === "" && calls.length > 0 ? calls : undefined;
@@ -170,7 +172,7 @@ class Reader {
   }
   /** The literal's forms: as written, and with its special tokens shown as nothing. */
   private forms(lit: string): string[] {
-    const plain = this.specialTexts.reduce((s, special) => s.replaceAll(special, ""), lit);
+    const plain = withoutSpecials(lit, this.specialTexts);
     return plain === lit ? [lit] : [lit, plain];
   }
   literalAt(offset: number, lit: string): boolean {
@@ -203,6 +205,12 @@ class Reader {
       return undefined;
     }
   }
+}
+
+/** `text` as output shows it when its special tokens are sampled as such (they detokenize to nothing). */
+function withoutSpecials(text: string, specialTexts: string[]): string {
+  // Longest first: one special text may contain another (`</function>` holds `>`).
+  return [...specialTexts].sort((a, b) => b.length - a.length).reduce((s, special) => s.replaceAll(special, ""), text);
 }
 
 /** Where the JSON object or array that starts at `from` ends (brackets outside strings). */
@@ -256,9 +264,11 @@ export class ToolCallStream {
     private readonly syntax: ToolCallSyntax,
     private readonly names: string[],
   ) {
+    // How calls start: with the prefix as written or as shown without its special tokens
+    // (possibly nothing), then a function's name.
     const start = (syntax.parallel?.sectionPrefix ?? "") + syntax.callPrefix;
-    const plain = syntax.specialTexts.reduce((s, special) => s.replaceAll(special, ""), start);
-    this.starts = plain === start ? [start] : [start, plain];
+    const forms = new Set([start, withoutSpecials(start, syntax.specialTexts)]);
+    this.starts = [...forms].flatMap((f) => names.map((n) => f + n));
   }
 
   /** The deltas to send for this piece (none while it is held back). */

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Ajv } from "ajv";
-import { GeneralChatWrapper, getLlama, type Llama, LlamaCompletion, LlamaLogLevel, type LlamaModel, Llama3_1ChatWrapper, MistralChatWrapper, QwenChatWrapper } from "node-llama-cpp";
+import { type ChatWrapper, GeneralChatWrapper, getLlama, type Llama, LlamaCompletion, LlamaLogLevel, type LlamaModel, Llama3_1ChatWrapper, MistralChatWrapper, QwenChatWrapper } from "node-llama-cpp";
 import { parseToolCalls } from "../api/toolCalls.ts";
 import type { ChatMessage, ChatToolsRequest, ToolFunction } from "../core/codec.ts";
 import { ModelTokenizer } from "./Tokenizers.ts";
@@ -45,7 +45,7 @@ describe("tools in chat prompts and their grammar", () => {
     await llama.dispose();
   });
 
-  const tokenizer = (wrapper = new GeneralChatWrapper()) => new ModelTokenizer(model, wrapper, llama);
+  const tokenizer = (wrapper: ChatWrapper = new GeneralChatWrapper()) => new ModelTokenizer(model, wrapper, llama);
   const detok = (t: ModelTokenizer, tokens: number[]) => t.detokenize(tokens);
 
   it("a model without a tool syntax of its own gets the JSON fallback: functions described, calls and results as JSON lists", () => {
