@@ -100,7 +100,11 @@ describe("tool calling through the openai client", () => {
   it("a history with calls and tool results is answered; tool_choice none answers in text", async () => {
     const messages: OpenAI.ChatCompletionMessageParam[] = [
       ...ask,
-      { role: "assistant", content: null, tool_calls: [{ id: "call_abc", type: "function", function: { name: "get_weather", arguments: '{"city":"Paris","unit":"celsius","days":1}' } }] },
+      {
+        role: "assistant",
+        content: null,
+        tool_calls: [{ id: "call_abc", type: "function", function: { name: "get_weather", arguments: '{"city":"Paris","unit":"celsius","days":1}' } }],
+      },
       { role: "tool", tool_call_id: "call_abc", content: '{"temperature": 21}' },
     ];
     const r = await server.client.chat.completions.create({ model: MODEL, messages, tools, tool_choice: "none", max_tokens: 8 });
@@ -116,7 +120,11 @@ describe("tool calling through the openai client", () => {
         (e: unknown) => e instanceof OpenAI.APIError && e.status === 400 && e.code === code && (e.error as { param?: string }).param === param,
       );
     };
-    await refused({ tools: [{ type: "function", function: { name: "f", parameters: { type: "object", properties: { s: { type: "string", pattern: "^a" } } } } }] }, "unsupported_option", "tools.0.function.parameters");
+    await refused(
+      { tools: [{ type: "function", function: { name: "f", parameters: { type: "object", properties: { s: { type: "string", pattern: "^a" } } } } }] },
+      "unsupported_option",
+      "tools.0.function.parameters",
+    );
     await refused({ tools, tool_choice: { type: "function", function: { name: "nope" } } }, "invalid_request", "tool_choice");
     await refused({ messages: [...ask, { role: "tool", tool_call_id: "call_x", content: "1" }] }, "invalid_request", "messages.1.tool_call_id");
   });

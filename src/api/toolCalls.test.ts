@@ -69,7 +69,6 @@ describe("parsing calls written in a model's syntax", () => {
     for (const piece of ["[", '{"na', 'me": "now", "argu', 'ments": {}}]']) assert.deepEqual(call.push(piece), []);
     const end = call.end("stop");
     assert.equal(end.finishReason, "tool_calls");
-    // biome-ignore lint/suspicious/noExplicitAny: deltas are open-shaped wire objects
     const [first, args] = end.deltas as any[];
     assert.match(first.tool_calls[0].id, /^call_[0-9a-f]{24}$/);
     assert.deepEqual({ ...first.tool_calls[0], id: "x" }, { index: 0, id: "x", type: "function", function: { name: "now", arguments: "" } });
@@ -121,7 +120,11 @@ describe("tool calling over the API", () => {
     assert.equal(choice.message.tool_calls.length, 1);
     assert.match(choice.message.tool_calls[0].id, /^call_/);
     assert.deepEqual(choice.message.tool_calls[0].function, { name: "get_weather", arguments: '{"city":"Paris"}' });
-    assert.deepEqual(codecs.last?.tools, { functions: [{ name: "get_weather", description: "Weather", parameters: weather.function.parameters }], choice: "required", parallel: false });
+    assert.deepEqual(codecs.last?.tools, {
+      functions: [{ name: "get_weather", description: "Weather", parameters: weather.function.parameters }],
+      choice: "required",
+      parallel: false,
+    });
     assert.deepEqual(pool.calls.at(-1)?.sampling.grammar, { kind: "gbnf", text: "root ::= calls" });
   });
 
@@ -173,7 +176,11 @@ describe("tool calling over the API", () => {
       [{ tools: [weather, weather] }, "invalid_request", "tools.1.function.name"],
       [{ tools: [{ type: "function", function: { name: "bad name" } }] }, "invalid_request", "tools.0.function.name"],
       [{ tools: [{ type: "function", function: { name: "f", parameters: { type: "string" } } }] }, "invalid_request", "tools.0.function.parameters"],
-      [{ tools: [{ type: "function", function: { name: "f", parameters: { type: "object", properties: { a: { type: "string", pattern: "^x" } } } } }] }, "unsupported_option", "tools.0.function.parameters"],
+      [
+        { tools: [{ type: "function", function: { name: "f", parameters: { type: "object", properties: { a: { type: "string", pattern: "^x" } } } } }] },
+        "unsupported_option",
+        "tools.0.function.parameters",
+      ],
       [{ functions: [{ name: "f" }] }, "unsupported_option", "functions"],
       [{ function_call: "auto" }, "unsupported_option", "function_call"],
     ];

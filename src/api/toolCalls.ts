@@ -50,11 +50,12 @@ type WireMessage = {
  * nothing. Any other keyword (`pattern`, `minimum`, `anyOf`…) would pass unenforced, so it is
  * refused by name.
  */
+// biome-ignore format: one line per kind (enforced, then annotations)
 const SCHEMA_KEYWORDS = new Set([
   "type", "properties", "required", "additionalProperties", "minProperties", "maxProperties", "items", "prefixItems", "minItems", "maxItems",
   "enum", "const", "oneOf", "format", "minLength", "maxLength", "$defs", "$ref",
   "description", "title", "default", "examples", "$schema", "$id", "$comment", "deprecated", "readOnly", "writeOnly",
-]); // biome-ignore format: a list
+]);
 
 /** OpenAI messages as the codec's chat messages, checking that tool messages answer calls made before them. */
 export function chatMessages(messages: WireMessage[]): ChatMessage[] {

@@ -7,7 +7,18 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Ajv } from "ajv";
-import { type ChatWrapper, GeneralChatWrapper, getLlama, type Llama, LlamaCompletion, LlamaLogLevel, type LlamaModel, Llama3_1ChatWrapper, MistralChatWrapper, QwenChatWrapper } from "node-llama-cpp";
+import {
+  type ChatWrapper,
+  GeneralChatWrapper,
+  getLlama,
+  type Llama,
+  LlamaCompletion,
+  LlamaLogLevel,
+  type LlamaModel,
+  Llama3_1ChatWrapper,
+  MistralChatWrapper,
+  QwenChatWrapper,
+} from "node-llama-cpp";
 import { parseToolCalls } from "../api/toolCalls.ts";
 import type { ChatMessage, ChatToolsRequest, ToolFunction } from "../core/codec.ts";
 import { ModelTokenizer } from "./Tokenizers.ts";
@@ -104,7 +115,11 @@ describe("tools in chat prompts and their grammar", () => {
           const ajv = new Ajv();
           for (const seed of [1, 2, 3]) {
             const text = await completion.generateCompletion("Once upon a time", { grammar, maxTokens: 1500, temperature: 1, seed });
-            const calls = parseToolCalls(text, r.tools.syntax, FUNCTIONS.map((f) => f.name));
+            const calls = parseToolCalls(
+              text,
+              r.tools.syntax,
+              FUNCTIONS.map((f) => f.name),
+            );
             assert.ok(calls, `seed ${seed}: not calls: ${JSON.stringify(text)}`);
             for (const call of calls) {
               if (typeof choice === "object") assert.equal(call.name, choice.name);
@@ -129,7 +144,11 @@ describe("tools in chat prompts and their grammar", () => {
       const completion = new LlamaCompletion({ contextSequence: context.getSequence() });
       for (const seed of [1, 2]) {
         const text = await completion.generateCompletion("Once upon a time", { grammar, maxTokens: 60, temperature: 1, seed });
-        const calls = parseToolCalls(text, r.tools.syntax, FUNCTIONS.map((f) => f.name));
+        const calls = parseToolCalls(
+          text,
+          r.tools.syntax,
+          FUNCTIONS.map((f) => f.name),
+        );
         if (!calls) assert.ok(!text.startsWith('[{"name": "'), text);
       }
     } finally {

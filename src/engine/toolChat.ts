@@ -73,9 +73,7 @@ function jsonFallbackSystemText(functions: ChatModelFunctions, { documentParams 
 
 /** node-llama-cpp's view of the offered functions (their parameters' schemas as given). */
 export function availableFunctions(functions: ToolFunction[]): ChatModelFunctions {
-  return Object.fromEntries(
-    functions.map((f) => [f.name, { ...(f.description ? { description: f.description } : {}), params: f.parameters as never }]),
-  ) as ChatModelFunctions;
+  return Object.fromEntries(functions.map((f) => [f.name, { ...(f.description ? { description: f.description } : {}), params: f.parameters as never }])) as ChatModelFunctions;
 }
 
 /**
