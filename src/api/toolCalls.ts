@@ -10,7 +10,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
-import type { ChatMessage, ChatToolsRequest, ToolCall, ToolCallSyntax } from "../core/codec.ts";
+import type { ChatMessage, ChatToolsRequest, ToolCallSyntax } from "../core/codec.ts";
 import { InvalidRequestError, UnsupportedOptionError } from "../core/errors.ts";
 
 const functionName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "a function name is 1 to 64 letters, digits, underscores or dashes");
@@ -305,5 +305,3 @@ export class ToolCallStream {
 export function toolNames(tools: ChatToolsRequest | undefined): string[] {
   return tools?.functions.map((f) => f.name) ?? [];
 }
-
-export type { ToolCall };
