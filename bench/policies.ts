@@ -34,6 +34,8 @@ const opts = new Command()
   .option("--memory <size>", "device memory budget (weights + KV) per device; 80MB holds one 58M model, 500MB all six", "80MB")
   .option("--idle-slice <ms>", "scheduler.idleDecodeSliceMs of the servers", "250")
   .option("--seed <n>", "workload seed", "7")
+  .option("--admission <f>", "scheduler.admissionTtftFactor of the servers (0: off)", "0")
+  .option("--late-cap <f>", "scheduler.lateWaitCapFactor of the servers (false: off)", "false")
   .option("--out <file>", "JSON results", "")
   .parse()
   .opts();
@@ -58,7 +60,13 @@ async function startServer(policy: string, models: { id: string; path: string }[
     JSON.stringify({
       cacheDir: CACHE,
       devices: { count: 2, threadsPerDevice: 1, memory: String(opts.memory) },
-      scheduler: { policy, admissionTtftFactor: 0, calibrate: true, idleDecodeSliceMs: Number(opts.idleSlice) },
+      scheduler: {
+        policy,
+        admissionTtftFactor: Number(opts.admission),
+        lateWaitCapFactor: opts.lateCap === "false" ? false : Number(opts.lateCap),
+        calibrate: true,
+        idleDecodeSliceMs: Number(opts.idleSlice),
+      },
       defaults: { slo: { ttftMs, tbtMs: 100 }, maxBatch: 4 },
       models,
     }),

@@ -10,7 +10,7 @@ for (const policy of ["token", "request"]) {
     const commands: CommandRecord[] = [];
     before(async () => {
       // Two devices of 80 MB: each holds one 58M model (plus a small one), never all six.
-      server = await startTestServer({ devices: { count: 2, memory: "80MB" }, scheduler: { policy, admissionTtftFactor: 0 } });
+      server = await startTestServer({ devices: { count: 2, memory: "80MB" }, scheduler: { policy, admissionTtftFactor: 0, lateWaitCapFactor: false } });
       server.pool.on("command", (c) => commands.push(c));
     });
     after(async () => server.shutdown());

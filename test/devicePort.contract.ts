@@ -19,6 +19,8 @@ export interface PortSubject {
   setEndTokens(tokens: number[]): void;
   /** Prompt tokens the model accepts. */
   prompt: number[];
+  /** A model of both catalogs that embeds (`ServedModel.embedding`), taking `prompt` too. */
+  embedModelId: ModelId;
   /** Damage a request's parked state (so that its restore fails its check). */
   corrupt(requestId: RequestId): void;
   /** Kill a device as a native abort would. */
@@ -27,6 +29,11 @@ export interface PortSubject {
 }
 
 const greedy: Sampling = { temperature: 0 };
+
+function assertClose(actual: number[], expected: number[]): void {
+  assert.equal(actual.length, expected.length);
+  for (let i = 0; i < actual.length; i++) assert.ok(Math.abs(actual[i]! - expected[i]!) < 1e-5, `component ${i}: ${actual[i]} vs ${expected[i]}`);
+}
 
 export function describeDevicePort(name: string, make: () => Promise<PortSubject>): void {
   describe(`device port contract: ${name}`, () => {
@@ -239,6 +246,42 @@ export function describeDevicePort(name: string, make: () => Promise<PortSubject
         ["d1"],
       );
       s.a.discard("d1");
+    });
+
+    it("an embedding prefill returns the whole input's unit vector (the same whole or in chunks, on either device) and keeps nothing", async () => {
+      const e = s.embedModelId;
+      await s.a.load(e, [], []);
+      await s.b.load(e, [], []);
+      const embed = async (d: DevicePort, requestId: RequestId, tokens: number[], final = true) =>
+        d.prefill({ modelId: e, requestId, tokens, final, sampling: greedy, embed: true }, []);
+      const whole = await embed(s.a, "e1", s.prompt);
+      assert.equal(whole.first, undefined, "an embedding samples no token");
+      assert.equal(whole.embedding?.requestId, "e1");
+      const v = whole.embedding.vector;
+      assert.ok(v.length > 0);
+      assert.ok(Math.abs(Math.hypot(...v) - 1) < 1e-4, "unit length");
+      const half = Math.floor(s.prompt.length / 2);
+      assert.equal((await embed(s.a, "e2", s.prompt.slice(0, half), false)).embedding, undefined);
+      const chunked = await embed(s.a, "e2", s.prompt.slice(half));
+      assertClose(chunked.embedding!.vector, v);
+      assertClose((await embed(s.b, "e3", s.prompt)).embedding!.vector, v);
+      const other = (await embed(s.a, "e4", [...s.prompt].reverse())).embedding!.vector;
+      assert.ok(
+        other.some((x, i) => Math.abs(x - v[i]!) > 1e-3),
+        "another input, another vector",
+      );
+      // Nothing stays behind: releases of ended embeddings are no-ops, and the model evicts.
+      await s.a.release(["e1", "e2", "e4"]);
+      // An embedding model generates nothing; a generating model embeds nothing.
+      await assert.rejects(s.a.prefill({ modelId: e, requestId: "gen", tokens: s.prompt, final: true, sampling: greedy }, []), (err) => !(err instanceof DeviceDownError));
+      await assert.rejects(
+        s.a.prefill({ modelId: m, requestId: "emb-on-m", tokens: s.prompt, final: true, sampling: greedy, embed: true }, []),
+        (err) => !(err instanceof DeviceDownError),
+      );
+      await s.a.evict([e], []);
+      await s.b.evict([e], []);
+      await prefill(s.a, "after-embed");
+      await s.a.release(["after-embed"]);
     });
 
     it("a crash rejects the call under way with DeviceDownError and fires onCrash; start() brings the device back empty; parked KV survives", async () => {

@@ -54,7 +54,7 @@ describe("refusals in /metrics and the request log", () => {
   });
 
   it("logs one line for a refused request: status, code, route, model; never the prompt or the key", async () => {
-    const r = await postJson(`${server.url}/v1/completions`, { model: "m", prompt: "my secret prompt", n: 3 }, { authorization: "Bearer sk-secret-key" });
+    const r = await postJson(`${server.url}/v1/completions`, { model: "m", prompt: "my secret prompt", best_of: 3 }, { authorization: "Bearer sk-secret-key" });
     assertOpenAiError(r, 400, "unsupported_option");
     await waitFor(() => logLines.some((l) => l.code === "unsupported_option"));
     const refused = logLines.filter((l) => l.code === "unsupported_option");

@@ -20,7 +20,9 @@ describe("overload", () => {
     const paths = standInPaths();
     const server = await startTestServer({
       devices: { count: 1 },
-      scheduler: { admissionTtftFactor: 1 },
+      // Without the late-wait cap: on a busy machine it would end every admitted request
+      // waiting for the model's load (tested below).
+      scheduler: { admissionTtftFactor: 1, lateWaitCapFactor: false },
       models: [{ id: "slow", path: paths["llama-58m-q8-a"], slo: { ttftMs: 200, tbtMs: 100 } }],
     });
     try {
@@ -36,6 +38,35 @@ describe("overload", () => {
         assert.ok(Number(r.headers.get("retry-after")) >= 1);
       }
       for (const r of served) assert.equal(r.json.usage.completion_tokens, 64);
+    } finally {
+      await server.shutdown();
+    }
+  });
+});
+
+describe("the late-wait cap", () => {
+  it("answers 503 slo_wait_exceeded with Retry-After, streamed or not, for requests that waited past it without starting", async () => {
+    const paths = standInPaths();
+    const server = await startTestServer({
+      devices: { count: 1 },
+      scheduler: { admissionTtftFactor: 0, lateWaitCapFactor: 0.5 },
+      models: [{ id: "slow", path: paths["llama-58m-q8-a"], slo: { ttftMs: 200, tbtMs: 100 } }],
+    });
+    try {
+      // 30 requests of 64 tokens for one model with 4 slots: most wait far past 300 ms.
+      const results = await Promise.all(
+        Array.from({ length: 30 }, (_, i) => postJson(`${server.url}/v1/completions`, { model: "slow", prompt: "go", max_tokens: 64, temperature: 0, stream: i % 2 === 1 })),
+      );
+      const ended = results.filter((r) => r.status === 503);
+      assert.ok(ended.length > 0, "some requests were ended");
+      for (const r of ended) {
+        assertOpenAiError(r, 503, "slo_wait_exceeded");
+        assert.match(r.json.error.message, /past its TTFT target of 200 ms/);
+        assert.ok(Number(r.headers.get("retry-after")) >= 1);
+      }
+      for (const r of results.filter((x) => x.status !== 503)) assert.equal(r.status, 200);
+      assert.equal(server.pool.activeRequests, 0);
+      assert.equal(server.pool.scheduler.activeRequestCount, 0);
     } finally {
       await server.shutdown();
     }

@@ -10,7 +10,10 @@ describeDevicePort("FakeDevice", async () => {
   const hostTier = new FakeHostTier();
   const clock = new FakeClock();
   let ends: number[] = [];
-  const models = ["m", "m-end"].map((id) => servedModel(id, { contextTokens: 1024, maxBatch: 2 }, { fingerprint: "one-file" }));
+  const models = [
+    ...["m", "m-end"].map((id) => servedModel(id, { contextTokens: 1024, maxBatch: 2 }, { fingerprint: "one-file" })),
+    servedModel("embed", { contextTokens: 1024, maxBatch: 2 }, { embedding: true }),
+  ];
   const options = { hostTier, clock, models, endTokens: (id: string) => (id === "m-end" ? ends : []) };
   const a = new FakeDevice("a", options);
   const b = new FakeDevice("b", options);
@@ -22,6 +25,7 @@ describeDevicePort("FakeDevice", async () => {
     endModelId: "m-end",
     setEndTokens: (t) => (ends = t),
     prompt: [1, 403, 407, 261, 378, 284, 266, 300, 1, 19, 99, 30],
+    embedModelId: "embed",
     corrupt: (id) => hostTier.corrupt(id),
     crash: (d) => (d as FakeDevice).crash(),
     close: async () => {

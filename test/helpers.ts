@@ -43,9 +43,9 @@ export async function startPreemptionServer(serve: Partial<ServeOptions> = {}): 
   const paths = standInPaths();
   const server = await startTestServer(
     {
-      // Admission control would refuse "urgent" whenever the machine is slow (its wait
-      // predictor counts running work as serial); these tests are about preemption.
-      scheduler: { admissionTtftFactor: 0 },
+      // Admission control would refuse "urgent" whenever the machine is slow, and the
+      // late-wait cap end it; these tests are about preemption.
+      scheduler: { admissionTtftFactor: 0, lateWaitCapFactor: false },
       devices: { count: 1, memory: "100MB" },
       models: [
         { id: "long", path: paths["llama-58m-q8-a"] },

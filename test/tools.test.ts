@@ -16,12 +16,6 @@ import { standInPaths, startTestServer } from "./helpers.ts";
 
 const MODEL = "llama-5m-q8";
 
-/**
- * Tests that need the device worker to enforce `Sampling.grammar` (branch wt-grammar). Until
- * it is merged they run as todo: their failures are reported, not counted.
- */
-const NEEDS_GRAMMAR = { todo: "needs grammar enforcement in the device worker" };
-
 // Bounded strings and enums: a random-weight model rarely closes an unbounded string.
 const weatherParams = {
   type: "object",
@@ -52,7 +46,7 @@ describe("tool calling through the openai client", () => {
     assert.ok(ajv.validate(params.function.parameters!, JSON.parse(call.function.arguments)), `${call.function.arguments}: ${ajv.errorsText()}`);
   };
 
-  it("tool_choice required: the reply is a call with schema-valid arguments, finish_reason tool_calls", NEEDS_GRAMMAR, async () => {
+  it("tool_choice required: the reply is a call with schema-valid arguments, finish_reason tool_calls", async () => {
     for (const seed of [1, 2, 3]) {
       const r = await server.client.chat.completions.create({ model: MODEL, messages: ask, tools, tool_choice: "required", parallel_tool_calls: false, max_tokens: 200, seed });
       const choice = r.choices[0]!;
@@ -63,7 +57,7 @@ describe("tool calling through the openai client", () => {
     }
   });
 
-  it("a named function, streamed: the client assembles the call from delta.tool_calls", NEEDS_GRAMMAR, async () => {
+  it("a named function, streamed: the client assembles the call from delta.tool_calls", async () => {
     const stream = server.client.chat.completions.stream({
       model: MODEL,
       messages: ask,
@@ -78,7 +72,7 @@ describe("tool calling through the openai client", () => {
     assertValidCall(done.choices[0]!.message.tool_calls[0], "get_weather");
   });
 
-  it("parallel_tool_calls: one to eight calls in one turn, each valid", NEEDS_GRAMMAR, async () => {
+  it("parallel_tool_calls: one to eight calls in one turn, each valid", async () => {
     // A function without arguments: eight calls of it fit in max_tokens.
     const r = await server.client.chat.completions.create({ model: MODEL, messages: ask, tools: [tools[1]!], tool_choice: "required", max_tokens: 400, seed: 3 });
     const calls = r.choices[0]!.message.tool_calls ?? [];
@@ -123,8 +117,8 @@ describe("tool calling through the openai client", () => {
     };
     await refused(
       { tools: [{ type: "function", function: { name: "f", parameters: { type: "object", properties: { s: { type: "string", pattern: "^a" } } } } }] },
-      "unsupported_option",
-      "tools.0.function.parameters",
+      "unsupported_schema_keyword",
+      "tools.0.function.parameters.properties.s.pattern",
     );
     await refused({ tools, tool_choice: { type: "function", function: { name: "nope" } } }, "invalid_request", "tool_choice");
     await refused({ messages: [...ask, { role: "tool", tool_call_id: "call_x", content: "1" }] }, "invalid_request", "messages.1.tool_call_id");
@@ -151,7 +145,7 @@ describe("LangChain's ChatOpenAI against Pitcher", () => {
     schema: weatherSchema,
   });
 
-  it("bindTools: tool call, tool message, final answer", NEEDS_GRAMMAR, async () => {
+  it("bindTools: tool call, tool message, final answer", async () => {
     const withTools = llm.bindTools([getWeather], { tool_choice: "get_weather" });
     const question = new HumanMessage("What is the weather in Paris?");
     const call = await withTools.invoke([question]);
@@ -167,7 +161,7 @@ describe("LangChain's ChatOpenAI against Pitcher", () => {
     assert.deepEqual(answer.tool_calls ?? [], []);
   });
 
-  it("withStructuredOutput (function calling): an object that validates against the schema", NEEDS_GRAMMAR, async () => {
+  it("withStructuredOutput (function calling): an object that validates against the schema", async () => {
     const schema = z.object({ name: z.string().max(12), age: z.number().int(), pet: z.enum(["cat", "dog"]) });
     const structured = llm.withStructuredOutput(schema, { method: "functionCalling", name: "person" });
     for (let i = 0; i < 2; i++) {
@@ -176,7 +170,7 @@ describe("LangChain's ChatOpenAI against Pitcher", () => {
     }
   });
 
-  it("streams a bound tool call into one tool_call chunk sequence", NEEDS_GRAMMAR, async () => {
+  it("streams a bound tool call into one tool_call chunk sequence", async () => {
     const withTools = llm.bindTools([getWeather], { tool_choice: "get_weather" });
     let merged: Awaited<ReturnType<typeof withTools.invoke>> | undefined;
     for await (const chunk of await withTools.stream("Weather in Oslo?")) merged = merged ? (merged.concat(chunk) as typeof merged) : chunk;

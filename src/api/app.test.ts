@@ -2,7 +2,7 @@
 // the real serving facade on a fake pool. Cases that need a real server live in test/.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { DeviceFailedError, OverloadedError, ShuttingDownError } from "../core/errors.ts";
+import { DeviceFailedError, OverloadedError, ShuttingDownError, SloWaitExceededError } from "../core/errors.ts";
 import { answerWith, failAfter, untilAborted } from "../runtime/testing/FakeServingPool.ts";
 import { assertOpenAiError, BODY_LIMIT_BYTES, events, setup, until } from "./testing/testApp.ts";
 
@@ -64,23 +64,22 @@ describe("bad requests", () => {
   });
 
   it("unsupported options are 400 and say so", async () => {
-    const r = await post("/v1/chat/completions", { model: "tiny", n: 2, messages: hi });
+    const r = await post("/v1/completions", { model: "tiny", best_of: 2, prompt: "x" });
     assertOpenAiError(r, 400, "unsupported_option");
-    assert.equal(r.json.error.param, "n");
+    assert.equal(r.json.error.param, "best_of");
     assert.match(r.json.error.message, /not supported/);
-    for (const [field, value] of [
-      ["functions", [{ name: "f" }]],
-      ["logprobs", true],
-      ["response_format", { type: "json_object" }],
-    ] as const) {
+    for (const [field, value] of [["functions", [{ name: "f" }]]] as const) {
       const t = await post("/v1/chat/completions", { model: "tiny", [field]: value, messages: hi });
       assertOpenAiError(t, 400, "unsupported_option");
       assert.equal(t.json.error.param, field);
     }
+    // Constrained steps report no logits: the pair is refused, not answered without logprobs.
+    const both = await post("/v1/chat/completions", { model: "tiny", messages: hi, logprobs: true, response_format: { type: "json_object" } });
+    assertOpenAiError(both, 400, "unsupported_option");
+    assert.equal(both.json.error.param, "logprobs");
     for (const [field, value] of [
       ["best_of", 2],
       ["echo", true],
-      ["logprobs", 2],
       ["suffix", "end"],
     ] as const) {
       const t = await post("/v1/completions", { model: "tiny", [field]: value, prompt: "x" });
@@ -114,6 +113,19 @@ describe("refusals by the pool", () => {
       const r = await post("/v1/completions", { model: "tiny", prompt: "go", stream });
       assertOpenAiError(r, 429, "rate_limit_exceeded");
       assert.equal(r.headers["retry-after"], "3");
+    }
+  });
+
+  it("a request the late-wait cap ended is 503 slo_wait_exceeded with Retry-After, streamed or not", async () => {
+    const { pool, post } = setup();
+    pool.answer = () =>
+      Promise.reject(new SloWaitExceededError("Request waited 3100 ms for a device without starting, past its TTFT target of 2000 ms; the server is overloaded", 4));
+    for (const stream of [false, true]) {
+      const r = await post("/v1/chat/completions", { model: "tiny", messages: hi, stream });
+      assertOpenAiError(r, 503, "slo_wait_exceeded");
+      assert.equal(r.json.error.type, "server_error");
+      assert.equal(r.headers["retry-after"], "4");
+      assert.match(r.json.error.message, /past its TTFT target of 2000 ms; the server is overloaded\. Retry in 4 s\./);
     }
   });
 
@@ -310,7 +322,7 @@ describe("edges", () => {
 
   it("tells every answer as an outcome: status, code, route, model; never the prompt", async () => {
     const { app, post, outcomes } = setup();
-    await post("/v1/completions", { model: "tiny", prompt: "a secret prompt", n: 2 });
+    await post("/v1/completions", { model: "tiny", prompt: "a secret prompt", best_of: 2 });
     await app.inject({ method: "GET", url: "/v1/nothing?key=secret" });
     await post("/v1/completions", { model: "tiny", prompt: "x", max_tokens: 2 });
     await until(() => outcomes.length === 3);

@@ -8,11 +8,13 @@
  * in made (the composition root builds them from the pool).
  */
 import Fastify, { type FastifyInstance } from "fastify";
-import { ModelNotFoundError, NotFoundError, OverloadedError, ShuttingDownError } from "../core/errors.ts";
+import { ModelNotFoundError, NotFoundError, OverloadedError, ShuttingDownError, SloWaitExceededError } from "../core/errors.ts";
 import type { HttpOutcome } from "../observe/HttpOutcome.ts";
 import { dashboardHtml } from "../views/dashboardHtml.ts";
 import type { Serving } from "../runtime/Serving.ts";
+import { mayUseModel, registerAuth, type Tenancy, visibleModels } from "./auth.ts";
 import { registerCompletionRoutes } from "./completionRoutes.ts";
+import { registerEmbeddingRoutes } from "./embeddingRoutes.ts";
 import { errorBody, toPitcherError } from "./errorBody.ts";
 import {
   clientErrorHandler,
@@ -50,6 +52,8 @@ export interface AppOptions {
   onHttpOutcome?: (o: HttpOutcome) => void;
   /** The generation requests being answered: a shutdown past its deadline ends them through it. */
   inFlight?: InFlightRequests;
+  /** API keys and their limits; absent: the API is open. */
+  tenancy?: Tenancy;
 }
 
 export function buildApp(serving: Serving, options: AppOptions): FastifyInstance {
@@ -72,7 +76,7 @@ export function buildApp(serving: Serving, options: AppOptions): FastifyInstance
 
   app.setErrorHandler((err, req, reply) => {
     const e = toPitcherError(err, options.bodyLimitBytes);
-    if (e instanceof OverloadedError) void reply.header("retry-after", String(e.retryAfterSeconds));
+    if (e instanceof OverloadedError || e instanceof SloWaitExceededError) void reply.header("retry-after", String(e.retryAfterSeconds));
     // Shutting down: let a keep-alive client go, so the server can close.
     if (e instanceof ShuttingDownError) void reply.header("connection", "close");
     noteErrorCode(req, e.code);
@@ -91,6 +95,7 @@ export function buildApp(serving: Serving, options: AppOptions): FastifyInstance
     refuseWithoutHost(req);
     if (serving.draining) throw new ShuttingDownError();
   });
+  registerAuth(app, options.tenancy);
 
   app.get("/health", async () => serving.health());
 
@@ -129,9 +134,9 @@ export function buildApp(serving: Serving, options: AppOptions): FastifyInstance
     for (const end of [...feeds]) end();
   });
 
-  app.get("/v1/models", async () => ({
+  app.get("/v1/models", async (req) => ({
     object: "list",
-    data: serving.models().map((m) => ({
+    data: visibleModels(req, serving.models()).map((m) => ({
       id: m.id,
       object: "model",
       created: 0,
@@ -144,6 +149,7 @@ export function buildApp(serving: Serving, options: AppOptions): FastifyInstance
         file_bytes: m.fileBytes,
         context_tokens: m.profile.contextTokens,
         ...(m.expertCount ? { experts: m.expertCount } : {}),
+        ...(m.embedding ? { embedding: true } : {}),
         slo: { ttft_ms: m.profile.slo.ttftMs, tbt_ms: m.profile.slo.tbtMs },
       },
     })),
@@ -152,10 +158,12 @@ export function buildApp(serving: Serving, options: AppOptions): FastifyInstance
   app.get("/v1/models/:id", async (req) => {
     const id = (req.params as { id: string }).id;
     const m = serving.model(id);
-    if (!m) throw new ModelNotFoundError(id);
+    if (!m || !mayUseModel(req, id)) throw new ModelNotFoundError(id);
     return { id: m.id, object: "model", created: 0, owned_by: "pitcher" };
   });
 
-  registerCompletionRoutes(app, serving, options.inFlight ?? new InFlightRequests());
+  const inFlight = options.inFlight ?? new InFlightRequests();
+  registerCompletionRoutes(app, serving, inFlight, options.tenancy);
+  registerEmbeddingRoutes(app, serving, inFlight);
   return app;
 }

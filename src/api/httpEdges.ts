@@ -50,7 +50,7 @@ export function refuseWithoutHost(req: FastifyRequest): void {
 }
 
 /** What a handler learned of a request that its answer's status does not tell. */
-const notes = new WeakMap<object, { code?: string; admitted?: boolean }>();
+const notes = new WeakMap<object, { code?: string; admitted?: boolean; tenant?: string }>();
 
 /** The answer carries this error code (a stream may end with one after a 200). */
 export function noteErrorCode(req: FastifyRequest, code: string): void {
@@ -60,6 +60,11 @@ export function noteErrorCode(req: FastifyRequest, code: string): void {
 /** The pool took the request: its own log line and metrics tell how it ended. */
 export function noteAdmitted(req: FastifyRequest): void {
   notes.set(req.raw, { ...notes.get(req.raw), admitted: true });
+}
+
+/** The request's API key is this tenant's (its name; never the key). */
+export function noteTenant(req: FastifyRequest, tenant: string): void {
+  notes.set(req.raw, { ...notes.get(req.raw), tenant });
 }
 
 export function outcomeOf(req: FastifyRequest, status: number): HttpOutcome {
@@ -72,6 +77,7 @@ export function outcomeOf(req: FastifyRequest, status: number): HttpOutcome {
     method: req.method,
     model: typeof model === "string" ? model.slice(0, MAX_LOGGED_CHARS) : null,
     admitted: note?.admitted ?? false,
+    ...(note?.tenant ? { tenant: note.tenant } : {}),
   };
 }
 

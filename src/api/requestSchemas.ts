@@ -7,6 +7,11 @@ import { InvalidRequestError, UnsupportedOptionError } from "../core/errors.ts";
 import { formatZodError } from "../core/formatZodError.ts";
 import { toolBodyFields, toolMessageFields } from "./toolCalls.ts";
 
+/** Most choices one request may ask for (`n`): each is a request of its own in the pool. */
+export const MAX_CHOICES = 16;
+/** Most alternatives per token `top_logprobs` (chat) or `logprobs` (completions) may ask for. */
+export const MAX_TOP_LOGPROBS = 20;
+
 const stop = z.union([z.string(), z.array(z.string()).max(4)]).nullish();
 
 const common = {
@@ -18,10 +23,17 @@ const common = {
   stop,
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().optional() }).nullish(),
-  n: z.number().int().min(1).nullish(),
+  n: z.number().int().min(1).max(MAX_CHOICES).nullish(),
   user: z.string().nullish(),
-  presence_penalty: z.number().nullish(),
-  frequency_penalty: z.number().nullish(),
+  presence_penalty: z.number().min(-2).max(2).nullish(),
+  frequency_penalty: z.number().min(-2).max(2).nullish(),
+  // llama.cpp's extensions: 1 is off for repeat_penalty, 0 for top_k and min_p.
+  repeat_penalty: z.number().gt(0).max(10).nullish(),
+  top_k: z.number().int().min(0).nullish(),
+  min_p: z.number().min(0).max(1).nullish(),
+  logit_bias: z.record(z.string().regex(/^\d+$/, "logit_bias keys are token ids"), z.number().min(-100).max(100)).nullish(),
+  // Checked, keyword by keyword, by responseFormat.ts.
+  response_format: z.object({ type: z.string() }).passthrough().nullish(),
 };
 
 const textPart = z.object({ type: z.literal("text"), text: z.string() });
@@ -42,8 +54,8 @@ export const chatBodySchema = z
       )
       .min(1, "messages must hold at least one message"),
     logprobs: z.boolean().nullish(),
+    top_logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).nullish(),
     ...toolBodyFields,
-    response_format: z.object({ type: z.string() }).passthrough().nullish(),
   })
   .passthrough();
 
@@ -52,7 +64,7 @@ export const completionBodySchema = z
     ...common,
     prompt: z.union([z.string(), z.array(z.string()).length(1), z.array(z.number().int().min(0)).min(1)]),
     echo: z.boolean().nullish(),
-    logprobs: z.number().nullish(),
+    logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).nullish(),
     best_of: z.number().int().nullish(),
     suffix: z.string().nullish(),
   })
@@ -60,6 +72,11 @@ export const completionBodySchema = z
 
 export type ChatBody = z.infer<typeof chatBodySchema>;
 export type CompletionBody = z.infer<typeof completionBodySchema>;
+
+/** Chat's `top_logprobs` means nothing without `logprobs: true` (OpenAI refuses it too). */
+export function checkChatLogprobs(body: { logprobs?: boolean | null | undefined; top_logprobs?: number | null | undefined }): void {
+  if (body.top_logprobs !== undefined && body.top_logprobs !== null && body.logprobs !== true) throw new InvalidRequestError("top_logprobs needs logprobs: true", "top_logprobs");
+}
 
 export function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
   if (body === null || typeof body !== "object" || Array.isArray(body)) throw new InvalidRequestError("The request body must be a JSON object");
@@ -74,21 +91,12 @@ export function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
 /** Options Pitcher refuses rather than silently ignoring. */
 export function refuseUnsupported(body: Record<string, unknown>): void {
   const unsupported: [string, boolean][] = [
-    ["n", typeof body.n === "number" && body.n > 1],
     ["best_of", typeof body.best_of === "number" && body.best_of > 1],
-    ["logprobs", body.logprobs === true || (typeof body.logprobs === "number" && body.logprobs > 0)],
-    ["top_logprobs", body.top_logprobs !== undefined && body.top_logprobs !== null],
     ["functions", Array.isArray(body.functions) && body.functions.length > 0],
     ["function_call", body.function_call !== undefined && body.function_call !== null],
-    ["response_format", typeof body.response_format === "object" && body.response_format !== null && (body.response_format as { type?: string }).type !== "text"],
     ["echo", body.echo === true],
     ["suffix", typeof body.suffix === "string" && body.suffix.length > 0],
-    ["logit_bias", typeof body.logit_bias === "object" && body.logit_bias !== null && Object.keys(body.logit_bias).length > 0],
   ];
   for (const [name, bad] of unsupported)
-    if (bad)
-      throw new UnsupportedOptionError(
-        name === "n" || name === "best_of" ? `${name} > 1 is not supported: Pitcher returns one choice per request` : `${name} is not supported by Pitcher`,
-        name,
-      );
+    if (bad) throw new UnsupportedOptionError(name === "best_of" ? "best_of > 1 is not supported: ask for n choices instead" : `${name} is not supported by Pitcher`, name);
 }

@@ -120,11 +120,13 @@ describe("tool calling over the API", () => {
     assert.equal(choice.message.tool_calls.length, 1);
     assert.match(choice.message.tool_calls[0].id, /^call_/);
     assert.deepEqual(choice.message.tool_calls[0].function, { name: "get_weather", arguments: '{"city":"Paris"}' });
-    assert.deepEqual(codecs.last?.tools, {
-      functions: [{ name: "get_weather", description: "Weather", parameters: weather.function.parameters }],
-      choice: "required",
-      parallel: false,
-    });
+    const offered = codecs.last?.tools;
+    assert.deepEqual({ ...offered, functions: undefined }, { functions: undefined, choice: "required", parallel: false });
+    assert.deepEqual(
+      offered?.functions.map((f) => [f.name, f.description, f.parameters]),
+      [["get_weather", "Weather", weather.function.parameters]],
+    );
+    assert.ok(offered?.functions[0]?.argumentsSchema, "the schema in the grammar's subset");
     assert.deepEqual(pool.calls.at(-1)?.sampling.grammar, { kind: "gbnf", text: "root ::= calls" });
   });
 
@@ -178,9 +180,10 @@ describe("tool calling over the API", () => {
       [{ tools: [{ type: "function", function: { name: "f", parameters: { type: "string" } } }] }, "invalid_request", "tools.0.function.parameters"],
       [
         { tools: [{ type: "function", function: { name: "f", parameters: { type: "object", properties: { a: { type: "string", pattern: "^x" } } } } }] },
-        "unsupported_option",
-        "tools.0.function.parameters",
+        "unsupported_schema_keyword",
+        "tools.0.function.parameters.properties.a.pattern",
       ],
+      [{ tools: [weather], logprobs: true }, "unsupported_option", "logprobs"],
       [{ functions: [{ name: "f" }] }, "unsupported_option", "functions"],
       [{ function_call: "auto" }, "unsupported_option", "function_call"],
     ];

@@ -12,6 +12,7 @@ import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import type { ChatMessage, ChatToolsRequest, ToolCallSyntax } from "../core/codec.ts";
 import { InvalidRequestError, UnsupportedOptionError } from "../core/errors.ts";
+import { grammarSchema } from "./responseFormat.ts";
 
 const functionName = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "a function name is 1 to 64 letters, digits, underscores or dashes");
 
@@ -37,25 +38,16 @@ export const toolBodyFields = {
   parallel_tool_calls: z.boolean().nullish(),
 };
 
-type ToolBody = { [K in keyof typeof toolBodyFields]?: z.infer<(typeof toolBodyFields)[K]> | undefined } & { response_format?: { type: string } | null | undefined };
+type ToolBody = { [K in keyof typeof toolBodyFields]?: z.infer<(typeof toolBodyFields)[K]> | undefined } & {
+  response_format?: { type: string } | null | undefined;
+  logprobs?: boolean | null | undefined;
+};
 type WireMessage = {
   role: ChatMessage["role"];
   content?: string | { text: string }[] | null | undefined;
   tool_calls?: z.infer<typeof toolCall>[] | null | undefined;
   tool_call_id?: string | null | undefined;
 };
-
-/**
- * JSON-schema keywords node-llama-cpp's grammar enforces, and annotations that constrain
- * nothing. Any other keyword (`pattern`, `minimum`, `anyOf`…) would pass unenforced, so it is
- * refused by name.
- */
-// biome-ignore format: one line per kind (enforced, then annotations)
-const SCHEMA_KEYWORDS = new Set([
-  "type", "properties", "required", "additionalProperties", "minProperties", "maxProperties", "items", "prefixItems", "minItems", "maxItems",
-  "enum", "const", "oneOf", "format", "minLength", "maxLength", "$defs", "$ref",
-  "description", "title", "default", "examples", "$schema", "$id", "$comment", "deprecated", "readOnly", "writeOnly",
-]);
 
 /** OpenAI messages as the codec's chat messages, checking that tool messages answer calls made before them. */
 export function chatMessages(messages: WireMessage[]): ChatMessage[] {
@@ -90,33 +82,21 @@ export function toolsRequest(body: ToolBody): ChatToolsRequest | undefined {
     if (names.has(f.name)) throw new InvalidRequestError(`Two tools are named ${f.name}`, `tools.${i}.function.name`);
     names.add(f.name);
     const parameters = f.parameters ?? { type: "object", properties: {} };
-    if (parameters.type !== "object") throw new InvalidRequestError("A function's parameters must be a JSON schema of type object", `tools.${i}.function.parameters`);
-    checkSchema(parameters, `tools.${i}.function.parameters`);
-    return { name: f.name, ...(f.description ? { description: f.description } : {}), parameters };
+    const at = `tools.${i}.function.parameters`;
+    if (parameters.type !== "object") throw new InvalidRequestError("A function's parameters must be a JSON schema of type object", at);
+    // Checked keyword by keyword as response_format's schemas are: what the grammar would not enforce is refused by name.
+    const argumentsSchema = grammarSchema(parameters, at);
+    return { name: f.name, ...(f.description ? { description: f.description } : {}), parameters, argumentsSchema };
   });
   if (choice === "none") return undefined;
   // Both would constrain the same output; a call's arguments already follow their schema.
   if (body.response_format && body.response_format.type !== "text")
     throw new UnsupportedOptionError("response_format together with tools is not supported: tool arguments already follow their schemas", "response_format");
+  // The grammar samples through node-llama-cpp's `evaluate`, which reports no logits.
+  if (body.logprobs === true) throw new UnsupportedOptionError("logprobs together with tools is not supported by Pitcher", "logprobs");
   if (typeof choice === "object" && !names.has(choice.function.name))
     throw new InvalidRequestError(`tool_choice names ${choice.function.name}, which is not among the tools`, "tool_choice");
   return { functions, choice: typeof choice === "object" ? { name: choice.function.name } : choice, parallel: body.parallel_tool_calls ?? true };
-}
-
-function checkSchema(schema: unknown, param: string): void {
-  if (schema === null || typeof schema !== "object" || Array.isArray(schema)) return;
-  const s = schema as Record<string, unknown>;
-  for (const key of Object.keys(s))
-    if (!SCHEMA_KEYWORDS.has(key)) throw new UnsupportedOptionError(`The JSON-schema keyword ${key} cannot be enforced on tool arguments; leave it out`, param);
-  const subschemas = [
-    ...Object.values((s.properties as object) ?? {}),
-    ...Object.values((s.$defs as object) ?? {}),
-    ...(Array.isArray(s.prefixItems) ? s.prefixItems : []),
-    ...(Array.isArray(s.oneOf) ? s.oneOf : []),
-    s.items,
-    s.additionalProperties,
-  ];
-  for (const sub of subschemas) checkSchema(sub, param);
 }
 
 /** The calls that `text` is, or undefined when it is not calls (text, or calls cut short). */

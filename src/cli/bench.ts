@@ -29,11 +29,12 @@ export interface BenchArgs {
 
 export type { BenchRow };
 
-/** Models and their SLOs as the server lists them (Pitcher publishes `meta.slo`). */
+/** Models and their SLOs as the server lists them (Pitcher publishes `meta.slo`); embedding models are left out (the load is generation). */
 async function serverModels(url: string): Promise<{ ids: string[]; slo: Map<string, SloTargets> }> {
   const res = await fetch(`${url}/v1/models`);
   if (!res.ok) throw new ConfigError(`${url}/v1/models answered ${res.status}`);
-  const body = (await res.json()) as { data: { id: string; meta?: { slo?: { ttft_ms: number; tbt_ms: number } } }[] };
+  const all = (await res.json()) as { data: { id: string; meta?: { slo?: { ttft_ms: number; tbt_ms: number }; embedding?: boolean } }[] };
+  const body = { data: all.data.filter((m) => !m.meta?.embedding) };
   const slo = new Map<string, SloTargets>();
   for (const m of body.data) if (m.meta?.slo) slo.set(m.id, { ttftMs: m.meta.slo.ttft_ms, tbtMs: m.meta.slo.tbt_ms });
   return { ids: body.data.map((m) => m.id), slo };

@@ -34,6 +34,11 @@ export async function runProfile(a: ProfileArgs): Promise<MachineProfile> {
     if (unknown.length) throw new Error(`--models: not in the catalog: ${unknown.join(", ")} (catalog: ${models.map((m) => m.id).join(", ")})`);
     models = models.filter((m) => a.models!.includes(m.id));
   }
+  // The profile prices generation (decode, KV swaps); an embedding model only prefills.
+  const embedders = models.filter((m) => m.embedding).map((m) => m.id);
+  if (embedders.length) log(`not profiled (embedding models): ${embedders.join(", ")}`);
+  models = models.filter((m) => !m.embedding);
+  if (models.length === 0) throw new Error("no model to profile: every model of the catalog is an embedding model");
   const threads = config.devices.threadsPerDevice;
   const count = config.devices.count ?? Math.max(1, Math.floor(os.availableParallelism() / threads));
   const hostKv = HostKvTier.temporary("pitcher-profile-");

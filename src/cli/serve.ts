@@ -6,6 +6,7 @@ import os from "node:os";
 import path from "node:path";
 import type { FastifyInstance } from "fastify";
 import { buildApp } from "../api/app.ts";
+import { Tenancy } from "../api/auth.ts";
 import { InFlightRequests } from "../api/InFlightRequests.ts";
 import { ConfigError, ShuttingDownError } from "../core/errors.ts";
 import type { DeviceProfile } from "../core/types.ts";
@@ -17,6 +18,7 @@ import { resolveModels, type ServedModel } from "../engine/resolveModels.ts";
 import { Tokenizers } from "../engine/Tokenizers.ts";
 import { LiveState } from "../observe/LiveState.ts";
 import { PoolMetrics } from "../observe/PoolMetrics.ts";
+import { TenantMetrics } from "../observe/TenantMetrics.ts";
 import { attachRequestLog, logHttpRefusals } from "../observe/requestLog.ts";
 import { calibrate } from "../runtime/calibrate.ts";
 import { Pool } from "../runtime/Pool.ts";
@@ -71,6 +73,11 @@ async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> 
   }
 }
 
+/** Whether only this machine can reach the address. */
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\./.test(host);
+}
+
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const log = opts.log ?? ((m: string) => console.error(m));
   const { config, baseDir } = opts.config ? { config: opts.config, baseDir: process.cwd() } : loadConfig(opts.configFile);
@@ -95,6 +102,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         maxQuotaMs: config.scheduler.maxQuotaMs,
         idleDecodeSliceMs: config.scheduler.idleDecodeSliceMs,
         admissionTtftFactor: config.scheduler.admissionTtftFactor,
+        lateWaitCapFactor: config.scheduler.lateWaitCapFactor === false ? Infinity : config.scheduler.lateWaitCapFactor,
+        fairShare: config.scheduler.fairShare,
       },
     );
   } catch (e) {
@@ -128,6 +137,13 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const requestLog = opts.requestLog ? attachRequestLog(pool, opts.requestLog) : null;
   const logRefusal = requestLog ? logHttpRefusals(requestLog) : () => {};
   const metrics = new PoolMetrics(pool);
+  let tenantMetrics: TenantMetrics | undefined;
+  const tenancy = config.auth && new Tenancy(config.auth.keys, { onRefused: (t, code) => tenantMetrics?.countRefusal(t, code) });
+  if (tenancy) {
+    const budgetLeft = async () =>
+      Promise.all(tenancy.tenants.filter((t) => t.budget).map(async (t) => ({ tenant: t.name, tokens: await tenancy.budget.remaining(t.name, t.budget!) })));
+    tenantMetrics = new TenantMetrics(pool, metrics.registry, budgetLeft);
+  }
   const inFlight = new InFlightRequests();
   const { bodyLimitBytes, headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs, drainTimeoutMs } = config.server;
   const app = buildApp(new PoolServing(pool, tokenizers), {
@@ -142,9 +158,11 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       logRefusal(o);
     },
     inFlight,
+    ...(tenancy ? { tenancy } : {}),
   });
   const host = opts.host ?? config.server.host;
   const port = opts.port ?? config.server.port;
+  if (!tenancy && !isLoopback(host)) log(`warning: no auth.keys in the configuration: anyone who reaches ${host} can use every model without limit`);
   await app.listen({ host, port });
   const addr = app.server.address();
   const url = typeof addr === "object" && addr ? `http://${host.includes(":") ? `[${host}]` : host}:${addr.port}` : `http://${host}:${port}`;

@@ -22,8 +22,39 @@ export const modelSchema = z
     contextTokens: z.number().int().min(64).optional(),
     maxBatch: z.number().int().min(1).max(64).optional(),
     description: z.string().optional(),
+    /** Serve it for /v1/embeddings only; default: whether its GGUF names a pooling type. */
+    embedding: z.boolean().optional(),
   })
   .strict();
+
+/** An API key: its name (logs, metrics), the key or its SHA-256, and what it may do. */
+export const apiKeySchema = z
+  .object({
+    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, "letters, digits and . _ -"),
+    key: z.string().min(8).optional(),
+    /** Hex SHA-256 of the key, so the file need not hold the key itself. */
+    keySha256: z
+      .string()
+      .regex(/^[0-9a-fA-F]{64}$/, "64 hex digits")
+      .optional(),
+    /** Models this key may use; absent: all. */
+    models: z.array(z.string()).optional(),
+    /** Requests per minute. */
+    rpm: z.number().int().positive().optional(),
+    /** Tokens per minute, counted as prompt + max tokens at admission and corrected at the end. */
+    tpm: z.number().int().positive().optional(),
+    budget: z
+      .object({
+        tokens: z.number().int().positive(),
+        period: z.enum(["hour", "day", "week", "month"]).default("month"),
+      })
+      .strict()
+      .optional(),
+    /** Share of the pool's device time when tenants compete (fair sharing). */
+    weight: z.number().positive().default(1),
+  })
+  .strict()
+  .refine((k) => (k.key === undefined) !== (k.keySha256 === undefined), { message: "give exactly one of key and keySha256" });
 
 export const configSchema = z
   .object({
@@ -83,9 +114,16 @@ export const configSchema = z
         /** Decode run when nothing else waits; cut short as soon as a request arrives. */
         idleDecodeSliceMs: z.number().positive().default(250),
         /** 429 when the predicted wait exceeds this multiple of the TTFT target; 0 turns it off. */
-        admissionTtftFactor: z.number().min(0).default(3),
+        admissionTtftFactor: z.number().min(0).default(0.5),
+        /**
+         * 503 `slo_wait_exceeded` for a request still waiting for a device this multiple of its
+         * TTFT target past its TTFT deadline; `false` lets it wait.
+         */
+        lateWaitCapFactor: z.union([z.number().min(0), z.literal(false)]).default(0.5),
         /** Measure each model once at start-up to seed the predictors. */
         calibrate: z.boolean().default(true),
+        /** Share device time between API keys in proportion to their weights when they compete. */
+        fairShare: z.boolean().default(true),
       })
       .strict()
       .default({}),
@@ -101,11 +139,18 @@ export const configSchema = z
     cacheDir: z.string().optional(),
     /** Omit to serve the embedded stand-in catalog. */
     models: z.array(modelSchema).min(1).optional(),
+    /** API keys; without it the API is open. */
+    auth: z
+      .object({ keys: z.array(apiKeySchema).min(1) })
+      .strict()
+      .refine((a) => new Set(a.keys.map((k) => k.name)).size === a.keys.length, { message: "key names must be unique", path: ["keys"] })
+      .optional(),
   })
   .strict();
 
 export type PitcherConfig = z.infer<typeof configSchema>;
 export type ModelConfig = z.infer<typeof modelSchema>;
+export type ApiKeyConfig = z.infer<typeof apiKeySchema>;
 
 export function parseByteSize(v: number | string): number {
   if (typeof v === "number") return v;

@@ -22,11 +22,13 @@ export interface ToolCall {
   arguments: string;
 }
 
-/** A function offered to the model; `parameters` is its arguments' JSON schema (an object schema). */
+/** A function offered to the model; `parameters` is its arguments' JSON schema (an object schema), as the client sent it. */
 export interface ToolFunction {
   name: string;
   description?: string;
   parameters: Record<string, unknown>;
+  /** The schema the arguments' grammar enforces (node-llama-cpp's subset, as the API rewrote it); `parameters` when absent. */
+  argumentsSchema?: Record<string, unknown>;
 }
 
 /**

@@ -14,8 +14,25 @@ export interface Sampling {
   /** 0 = greedy (argmax). */
   temperature: number;
   topP?: number;
+  /** Keep the k most likely tokens (0: all). */
+  topK?: number;
+  /** Drop tokens less likely than this fraction of the most likely one. */
+  minP?: number;
   /** Base seed; the step seed is derived from it and the token index, so sampling survives preemption. */
   seed?: number;
+  /**
+   * Penalties over the output generated so far (OpenAI's presence and frequency: subtracted
+   * from the logit once, or once per occurrence; llama.cpp's repeat: divides a positive
+   * logit, multiplies a negative one). Any of them makes sampling read the output so far:
+   * see `DecodeCall.items[].output`.
+   */
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  repeatPenalty?: number;
+  /** [token, logit offset] pairs; an offset of -100 or less bans the token. */
+  logitBias?: [number, number][];
+  /** Report the sampled token's log-probability and the `logprobs` most likely alternatives' (0..20). */
+  logprobs?: number;
   /** Constrain the output; the device that samples compiles and enforces it (issue 11). */
   grammar?: OutputGrammar;
 }
@@ -31,11 +48,29 @@ export type OutputGrammar =
   /** A GBNF grammar (llama.cpp's syntax), e.g. a model family's own tool-call syntax. */
   | { kind: "gbnf"; text: string };
 
+/** Whether sampling depends on the output generated so far (penalties), which the device must then be given. */
+export function samplingReadsOutput(s: Sampling): boolean {
+  return !!s.presencePenalty || !!s.frequencyPenalty || (s.repeatPenalty !== undefined && s.repeatPenalty !== 1);
+}
+
+/**
+ * Log-probabilities (natural log) of the distribution a token was drawn from: after logit
+ * bias and penalties, and when sampling, after top-k / top-p / min-p and temperature.
+ */
+export interface TokenLogprobs {
+  /** The sampled token's. */
+  logprob: number;
+  /** The most likely tokens', most likely first (as many as `Sampling.logprobs` asked). */
+  top: { token: number; logprob: number }[];
+}
+
 /** One sampled token. `end`: it is an end-of-generation token (the request stops here). */
 export interface SampledToken {
   requestId: RequestId;
   token: number;
   end: boolean;
+  /** When `Sampling.logprobs` asked for them. */
+  logprobs?: TokenLogprobs;
 }
 
 export interface DeviceResult {
@@ -49,6 +84,8 @@ export interface DeviceResult {
   bytes?: number;
   /** Decode: steps run (fewer than asked when every request ended or the run was yielded). */
   steps?: number;
+  /** Prefill (final chunk) of an embedding: the input's vector, unit length; no token. */
+  embedding?: { requestId: RequestId; vector: number[] };
 }
 
 export interface PrefillCall {
@@ -59,12 +96,30 @@ export interface PrefillCall {
   /** Last chunk: sample the first output token. */
   final: boolean;
   sampling: Sampling;
+  /**
+   * An embedding (the model must embed): the last chunk returns the vector of the whole
+   * input, pooled as the model says, instead of a token, and the device keeps no KV of it.
+   */
+  embed?: boolean;
+}
+
+export interface DecodeItem {
+  requestId: RequestId;
+  token: number;
+  tokenIndex: number;
+  sampling: Sampling;
+  output?: number[];
 }
 
 export interface DecodeCall {
   modelId: ModelId;
-  /** Each sequence's last token and that token's index in the output (0 = first). */
-  items: { requestId: RequestId; token: number; tokenIndex: number; sampling: Sampling }[];
+  /**
+   * Each sequence's last token and that token's index in the output (0 = first). `output`:
+   * the whole output so far (ending with `token`), sent when `samplingReadsOutput`: it
+   * travels with the request, so a request parked and resumed on another device (or after
+   * its model was reloaded) is penalized exactly as if it had never moved.
+   */
+  items: DecodeItem[];
   /** Steps to run back to back; a sequence that samples an end token leaves the run. */
   steps: number;
   /** Steps' tokens are reported together at most this often (and at the end); 0 = every step. */

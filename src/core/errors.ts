@@ -27,6 +27,13 @@ export class UnsupportedOptionError extends PitcherError {
   }
 }
 
+/** A JSON-schema keyword the output grammar cannot enforce: refused, never silently ignored. */
+export class UnsupportedSchemaKeywordError extends PitcherError {
+  constructor(message: string, param: string) {
+    super(message, "unsupported_schema_keyword", 400, "invalid_request_error", param);
+  }
+}
+
 export class ContextLengthError extends PitcherError {
   constructor(message: string, param = "messages") {
     super(message, "context_length_exceeded", 400, "invalid_request_error", param);
@@ -36,6 +43,13 @@ export class ContextLengthError extends PitcherError {
 export class ModelNotFoundError extends PitcherError {
   constructor(model: string) {
     super(`The model '${model}' does not exist. GET /v1/models lists the models served here.`, "model_not_found", 404, "invalid_request_error", "model");
+  }
+}
+
+/** The model exists but does not do what was asked: embeddings of a generating model, text from an embedding model. */
+export class WrongModelKindError extends PitcherError {
+  constructor(message: string, code: "model_cannot_embed" | "model_only_embeds") {
+    super(message, code, 400, "invalid_request_error", "model");
   }
 }
 
@@ -57,6 +71,20 @@ export class OverloadedError extends PitcherError {
     readonly retryAfterSeconds: number,
   ) {
     super(message, "rate_limit_exceeded", 429, "rate_limit_error");
+  }
+}
+
+/**
+ * An admitted request waited for a device past its TTFT target by more than the late-wait
+ * cap (`scheduler.lateWaitCapFactor`) without starting: the server ended it rather than let
+ * it take a device from requests that can still be served in time.
+ */
+export class SloWaitExceededError extends PitcherError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(`${message}. Retry in ${retryAfterSeconds} s.`, "slo_wait_exceeded", 503, "server_error");
   }
 }
 
@@ -117,5 +145,30 @@ export class KvRestoreFailedError extends PitcherError {
 export class ConfigError extends PitcherError {
   constructor(message: string) {
     super(message, "invalid_config", 500, "server_error");
+  }
+}
+
+/** No API key, or one this server does not know (401, as OpenAI answers). */
+export class InvalidApiKeyError extends PitcherError {
+  constructor(message = "Missing or unknown API key: send `Authorization: Bearer <key>` with a key this server knows") {
+    super(message, "invalid_api_key", 401, "invalid_request_error");
+  }
+}
+
+/** A key's requests or tokens per minute are used up (OpenAI's type is `requests` or `tokens`). */
+export class RateLimitError extends PitcherError {
+  constructor(
+    message: string,
+    readonly limit: "requests" | "tokens",
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message, "rate_limit_exceeded", 429, limit);
+  }
+}
+
+/** A key's token budget for the period is used up. */
+export class InsufficientQuotaError extends PitcherError {
+  constructor(message: string) {
+    super(message, "insufficient_quota", 429, "insufficient_quota");
   }
 }

@@ -14,6 +14,11 @@ export interface ServedModel {
   fileType?: string;
   expertCount?: number;
   standIn: boolean;
+  /**
+   * The model embeds (`/v1/embeddings`) and does nothing else: it is loaded as an embedding
+   * context, and chat or completions on it are refused.
+   */
+  embedding?: boolean;
   description: string;
   profile: ModelProfile;
 }

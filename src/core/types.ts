@@ -69,6 +69,19 @@ export interface RequestSpec {
   maxOutputTokens: number;
   /** Per-request override of the model's SLO. */
   slo?: SloTargets;
+  /**
+   * Prefill the prompt in one command, not in chunks: an embedding pools over the whole
+   * input at once (its final prefill yields the vector; it asks for one output token).
+   */
+  wholePrompt?: boolean;
+  /** Whose request it is, for fair sharing (scheduler/fairShare.ts); absent: the one default tenant. */
+  tenant?: TenantRef;
+}
+
+/** A tenant as the scheduler sees it: a name and its weight in fair sharing (device time ∝ weight). */
+export interface TenantRef {
+  id: string;
+  weight: number;
 }
 
 /**

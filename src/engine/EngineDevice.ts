@@ -5,12 +5,12 @@
  * sequence from a multi-step decode), parks KV in the pool's host tier, and reports a
  * worker's death as `DeviceDownError` and `onCrash`.
  */
-import type { DecodeCall, DevicePort, DeviceResult, PrefillCall, SampledToken } from "../core/devicePort.ts";
+import type { DecodeCall, DevicePort, DeviceResult, PrefillCall, SampledToken, TokenLogprobs } from "../core/devicePort.ts";
 import type { ServedModel } from "../core/servedModel.ts";
 import type { DeviceId, ModelId, RequestId } from "../core/types.ts";
 import { DeviceProcess } from "./DeviceProcess.ts";
 import type { HostKvTier } from "./HostKvTier.ts";
-import type { WorkerCommand, WorkerInit, WorkerResult } from "./protocol.ts";
+import type { WorkerCommand, WorkerInit, WorkerProgress, WorkerResult } from "./protocol.ts";
 
 export interface EngineDeviceOptions {
   threads: number;
@@ -88,6 +88,7 @@ export class EngineDevice implements DevicePort {
       batchTokens: Math.max(this.options.prefillChunkTokens, m.profile.maxBatch),
       evict,
       endTokens: [...endTokens],
+      ...(m.embedding ? { embedding: true } : {}),
     };
     return this.run(command, release);
   }
@@ -99,11 +100,12 @@ export class EngineDevice implements DevicePort {
   async prefill(call: PrefillCall, release: RequestId[]): Promise<DeviceResult> {
     const { durationMs, result } = await this.process.call({ op: "prefill", ...call }, release);
     const token = result.tokens?.[0];
-    return { durationMs, ...(call.final && token !== undefined ? { first: this.sampled(call.modelId, call.requestId, token) } : {}) };
+    if (result.embedding) return { durationMs, embedding: { requestId: call.requestId, vector: result.embedding } };
+    return { durationMs, ...(call.final && token !== undefined ? { first: this.sampled(call.modelId, call.requestId, token, result.logprobs?.[0]) } : {}) };
   }
 
   decode(call: DecodeCall, release: RequestId[], onTokens: (tokens: SampledToken[]) => void): Promise<DeviceResult> {
-    return this.run({ op: "decode", ...call }, release, (p) => onTokens(p.requestIds.map((id, i) => this.sampled(call.modelId, id, p.tokens[i]!))));
+    return this.run({ op: "decode", ...call }, release, (p) => onTokens(p.requestIds.map((id, i) => this.sampled(call.modelId, id, p.tokens[i]!, p.logprobs?.[i]))));
   }
 
   swapOut(modelId: ModelId, requestIds: RequestId[], release: RequestId[]): Promise<DeviceResult> {
@@ -130,11 +132,11 @@ export class EngineDevice implements DevicePort {
     this.options.hostKv.discard(requestId);
   }
 
-  private sampled(modelId: ModelId, requestId: RequestId, token: number): SampledToken {
-    return { requestId, token, end: this.ends.get(modelId)?.has(token) ?? false };
+  private sampled(modelId: ModelId, requestId: RequestId, token: number, logprobs?: TokenLogprobs | null): SampledToken {
+    return { requestId, token, end: this.ends.get(modelId)?.has(token) ?? false, ...(logprobs ? { logprobs } : {}) };
   }
 
-  private async run(command: WorkerCommand, release: RequestId[], onProgress?: (p: { requestIds: RequestId[]; tokens: number[] }) => void): Promise<DeviceResult> {
+  private async run(command: WorkerCommand, release: RequestId[], onProgress?: (p: WorkerProgress["progress"][number]) => void): Promise<DeviceResult> {
     const { durationMs, result } = await this.process.call(command, release, onProgress);
     return { durationMs, ...outcomeOf(result) };
   }

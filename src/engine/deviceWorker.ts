@@ -9,10 +9,13 @@
  */
 import fs from "node:fs/promises";
 import { getLlama, LlamaLogLevel, type Llama, type Token, type LlamaContext, type LlamaContextSequence, type LlamaModel } from "node-llama-cpp";
-import type { Sampling } from "../core/devicePort.ts";
+import type { TokenLogprobs } from "../core/devicePort.ts";
 import type { ModelId, RequestId } from "../core/types.ts";
 import { BatchModeChooser } from "./batchMode.ts";
+import { embedChunk, isEmbedder, loadEmbedder, releaseEmbeddings, unloadEmbedder } from "./embedding.ts";
+import { OutputGrammars } from "./grammarState.ts";
 import { kvPaths, KvStateError, sealKvState, verifyKvState } from "./kvStateFile.ts";
+import { generateNext, readLogprobs } from "./samplingOptions.ts";
 import { skipResourceSimulation } from "./skipResourceSimulation.ts";
 import type { WorkerCommand, WorkerInit, WorkerMessage, WorkerProgress, WorkerReply, WorkerResult } from "./protocol.ts";
 
@@ -30,6 +33,8 @@ interface LoadedModel {
 
 let llama: Llama | undefined;
 let init: WorkerInit | undefined;
+/** Constrained output (`Sampling.grammar`): compiled grammars and each request's state. */
+let grammars: OutputGrammars | undefined;
 const models = new Map<ModelId, LoadedModel>();
 
 function send(reply: WorkerReply | WorkerProgress): void {
@@ -37,11 +42,13 @@ function send(reply: WorkerReply | WorkerProgress): void {
   if (process.connected) process.send!(reply);
 }
 
-function stepOptions(s: Sampling, tokenIndex: number): { temperature: number; topP?: number; seed?: number } {
-  if (s.temperature <= 0) return { temperature: 0 };
-  // A per-token seed makes sampled output independent of when the request was preempted.
-  const seed = s.seed === undefined ? undefined : (s.seed + tokenIndex * 7919) >>> 0;
-  return { temperature: s.temperature, ...(s.topP !== undefined ? { topP: s.topP } : {}), ...(seed !== undefined ? { seed } : {}) };
+type StepOutput = Awaited<ReturnType<LlamaContextSequence["controlledEvaluate"]>>[number];
+
+/** A step's sampled token, and its logprobs when the request asked for them. */
+function sampledOf(out: StepOutput | undefined, logprobsK: number | undefined, what: string): { token: number; logprobs: TokenLogprobs | null } {
+  const token = out?.next?.token;
+  if (token === undefined || token === null) throw new Error(`${what} produced no token`);
+  return { token, logprobs: logprobsK === undefined ? null : readLogprobs(out!.next, token, logprobsK) };
 }
 
 function loaded(modelId: ModelId): LoadedModel {
@@ -63,18 +70,22 @@ async function releaseSequence(m: LoadedModel, requestId: RequestId): Promise<vo
   const seq = m.byRequest.get(requestId);
   if (!seq) return;
   m.byRequest.delete(requestId);
+  grammars?.release(requestId);
   await seq.clearHistory();
   m.free.push(seq);
 }
 
 async function release(requestIds: RequestId[]): Promise<void> {
+  releaseEmbeddings(requestIds);
   for (const id of requestIds) for (const m of models.values()) await releaseSequence(m, id);
 }
 
 async function unload(modelId: ModelId): Promise<void> {
+  if (await unloadEmbedder(modelId)) return;
   const m = models.get(modelId);
   if (!m) return;
   models.delete(modelId);
+  grammars?.unloadModel(modelId);
   await m.context.dispose();
   await m.model.dispose();
 }
@@ -89,7 +100,11 @@ async function run(id: number, cmd: WorkerCommand): Promise<WorkerResult> {
   switch (cmd.op) {
     case "load": {
       for (const id of cmd.evict) await unload(id);
-      if (models.has(cmd.modelId)) return {};
+      if (models.has(cmd.modelId) || isEmbedder(cmd.modelId)) return {};
+      if (cmd.embedding) {
+        await loadEmbedder(llama!, { modelId: cmd.modelId, path: cmd.path, contextTokens: cmd.contextTokens, threads: init!.threads });
+        return {};
+      }
       const model = await llama!.loadModel({ modelPath: cmd.path, useMmap: true });
       try {
         const context = await model.createContext({
@@ -122,23 +137,39 @@ async function run(id: number, cmd: WorkerCommand): Promise<WorkerResult> {
       for (const id of cmd.modelIds) await unload(id);
       return {};
     case "prefill": {
+      if (cmd.embed || isEmbedder(cmd.modelId)) {
+        const embedding = await embedChunk(cmd);
+        return embedding ? { embedding } : {};
+      }
       const m = loaded(cmd.modelId);
       const seq = sequenceFor(m, cmd.requestId);
       if (!cmd.final) {
         await seq.controlledEvaluate(cmd.tokens as Token[]);
         return {};
       }
+      if (cmd.sampling.grammar) {
+        const token = await grammars!.sample(
+          { id: cmd.modelId, ...m },
+          cmd.requestId,
+          seq,
+          cmd.tokens as Token[],
+          0,
+          cmd.sampling.grammar,
+          generateNext(m.model, cmd.sampling, 0, []).options ?? {},
+        );
+        return { tokens: [token] };
+      }
       const last = cmd.tokens.length - 1;
       const input: Parameters<LlamaContextSequence["controlledEvaluate"]>[0] = (cmd.tokens as Token[]).map((t, i) =>
-        i === last ? [t, { generateNext: { token: true, options: stepOptions(cmd.sampling, 0) } }] : t,
+        i === last ? [t, { generateNext: generateNext(m.model, cmd.sampling, 0, []) }] : t,
       );
       const out = await seq.controlledEvaluate(input);
-      const token = out[last]?.next?.token;
-      if (token === undefined || token === null) throw new Error("prefill produced no token");
-      return { tokens: [token] };
+      const first = sampledOf(out[last], cmd.sampling.logprobs, "prefill");
+      return { tokens: [first.token], ...(first.logprobs ? { logprobs: [first.logprobs] } : {}) };
     }
     case "decode": {
       const m = loaded(cmd.modelId);
+      // Our own copy (parsed from the message): outputs grow in place as steps sample.
       let items = cmd.items;
       let step = 0;
       // Steps' tokens go out together at most every `progressEveryMs`, and at the end.
@@ -150,8 +181,23 @@ async function run(id: number, cmd: WorkerCommand): Promise<WorkerResult> {
         lastSent = performance.now();
       };
       // One sequence's step: feed its pending token, sample the next.
-      const evaluate = (it: (typeof items)[number]) =>
-        sequenceFor(m, it.requestId).controlledEvaluate([[it.token as Token, { generateNext: { token: true, options: stepOptions(it.sampling, it.tokenIndex) } }]]);
+      const evaluate = async (it: (typeof items)[number]) => {
+        const seq = sequenceFor(m, it.requestId);
+        const { grammar } = it.sampling;
+        if (grammar) {
+          const token = await grammars!.sample(
+            { id: cmd.modelId, ...m },
+            it.requestId,
+            seq,
+            [it.token as Token],
+            it.tokenIndex,
+            grammar,
+            generateNext(m.model, it.sampling, it.tokenIndex, it.output).options ?? {},
+          );
+          return [{ next: { token: token as Token } }];
+        }
+        return seq.controlledEvaluate([[it.token as Token, { generateNext: generateNext(m.model, it.sampling, it.tokenIndex, it.output) }]]);
+      };
       for (; step < cmd.steps && items.length > 0; step++) {
         const mode = m.batchModes.choose(items.length);
         const t0 = performance.now();
@@ -163,12 +209,11 @@ async function run(id: number, cmd: WorkerCommand): Promise<WorkerResult> {
           for (const it of items) results.push(await evaluate(it));
         }
         m.batchModes.observe(items.length, mode, performance.now() - t0);
-        const tokens = results.map((r, i) => {
-          const t = r[0]?.next?.token;
-          if (t === undefined || t === null) throw new Error(`decode produced no token for ${items[i]!.requestId}`);
-          return t;
-        });
-        pending.push({ requestIds: items.map((it) => it.requestId), tokens });
+        const sampled = results.map((r, i) => sampledOf(r[0], items[i]!.sampling.logprobs, `decode of ${items[i]!.requestId}`));
+        const tokens = sampled.map((x) => x.token);
+        const withLogprobs = sampled.some((x) => x.logprobs);
+        pending.push({ requestIds: items.map((it) => it.requestId), tokens, ...(withLogprobs ? { logprobs: sampled.map((x) => x.logprobs) } : {}) });
+        for (const [i, it] of items.entries()) it.output?.push(tokens[i]!);
         if (performance.now() - lastSent >= cmd.progressEveryMs) flush();
         // Sequences that ended (end token) or were cancelled leave the batch.
         items = items.map((it, i) => ({ ...it, token: tokens[i]!, tokenIndex: it.tokenIndex + 1 })).filter((it, i) => !m.endTokens.has(tokens[i]!) && !cancelled.has(it.requestId));
@@ -248,6 +293,7 @@ process.on("message", (msg: WorkerMessage) => {
         });
         // A CPU device has no layers to fit and budgets memory in the server's ledger.
         if (llama.gpu === false) skipResourceSimulation();
+        grammars = new OutputGrammars(llama);
         send({ id: msg.id, ok: true, durationMs: performance.now() - t0, result: {} });
         return;
       }

@@ -3,7 +3,7 @@
  * device). Every request carries an id; the worker answers each exactly once. Token ids
  * and timings travel; text never does (the server tokenizes and detokenizes).
  */
-import type { Sampling } from "../core/devicePort.ts";
+import type { DecodeItem, Sampling, TokenLogprobs } from "../core/devicePort.ts";
 import type { ModelId, RequestId } from "../core/types.ts";
 
 export interface WorkerInit {
@@ -26,6 +26,8 @@ export type WorkerCommand =
       evict: ModelId[];
       /** End-of-generation tokens: a sequence that samples one leaves a multi-step decode. */
       endTokens: number[];
+      /** Load as an embedding model (engine/embedding.ts): it embeds and generates nothing. */
+      embedding?: boolean;
     }
   | { op: "evict"; modelIds: ModelId[] }
   | {
@@ -36,11 +38,13 @@ export type WorkerCommand =
       final: boolean;
       /** Index of the output token the final chunk samples (0 for the first). */
       sampling: Sampling;
+      /** An embedding: the final chunk answers the whole input's vector, not a token. */
+      embed?: boolean;
     }
   | {
       op: "decode";
       modelId: ModelId;
-      items: { requestId: RequestId; token: number; tokenIndex: number; sampling: Sampling }[];
+      items: DecodeItem[];
       /** Steps to run back to back. */
       steps: number;
       /**
@@ -64,12 +68,16 @@ export type WorkerMessage =
 export interface WorkerResult {
   /** prefill (final): the first output token; decode: one token per item, in order. */
   tokens?: number[];
+  /** With `tokens`, when the request's sampling asked for them (null where it did not). */
+  logprobs?: (TokenLogprobs | null)[];
   /** Requests the command failed for, with why; the rest succeeded. */
   failed?: { requestId: RequestId; error: string }[];
   /** Bytes written or read (KV swaps). */
   bytes?: number;
   /** Decode: steps run. */
   steps?: number;
+  /** Prefill (final) of an embedding: the input's vector, unit length. */
+  embedding?: number[];
 }
 
 /**
@@ -79,7 +87,7 @@ export interface WorkerResult {
  */
 export interface WorkerProgress {
   id: number;
-  progress: { requestIds: RequestId[]; tokens: number[] }[];
+  progress: { requestIds: RequestId[]; tokens: number[]; logprobs?: (TokenLogprobs | null)[] }[];
 }
 
 export type WorkerReply = { id: number; ok: true; durationMs: number; result: WorkerResult } | { id: number; ok: false; error: string; code: string };

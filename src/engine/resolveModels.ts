@@ -57,6 +57,15 @@ function fileTypeName(v: unknown): string | undefined {
   return typeof v === "number" ? (FILE_TYPES[v] ?? `type ${v}`) : undefined;
 }
 
+/**
+ * A file that names a pooling type (`<arch>.pooling_type`: mean, CLS or last) is an
+ * embedding model; none (0) or rank (4, a reranker) is not.
+ */
+function embedsByFile(poolingType: unknown): boolean {
+  const p = Number(poolingType ?? 0);
+  return p >= 1 && p <= 3;
+}
+
 export function defaultCacheDir(config: PitcherConfig): string {
   if (config.cacheDir) return path.resolve(config.cacheDir);
   if (process.env.PITCHER_CACHE_DIR) return path.resolve(process.env.PITCHER_CACHE_DIR);
@@ -112,7 +121,7 @@ export async function resolveModels(config: PitcherConfig, baseDir: string, log:
   const cacheDir = defaultCacheDir(config);
   const entries = config.models
     ? config.models.map((m) => ({ ...m, description: m.description ?? "" }))
-    : ensureStandIns(cacheDir, log).map((m) => ({ ...m, slo: undefined, contextTokens: undefined, maxBatch: undefined }));
+    : ensureStandIns(cacheDir, log).map((m) => ({ ...m, slo: undefined, contextTokens: undefined, maxBatch: undefined, embedding: undefined }));
   const standIn = !config.models;
   const ids = new Set<string>();
   const out: ServedModel[] = [];
@@ -147,6 +156,7 @@ export async function resolveModels(config: PitcherConfig, baseDir: string, log:
     const activeBytes = expertCount && expertUsed ? fileBytes * (0.3 + 0.7 * (expertUsed / expertCount)) : fileBytes;
     const decodeStepMs = Math.max(0.3, activeBytes / 18e6);
     const slo = resolveSlo(DEFAULT_SLO, config.defaults.slo, m.slo);
+    const embedding = m.embedding ?? embedsByFile(a.pooling_type);
     out.push({
       id: m.id,
       path: file,
@@ -158,6 +168,7 @@ export async function resolveModels(config: PitcherConfig, baseDir: string, log:
       vocabularySize: (info.metadata as { tokenizer?: { ggml?: { tokens?: readonly unknown[] } } }).tokenizer?.ggml?.tokens?.length ?? 0,
       ...(expertCount ? { expertCount } : {}),
       standIn,
+      ...(embedding ? { embedding: true } : {}),
       description: m.description,
       profile: {
         id: m.id,

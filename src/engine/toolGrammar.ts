@@ -55,7 +55,7 @@ export function toolCallGrammar(llama: Llama, syntax: ToolCallSyntax, request: C
 /** The function's arguments grammar as rules (`<prefix>root` and the rules it uses). */
 function argumentsRules(llama: Llama, f: ToolFunction, prefix: string): string[] {
   // The constructor is what `llama.createGrammarForJsonSchema` runs; it is synchronous, as the prompt is built.
-  const gbnf = new LlamaJsonSchemaGrammar(llama, f.parameters as never).grammar;
+  const gbnf = new LlamaJsonSchemaGrammar(llama, (f.argumentsSchema ?? f.parameters) as never).grammar;
   if (!JSON_GRAMMAR_TAIL.test(gbnf.split("\n")[0]!)) throw new Error("node-llama-cpp's JSON-schema grammar changed shape: see toolGrammar.ts");
   return gbnf
     .split("\n")

@@ -14,4 +14,6 @@ export interface HttpOutcome {
   model: string | null;
   /** The request reached the pool, whose own log line and metrics already tell how it ended. */
   admitted: boolean;
+  /** The API key's name, when keys are configured and the key was known. */
+  tenant?: string;
 }

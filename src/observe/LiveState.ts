@@ -70,6 +70,8 @@ export interface DashboardState {
     kvBytes: number;
   }[];
   models: ModelLive[];
+  /** Per API key name, over the window (empty without keys): requests ended, scored, met, output tokens. */
+  tenants: { name: string; ended: number; scored: number; met: number; tokens: number }[];
   hostKvRequests: number;
   /**
    * Segments ended after the client's cursor. On the first message (cursor 0) they are
@@ -93,6 +95,8 @@ interface Ended {
   ttftMs: number | null;
   gapsMs: number[];
   errorCode?: string;
+  tenant?: string;
+  tokens: number;
 }
 
 /** Nearest-rank percentiles of `xs` (sorted here). */
@@ -186,7 +190,16 @@ export class LiveState {
       const t = this.totals.get(s.modelId)!;
       t.tokens += s.completionTokens;
       const code = errorCode(s.outcome, s.error);
-      this.recent.push({ atMs: pool.now(), modelId: s.modelId, met: s.sloMet, ttftMs: s.ttftMs, gapsMs: s.gapsMs, ...(code ? { errorCode: code } : {}) });
+      this.recent.push({
+        atMs: pool.now(),
+        modelId: s.modelId,
+        met: s.sloMet,
+        ttftMs: s.ttftMs,
+        gapsMs: s.gapsMs,
+        tokens: s.completionTokens,
+        ...(code ? { errorCode: code } : {}),
+        ...(o.tenant ? { tenant: o.tenant } : {}),
+      });
       if (s.sloMet === null) return;
       t.scored++;
       if (s.sloMet) t.met++;
@@ -259,9 +272,28 @@ export class LiveState {
         };
       }),
       models,
+      tenants: tenantsOf(this.recent),
       hostKvRequests: snap.hostKvRequests,
       segments: cursor === 0 ? coalesce(fresh, this.windowMs / 1000, FIRST_SEGMENTS_PER_DEVICE) : fresh,
       cursor: this.seq,
     };
   }
+}
+
+/** The window's ended requests per API key name, by name. */
+function tenantsOf(recent: Ended[]): DashboardState["tenants"] {
+  const by = new Map<string, DashboardState["tenants"][number]>();
+  for (const r of recent) {
+    if (r.tenant === undefined) continue;
+    let t = by.get(r.tenant);
+    if (!t) {
+      t = { name: r.tenant, ended: 0, scored: 0, met: 0, tokens: 0 };
+      by.set(r.tenant, t);
+    }
+    t.ended++;
+    t.tokens += r.tokens;
+    if (r.met !== null) t.scored++;
+    if (r.met) t.met++;
+  }
+  return [...by.values()].sort((a, b) => a.name.localeCompare(b.name));
 }

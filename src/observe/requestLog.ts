@@ -17,6 +17,7 @@ export function attachRequestLog(pool: Pick<ObservedPool, "on">, destination: De
     const line = {
       request_id: s.id,
       model: s.modelId,
+      ...(o.tenant !== undefined ? { tenant: o.tenant } : {}),
       outcome: s.outcome,
       prompt_tokens: s.promptTokens,
       completion_tokens: s.completionTokens,
@@ -56,6 +57,6 @@ export function attachRequestLog(pool: Pick<ObservedPool, "on">, destination: De
 export function logHttpRefusals(log: Logger): (o: HttpOutcome) => void {
   return (o) => {
     if (o.status < 400 || o.admitted) return;
-    log.warn({ status: o.status, code: o.code, route: o.route, method: o.method, model: o.model }, "refused");
+    log.warn({ status: o.status, code: o.code, route: o.route, method: o.method, model: o.model, ...(o.tenant ? { tenant: o.tenant } : {}) }, "refused");
   };
 }

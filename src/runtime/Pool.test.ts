@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Sampling } from "../core/devicePort.ts";
-import { DeviceFailedError, OverloadedError, PitcherError, ShuttingDownError } from "../core/errors.ts";
+import { DeviceFailedError, OverloadedError, PitcherError, ShuttingDownError, SloWaitExceededError } from "../core/errors.ts";
 import type { ServedModel } from "../core/servedModel.ts";
 import type { FakeCall, FakeDeviceOptions } from "../../test/fakes/FakeDevice.ts";
 import { FAKE_END_TOKEN, FakeDevice, hashedToken } from "../../test/fakes/FakeDevice.ts";
@@ -269,6 +269,30 @@ describe("Pool on fake devices", () => {
     const { pool, generate, outcomes } = await makePool({ models: [model], scheduler: { admissionTtftFactor: 1 } });
     await assert.rejects(generate("o1", { maxTokens: 100 }), (e) => e instanceof OverloadedError && e.status === 429);
     assert.equal(outcomes[0]!.reason, "rejected");
+    assert.equal(pool.activeRequests, 0);
+  });
+});
+
+describe("Pool: the late-wait cap", () => {
+  it("ends a request that waited past the cap without starting: 503 slo_wait_exceeded with a retry time; the running one finishes", async () => {
+    // One slot and a request holding it for ≈1 s: the next waits past 200 ms + 0.5 × 200 ms.
+    const model = servedModel("m", { maxBatch: 1, slo: { ttftMs: 200, tbtMs: 100 } });
+    const { pool, generate, outcomes, dev } = await makePool({ models: [model], scheduler: { policy: "request", lateWaitCapFactor: 0.5 } });
+    const running = generate("long", { maxTokens: 100 });
+    const waiting = generate("late", { maxTokens: 5 });
+    await assert.rejects(waiting, (e) => {
+      assert.ok(e instanceof SloWaitExceededError);
+      assert.equal(e.status, 503);
+      assert.equal(e.code, "slo_wait_exceeded");
+      assert.ok(e.retryAfterSeconds >= 1);
+      assert.match(e.message, /waited \d+ ms for a device without starting, past its TTFT target of 200 ms/);
+      return true;
+    });
+    assert.ok(!dev.calls.some((c) => c.op === "prefill" && c.requestIds.includes("late")), "the late request never took the device");
+    assert.equal((await running).completionTokens, 100);
+    const late = outcomes.find((o) => o.id === "late")!;
+    assert.equal(late.reason, "error");
+    assert.deepEqual(late.tokenTimesMs, []);
     assert.equal(pool.activeRequests, 0);
   });
 });

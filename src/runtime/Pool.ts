@@ -7,7 +7,7 @@
 import { EventEmitter } from "node:events";
 import type { Codecs } from "../core/codec.ts";
 import { DeviceDownError, type DevicePort, type DeviceResult, type SampledToken } from "../core/devicePort.ts";
-import { KvRestoreFailedError, OverloadedError, ShuttingDownError, type PitcherError } from "../core/errors.ts";
+import { KvRestoreFailedError, OverloadedError, ShuttingDownError, SloWaitExceededError, type PitcherError } from "../core/errors.ts";
 import type { ServedModel } from "../core/servedModel.ts";
 import type { Command, DeviceId, FinishedRequest, ModelId, RequestId } from "../core/types.ts";
 import type { Scheduler, SchedulerSnapshot } from "../scheduler/Scheduler.ts";
@@ -171,14 +171,24 @@ export class Pool extends EventEmitter<PoolEvents> {
     const arrivalMs = this.now();
     const slo = params.slo ?? model.profile.slo;
     const codec = this.codecs.get(params.modelId);
+    const [tenant, named] = params.tenant ? [{ tenant: params.tenant }, { tenant: params.tenant.id }] : [{}, {}];
     return new Promise<GenerationResult>((resolve, reject) => {
       const submitted = this.scheduler.submit(
-        { id, modelId: params.modelId, arrivalMs, promptTokens: params.promptTokens.length, maxOutputTokens: params.maxTokens, slo },
+        {
+          id,
+          modelId: params.modelId,
+          arrivalMs,
+          promptTokens: params.promptTokens.length,
+          maxOutputTokens: params.maxTokens,
+          slo,
+          ...(params.embed ? { wholePrompt: true } : {}),
+          ...tenant,
+        },
         arrivalMs,
       );
       if (!submitted.accepted) {
         const retry = Math.max(1, Math.ceil(submitted.retryAfterMs / 1000));
-        this.emit("outcome", { id, modelId: params.modelId, arrivalMs, tokenTimesMs: [], promptTokens: params.promptTokens.length, reason: "rejected", slo });
+        this.emit("outcome", { id, modelId: params.modelId, arrivalMs, tokenTimesMs: [], promptTokens: params.promptTokens.length, reason: "rejected", slo, ...named });
         reject(new OverloadedError(`Model ${params.modelId} is overloaded: ${submitted.reason}. Retry in ${retry} s.`, retry));
         return;
       }
@@ -209,6 +219,8 @@ export class Pool extends EventEmitter<PoolEvents> {
   // ---- the loop ------------------------------------------------------------------------
 
   private pump(): void {
+    // Requests that waited past the late-wait cap end before the devices are planned.
+    for (const f of this.scheduler.expire(this.now())) this.complete(f, new SloWaitExceededError(f.error!, Math.max(1, Math.ceil(f.retryAfterMs / 1000))));
     for (const [deviceId, device] of this.devices) {
       if (this.restarts.has(deviceId) || this.scheduler.isBusy(deviceId)) continue;
       const t0 = performance.now();
@@ -251,6 +263,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     const endMs = this.now();
     const errors = new Map((result.failed ?? []).map((f) => [f.requestId, f.error]));
     if (result.first) this.acceptToken(result.first, endMs);
+    if (result.embedding) this.live.get(result.embedding.requestId)?.acceptEmbedding(result.embedding.vector, endMs);
     const finished = this.scheduler.onCommandDone(
       device.id,
       { durationMs: result.durationMs, failedRequestIds: [...errors.keys()], ...(result.steps !== undefined ? { steps: result.steps } : {}) },

@@ -7,12 +7,20 @@
 import { randomInt, randomUUID } from "node:crypto";
 import type { ChatMessage, ChatToolsPrompt, ChatToolsRequest, Codecs, ToolCallSyntax } from "../core/codec.ts";
 import type { Sampling } from "../core/devicePort.ts";
-import { ContextLengthError, InvalidRequestError, ModelNotFoundError } from "../core/errors.ts";
+import { ContextLengthError, InvalidRequestError, ModelNotFoundError, WrongModelKindError } from "../core/errors.ts";
 import type { ServedModel } from "../core/servedModel.ts";
-import type { DeviceId, ModelId, RequestId } from "../core/types.ts";
+import type { DeviceId, ModelId, RequestId, TenantRef } from "../core/types.ts";
+import { embedThroughPool, type EmbeddingRequest, type EmbeddingResult } from "./embeddings.ts";
+import type { TokenLogprob } from "./LiveRequest.ts";
 import type { DeviceState, DeviceStatus, GenerationParams, GenerationResult } from "./Pool.ts";
 
-export type { GenerationResult };
+export type { EmbeddingRequest, EmbeddingResult, GenerationResult, TokenLogprob };
+
+/** One piece of streamed text, with the logprobs of the token it came from (when asked; the final tail has none). */
+export interface Piece {
+  text: string;
+  logprob?: TokenLogprob;
+}
 
 /** What a request asks to generate from: chat messages (through the model's template) or a prompt. */
 export type ServingInput = { kind: "chat"; messages: ChatMessage[]; tools?: ChatToolsRequest } | { kind: "completion"; prompt: string | number[] };
@@ -34,6 +42,14 @@ export interface ServingRequest {
   stop: string[];
   /** Aborting it cancels the request at once (the client went away). */
   signal?: AbortSignal;
+  /** Whose request it is (an API key's name and weight): fair sharing, logs, metrics. */
+  tenant?: TenantRef;
+  /**
+   * Run once the prompt is counted, before the request reaches the pool: it may refuse
+   * (reject with the error the client gets), and gives back what to call with the tokens
+   * the request used when it ends (per-key limits and budgets).
+   */
+  admit?: (cost: { promptTokens: number; maxTokens: number }) => Promise<(usedTokens: number) => void>;
 }
 
 export interface Generation {
@@ -46,6 +62,8 @@ export interface Generation {
    * resolves; throws `result`'s error when it rejects, before any piece if it failed before one.
    */
   pieces: AsyncIterable<string>;
+  /** The same pieces with their tokens' logprobs: read this or `pieces`, not both. */
+  detailed: AsyncIterable<Piece>;
   result: Promise<GenerationResult>;
   /** A chat request offered tools: how the model writes calls (its output is constrained to them, or text with `auto`). */
   toolCallSyntax?: ToolCallSyntax;
@@ -76,6 +94,8 @@ export interface Serving {
    * refusals (overload, draining, failures) reject `result`.
    */
   generate(request: ServingRequest): Generation;
+  /** Vectors of the inputs from a model that embeds; refusals before scheduling throw at once, as `generate`'s do. */
+  embed(request: EmbeddingRequest): Promise<EmbeddingResult>;
   models(): ServedModel[];
   model(id: ModelId): ServedModel | undefined;
   health(): Health;
@@ -143,6 +163,7 @@ export class PoolServing implements Serving {
   generate(request: ServingRequest): Generation {
     const model = this.pool.models.get(request.modelId);
     if (!model) throw new ModelNotFoundError(request.modelId);
+    if (model.embedding) throw new WrongModelKindError(`The model '${model.id}' is an embedding model: use POST /v1/embeddings`, "model_only_embeds");
     const { promptTokens, templateStops, promptParam, tools } = this.prompt(model, request.input);
     const contextTokens = model.profile.contextTokens;
     if (promptTokens.length >= contextTokens)
@@ -158,13 +179,17 @@ export class PoolServing implements Serving {
         param,
       );
     }
+    const bias = request.sampling.logitBias?.find(([t]) => t >= model.vocabularySize);
+    if (bias) throw new InvalidRequestError(`logit_bias names token ${bias[0]}, outside the model's vocabulary of ${model.vocabularySize} tokens`, "logit_bias");
     const id = `${request.input.kind === "chat" ? "chatcmpl" : "cmpl"}-${randomUUID()}`;
     const pieces = new PieceQueue();
-    const result = this.pool.generate({
+    const maxTokens = request.maxTokens ?? Math.min(request.defaultMaxTokens ?? roomTokens, roomTokens);
+    let streamed = 0;
+    const params: GenerationParams = {
       requestId: id,
       modelId: request.modelId,
       promptTokens,
-      maxTokens: request.maxTokens ?? Math.min(request.defaultMaxTokens ?? roomTokens, roomTokens),
+      maxTokens,
       // A sampled request without a seed gets one of its own (greedy needs none); the seed
       // also keeps its tokens exact across preemption, as a given seed does.
       sampling: {
@@ -172,14 +197,35 @@ export class PoolServing implements Serving {
         ...(tools ? { grammar: tools.grammar } : {}),
       },
       stop: [...request.stop.filter((s) => s.length > 0), ...templateStops],
-      onDelta: (text) => pieces.push(text),
+      onDelta: (text, logprob) => {
+        streamed++;
+        pieces.push(logprob ? { text, logprob } : { text });
+      },
       ...(request.signal ? { signal: request.signal } : {}),
-    });
+      ...(request.tenant ? { tenant: request.tenant } : {}),
+    };
+    const run = () => this.pool.generate(params);
+    const admit = request.admit;
+    // A request that ends without a result (failed, cancelled) is charged its prompt and the tokens it streamed.
+    const result = admit
+      ? admit({ promptTokens: promptTokens.length, maxTokens }).then((settle) => {
+          const r = run();
+          r.then(
+            (g) => settle(g.promptTokens + g.completionTokens),
+            () => settle(promptTokens.length + streamed),
+          );
+          return r;
+        })
+      : run();
     result.then(
       () => pieces.end(),
       (e: unknown) => pieces.fail(e),
     );
-    return { id, promptTokens: promptTokens.length, pieces, result, ...(tools ? { toolCallSyntax: tools.syntax } : {}) };
+    return { id, promptTokens: promptTokens.length, pieces: texts(pieces), detailed: pieces, result, ...(tools ? { toolCallSyntax: tools.syntax } : {}) };
+  }
+
+  embed(request: EmbeddingRequest): Promise<EmbeddingResult> {
+    return embedThroughPool(this.pool, this.codecs, request);
   }
 
   private prompt(model: ServedModel, input: ServingInput): { promptTokens: number[]; templateStops: string[]; promptParam: string; tools?: ChatToolsPrompt } {
@@ -204,13 +250,13 @@ export class PoolServing implements Serving {
  * Pieces pushed by the pool, read by one consumer at its own pace. Buffered until read (a
  * non-streaming caller never reads them; they go with the request).
  */
-class PieceQueue implements AsyncIterable<string> {
-  private readonly buffered: string[] = [];
+class PieceQueue implements AsyncIterable<Piece> {
+  private readonly buffered: Piece[] = [];
   private done = false;
   private error: { e: unknown } | null = null;
   private wake: (() => void) | null = null;
 
-  push(piece: string): void {
+  push(piece: Piece): void {
     if (this.done) return;
     this.buffered.push(piece);
     this.notify();
@@ -233,7 +279,7 @@ class PieceQueue implements AsyncIterable<string> {
     w?.();
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<string> {
+  async *[Symbol.asyncIterator](): AsyncIterator<Piece> {
     for (;;) {
       if (this.buffered.length > 0) {
         yield this.buffered.shift()!;
@@ -244,4 +290,8 @@ class PieceQueue implements AsyncIterable<string> {
       await new Promise<void>((resolve) => (this.wake = resolve));
     }
   }
+}
+
+async function* texts(pieces: AsyncIterable<Piece>): AsyncIterable<string> {
+  for await (const p of pieces) yield p.text;
 }

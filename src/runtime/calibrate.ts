@@ -25,6 +25,15 @@ export async function calibrate(device: DevicePort, models: ServedModel[], predi
     const warm = await device.load(m.id, [], []);
     const id = `calibrate-${m.id}`;
     const prompt = promptTokens(m);
+    if (m.embedding) {
+      // An embedding model only prefills (and never decodes or parks KV).
+      const pre = await device.prefill({ modelId: m.id, requestId: id, tokens: prompt, final: true, sampling: greedy, embed: true }, []);
+      await device.evict([m.id], []);
+      predictor.observeLoad(m.id, warm.durationMs);
+      predictor.observePrefill(m.id, prompt.length, pre.durationMs);
+      rows.push({ modelId: m.id, warmLoadMs: warm.durationMs, prefillMsPerToken: pre.durationMs / prompt.length, decodeStepMs: 0, kvSwapMs: 0 });
+      continue;
+    }
     const pre = await device.prefill({ modelId: m.id, requestId: id, tokens: prompt, final: true, sampling: greedy }, []);
     const steps = 8;
     const item = { requestId: id, token: pre.first!.token, tokenIndex: 1, sampling: greedy };

@@ -11,7 +11,7 @@ import type { AllocationKind } from "./MemoryLedger.ts";
 import type { Intent } from "./intent.ts";
 import type { Policy } from "./Policy.ts";
 import type { DeviceState, RequestRecord, SchedulerState } from "./state.ts";
-import { hasMissedSlo, kvKey, kvReservationBytes, modelsInUse, nextTokenDeadlineMs, weightKey } from "./state.ts";
+import { hasMissedSlo, kvKey, kvReservationBytes, modelsInUse, nextChunkTokens, nextTokenDeadlineMs, weightKey } from "./state.ts";
 
 export class Residency {
   constructor(
@@ -99,7 +99,7 @@ export class Residency {
         r.kv = "device";
       }
       const from = r.prefilledTokens;
-      const to = Math.min(r.spec.promptTokens, from + this.prefillChunkTokens);
+      const to = from + nextChunkTokens(r, this.prefillChunkTokens);
       return this.withRelease(dev, {
         kind: "prefill",
         deviceId,

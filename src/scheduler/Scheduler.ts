@@ -12,6 +12,8 @@
 import type { Command, CommandOutcome, DeviceId, DeviceProfile, FinishReason, FinishedRequest, ModelId, ModelProfile, RequestId, RequestSpec } from "../core/types.ts";
 import { tokenDeadlineMs } from "../core/types.ts";
 import { admit, type SubmitResult } from "./admission.ts";
+import { type ExpiredRequest, expireLate, LateWaitCap } from "./lateWait.ts";
+import { FairShare } from "./fairShare.ts";
 import { MemoryLedger } from "./MemoryLedger.ts";
 import { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from "./options.ts";
 import { createPolicy, type Policy } from "./Policy.ts";
@@ -28,6 +30,7 @@ import "./serverlessPolicy.ts";
 export { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from "./options.ts";
 export { policyNames, registerPolicy, type Policy, type PolicyContext, type PolicyFactory } from "./Policy.ts";
 export type { SubmitResult } from "./admission.ts";
+export type { ExpiredRequest } from "./lateWait.ts";
 export type { DeviceSnapshot, SchedulerSnapshot } from "./snapshot.ts";
 
 export class Scheduler implements SchedulerState {
@@ -41,8 +44,10 @@ export class Scheduler implements SchedulerState {
   readonly parked = new Set<RequestRecord>();
   readonly predictor: Predictor;
   readonly options: SchedulerOptions;
+  readonly fairShare: FairShare | undefined;
   private readonly policy: Policy;
   private readonly residency: Residency;
+  private readonly lateWait: LateWaitCap;
   private seq = 0;
 
   /** Throws for an unknown policy name and for a model that fits on no device it may use. */
@@ -58,8 +63,10 @@ export class Scheduler implements SchedulerState {
       if (!devices.some((d) => mayServe(this.devices.get(d.id)!, m.id) && m.weightBytes <= d.memoryBytes))
         throw new Error(`model ${m.id} (${m.weightBytes} bytes) fits on no device`);
     }
+    this.fairShare = this.options.fairShare ? new FairShare(this.models, this.predictor, this.options.fairShareWindowMs) : undefined;
     this.policy = createPolicy(this.options.policy, { view: this, predictor: this.predictor, options: this.options });
     this.residency = new Residency(this, this.policy, this.options.prefillChunkTokens);
+    this.lateWait = new LateWaitCap(this.options.lateWaitCapFactor);
   }
 
   // ---- events in -------------------------------------------------------------------
@@ -67,7 +74,7 @@ export class Scheduler implements SchedulerState {
   // never has to know which do and a policy that needs it can have it.
 
   /** A new request arrives. It waits in its model's group until a device takes it. */
-  submit(spec: RequestSpec, _nowMs: number): SubmitResult {
+  submit(spec: RequestSpec, nowMs: number): SubmitResult {
     const model = this.models.get(spec.modelId);
     if (!model) throw new Error(`unknown model ${spec.modelId}`);
     if (this.requests.has(spec.id)) throw new Error(`duplicate request id ${spec.id}`);
@@ -75,11 +82,14 @@ export class Scheduler implements SchedulerState {
     if (spec.promptTokens + spec.maxOutputTokens > model.contextTokens)
       throw new Error(`request ${spec.id} needs ${spec.promptTokens + spec.maxOutputTokens} tokens, context holds ${model.contextTokens}`);
     const slo = spec.slo ?? model.slo;
-    const admitted = admit(this, this.predictor, spec.modelId, slo, this.options.admissionTtftFactor);
+    const fair = this.fairShare;
+    const admitted = admit(this, this.predictor, spec, slo, this.options.admissionTtftFactor, nowMs, fair && ((o) => fair.startsBefore(spec.tenant, o)));
     if (!admitted.accepted) return admitted;
     const r: RequestRecord = { spec, slo, phase: "queued", prefilledTokens: 0, generatedTokens: 0, kv: "none", seq: this.seq++, missedSlo: false };
     this.requests.set(spec.id, r);
     this.waiting.add(r);
+    this.lateWait.noteWaiting(r);
+    this.fairShare?.submitted(r);
     const group = this.groups.find((g) => g.modelId === spec.modelId && g.requestIds.length < this.options.maxGroupSize);
     if (group) group.requestIds.push(spec.id);
     else this.groups.push({ modelId: spec.modelId, requestIds: [spec.id] });
@@ -96,12 +106,22 @@ export class Scheduler implements SchedulerState {
     return this.end(requestId, reason, error);
   }
 
+  /**
+   * Time passes: requests that still wait for a device `lateWaitCapFactor` × their TTFT
+   * target past their TTFT deadline end with an error and a retry time (lateWait.ts).
+   * Drivers call it before they plan.
+   */
+  expire(nowMs: number): ExpiredRequest[] {
+    return expireLate(this, this.predictor, this.lateWait, nowMs, (id, error) => this.end(id, "error", error)!);
+  }
+
   /** The device finished its command, in `outcome.durationMs`: its results count, and the predictor learns. */
   onCommandDone(deviceId: DeviceId, outcome: CommandOutcome, nowMs: number): FinishedRequest[] {
     const dev = this.device(deviceId);
     const cmd = dev.running;
     if (!cmd) throw new Error(`device ${deviceId} reported a command it was not running`);
     dev.running = null;
+    this.fairShare?.charge(cmd, outcome.durationMs);
     const finished: FinishedRequest[] = [];
     const failed = new Set(outcome.failedRequestIds ?? []);
     for (const id of failed) {
@@ -248,6 +268,7 @@ export class Scheduler implements SchedulerState {
     this.waiting.delete(r);
     r.phase = "prefilling";
     r.deviceId = deviceId;
+    this.fairShare?.started(r);
     this.boundTo.get(deviceId)!.add(r);
   }
 
@@ -274,6 +295,7 @@ export class Scheduler implements SchedulerState {
     }
     r.phase = "done";
     this.requests.delete(requestId);
+    this.fairShare?.ended(requestId);
     return error === undefined ? { requestId, reason } : { requestId, reason, error };
   }
 }

@@ -33,6 +33,13 @@ export interface DeviceWork {
   work: Map<ModelId, ModelWork>;
   /** Bytes the device could free without preempting anyone (freeableWithoutPreempting). */
   room: number;
+  /**
+   * The request sets no deadline now: it can no longer meet its SLO, or its tenant is held
+   * back by fair sharing while another tenant waits. Such work runs after the rest.
+   */
+  yields(r: RequestRecord): boolean;
+  /** Fair sharing holds some tenant back in this plan (`yields` then says more than lateness). */
+  contended: boolean;
   /** Predicted time to make the model ready here: 0 when it is. */
   switchMs(modelId: ModelId): number;
   maxBatch(modelId: ModelId): number;
@@ -42,7 +49,14 @@ export interface DeviceWork {
 export function deviceWork(view: SchedulerView, predictor: Predictor, deviceId: DeviceId, nowMs: number, maxGroupSize: number): DeviceWork | null {
   const dev = view.devices.get(deviceId)!;
   const room = freeableWithoutPreempting(view, dev);
-  const work = workOnDevice(view, dev, deviceId, nowMs, maxGroupSize, room);
+  // Fair sharing hides the waiting requests of a tenant too far ahead of another waiting
+  // one, unless that leaves the device with nothing to do (it never idles for fairness).
+  let gate = view.fairShare?.contended === true;
+  let work = workOnDevice(view, dev, deviceId, nowMs, maxGroupSize, room, gate);
+  if (work.size === 0 && gate) {
+    gate = false;
+    work = workOnDevice(view, dev, deviceId, nowMs, maxGroupSize, room, false);
+  }
   if (work.size === 0) return null;
   return {
     view,
@@ -51,6 +65,8 @@ export function deviceWork(view: SchedulerView, predictor: Predictor, deviceId: 
     nowMs,
     work,
     room,
+    contended: gate,
+    yields: gate ? (r) => hasMissedSlo(r, nowMs) || view.fairShare!.yields(r) : (r) => hasMissedSlo(r, nowMs),
     switchMs: (m) => (dev.resident.get(m)?.ready ? 0 : predictor.loadMs(m)),
     maxBatch: (m) => view.models.get(m)!.maxBatch,
   };
@@ -69,6 +85,8 @@ function eligibleWaiting(
   perModel: number,
   /** freeableWithoutPreempting(view, dev), computed once per plan by the caller. */
   myRoom: number,
+  /** Leave out requests fair sharing holds back (fairShare.ts). */
+  gate: boolean,
 ): Map<ModelId, RequestRecord[]> {
   const out = new Map<ModelId, RequestRecord[]>();
   // Called for every idle device at every event: nothing is built unless a group needs it.
@@ -119,11 +137,12 @@ function eligibleWaiting(
     for (const id of g.requestIds) {
       if (list.length >= perModel) break;
       const r = view.requests.get(id)!;
+      if (gate && view.fairShare!.held(r)) continue;
       if (hasMissedSlo(r, nowMs)) late.push(r);
       else list.push(r);
     }
     for (const r of late) if (list.length < perModel) list.push(r);
-    out.set(g.modelId, list);
+    if (list.length > 0) out.set(g.modelId, list);
   }
   return out;
 }
@@ -163,21 +182,23 @@ function freeableWithoutPreempting(view: SchedulerView, d: DeviceState): number 
  * The device's work per model: its own requests, parked ones it may adopt, waiting ones it
  * may take; on-time requests first, earliest deadline first.
  */
-function workOnDevice(view: SchedulerView, dev: DeviceState, deviceId: DeviceId, nowMs: number, perModel: number, room: number): Map<ModelId, ModelWork> {
+function workOnDevice(view: SchedulerView, dev: DeviceState, deviceId: DeviceId, nowMs: number, perModel: number, room: number, gate: boolean): Map<ModelId, ModelWork> {
   const work = new Map<ModelId, ModelWork>();
   for (const r of view.boundTo.get(deviceId)!) {
     if (r.phase === "decoding") getWork(work, r.spec.modelId).decoding.push(r);
     else if (r.phase === "prefilling") getWork(work, r.spec.modelId).prefill.push(r);
   }
   for (const r of adoptableParked(view, dev, room)) (r.phase === "decoding" ? getWork(work, r.spec.modelId).decoding : getWork(work, r.spec.modelId).prefill).push(r);
-  for (const [modelId, reqs] of eligibleWaiting(view, dev, nowMs, perModel, room)) getWork(work, modelId).prefill.push(...reqs);
+  for (const [modelId, reqs] of eligibleWaiting(view, dev, nowMs, perModel, room, gate)) getWork(work, modelId).prefill.push(...reqs);
   // Requests that can still meet their SLO come first (earliest deadline first); those that
-  // cannot yield to them and follow in admission order.
+  // cannot yield to them and follow in admission order. Between the two, under fair
+  // sharing: on-time requests of a tenant held back, earliest deadline first among them.
   if (work.size === 0) return work;
-  const missed = (r: RequestRecord) => hasMissedSlo(r, nowMs);
+  const rank = gate ? (r: RequestRecord) => (hasMissedSlo(r, nowMs) ? 2 : view.fairShare!.yields(r) ? 1 : 0) : (r: RequestRecord) => (hasMissedSlo(r, nowMs) ? 2 : 0);
+  const missed = (r: RequestRecord) => rank(r) > 0;
   for (const w of work.values()) {
-    w.prefill.sort((a, b) => Number(missed(a)) - Number(missed(b)) || Number(a.phase === "queued") - Number(b.phase === "queued") || a.seq - b.seq);
-    w.decoding.sort((a, b) => Number(missed(a)) - Number(missed(b)) || (missed(a) ? 0 : nextTokenDeadlineMs(a) - nextTokenDeadlineMs(b)) || a.seq - b.seq);
+    w.prefill.sort((a, b) => rank(a) - rank(b) || Number(a.phase === "queued") - Number(b.phase === "queued") || a.seq - b.seq);
+    w.decoding.sort((a, b) => rank(a) - rank(b) || (rank(a) === 2 ? 0 : nextTokenDeadlineMs(a) - nextTokenDeadlineMs(b)) || a.seq - b.seq);
     w.onTime = w.decoding.findIndex(missed) < 0 ? w.decoding.length : w.decoding.findIndex(missed);
     w.prefillOnTime = w.prefill.length > 0 && !missed(w.prefill[0]!);
   }

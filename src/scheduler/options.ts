@@ -34,6 +34,20 @@ export interface SchedulerOptions {
   scaleOutWaitFraction: number;
   /** Reject a request (HTTP 429) when its predicted wait exceeds this multiple of its TTFT target; 0 disables. */
   admissionTtftFactor: number;
+  /**
+   * A request still waiting for a device (no prompt chunk run yet) is ended (`expire`) once
+   * its TTFT deadline has passed by this multiple of its TTFT target: it has missed its SLO,
+   * and serving it later takes the device from requests that can still meet theirs.
+   * `Infinity` never ends one.
+   */
+  lateWaitCapFactor: number;
+  /**
+   * Share device time between tenants in proportion to their weights (fairShare.ts): a
+   * tenant this far ahead in virtual time (device ms / weight) of another waiting tenant
+   * starts nothing new. Off: requests start in the policy's order whoever sent them.
+   */
+  fairShare: boolean;
+  fairShareWindowMs: number;
 }
 
 export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
@@ -44,4 +58,7 @@ export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
   decodeSliceMs: 30,
   scaleOutWaitFraction: 0.75,
   admissionTtftFactor: 0,
+  lateWaitCapFactor: Infinity,
+  fairShare: true,
+  fairShareWindowMs: 500,
 };

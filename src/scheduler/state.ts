@@ -32,6 +32,12 @@ export function kvTokens(r: RequestRecord): number {
   return r.prefilledTokens + Math.max(0, r.generatedTokens - 1);
 }
 
+/** Prompt tokens the request's next prefill chunk evaluates: a `wholePrompt` request takes all that is left at once. */
+export function nextChunkTokens(r: RequestRecord, chunkTokens: number): number {
+  const left = r.spec.promptTokens - r.prefilledTokens;
+  return r.spec.wholePrompt ? left : Math.min(left, chunkTokens);
+}
+
 /** Deadline of the request's next output token under the deadline SLO. */
 export function nextTokenDeadlineMs(r: RequestRecord): number {
   return tokenDeadlineMs(r.spec.arrivalMs, r.slo, r.generatedTokens);
@@ -72,6 +78,19 @@ export interface WaitingGroup {
   requestIds: RequestId[];
 }
 
+/** What policies ask of fair sharing. */
+export interface FairShareView {
+  /** Two or more tenants have live requests and one is a window ahead of another: someone yields. */
+  readonly contended: boolean;
+  /**
+   * The request's tenant is a window ahead of another tenant with live requests: its work
+   * sets no deadline while that tenant's work runs (it yields, as late work does).
+   */
+  yields(r: RequestRecord): boolean;
+  /** The request waits, and its tenant is a window ahead of another tenant with requests waiting: it does not start now. */
+  held(r: RequestRecord): boolean;
+}
+
 export interface SchedulerView {
   readonly models: ReadonlyMap<ModelId, ModelProfile>;
   readonly devices: ReadonlyMap<DeviceId, DeviceState>;
@@ -85,6 +104,8 @@ export interface SchedulerView {
   readonly parked: ReadonlySet<RequestRecord>;
   /** How many live devices hold each model (resident or loading). */
   readonly holders: ReadonlyMap<ModelId, number>;
+  /** Fair sharing between tenants; absent when it is off. */
+  readonly fairShare?: FairShareView | undefined;
 }
 
 /** The same bookkeeping, writable: what the scheduler and its residency mechanism change. */

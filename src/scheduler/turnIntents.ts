@@ -6,7 +6,7 @@
 import type { RequestId } from "../core/types.ts";
 import type { DeviceWork, ModelWork } from "./eligibility.ts";
 import type { Intent } from "./intent.ts";
-import { hasMissedSlo, nextTokenDeadlineMs, type RequestRecord } from "./state.ts";
+import { nextChunkTokens, nextTokenDeadlineMs, type RequestRecord } from "./state.ts";
 import { decodeSteps } from "./steps.ts";
 import { prefillStartBy, startByMs, type Turn } from "./turns.ts";
 
@@ -19,9 +19,9 @@ export interface TurnIntentOptions {
 
 /** Intents for the turn's model, in order of preference (the second is the fallback). */
 export function turnIntents(seen: DeviceWork, turn: Turn, options: TurnIntentOptions): Intent[] {
-  const { view, predictor, nowMs, work, switchMs, maxBatch } = seen;
+  const { view, predictor, nowMs, work, switchMs, maxBatch, yields } = seen;
   const w = work.get(turn.modelId)!;
-  const batch = decodeBatch(w, maxBatch(w.modelId), nowMs);
+  const batch = decodeBatch(w, maxBatch(w.modelId), nowMs, yields);
   // A prompt needs a slot in the model's context. With every slot held by a request that can
   // still meet its SLO, the prompt waits for one to finish: parking a running request to
   // start another only trades whose deadline slips, and costs two KV copies. Except where
@@ -38,7 +38,7 @@ export function turnIntents(seen: DeviceWork, turn: Turn, options: TurnIntentOpt
     for (const r of w.decoding)
       if (r.kv === "device") {
         held++;
-        if (hasMissedSlo(r, nowMs)) heldMissed++;
+        if (yields(r)) heldMissed++;
         else mostSlackMs = Math.max(mostSlackMs, nextTokenDeadlineMs(r) - nowMs);
         firstFreeMs = Math.min(firstFreeMs, (r.spec.maxOutputTokens - r.generatedTokens) * fullStepMs);
       }
@@ -71,10 +71,10 @@ export function turnIntents(seen: DeviceWork, turn: Turn, options: TurnIntentOpt
   // earliest deadline first. The other intent is the fallback if memory blocks the first.
   let prefillFirst = false;
   if (pre !== undefined) {
-    const chunkMs = predictor.prefillMs(w.modelId, Math.min(pre.spec.promptTokens - pre.prefilledTokens, options.prefillChunkTokens));
+    const chunkMs = predictor.prefillMs(w.modelId, nextChunkTokens(pre, options.prefillChunkTokens));
     // Work that can no longer meet its SLO has no deadline to keep.
     let batchDue = Infinity;
-    for (const r of batch) if (!hasMissedSlo(r, nowMs)) batchDue = Math.min(batchDue, nextTokenDeadlineMs(r));
+    for (const r of batch) if (!yields(r)) batchDue = Math.min(batchDue, nextTokenDeadlineMs(r));
     const prefillDue = w.prefillOnTime ? prefillStartBy(pre, predictor) : Infinity;
     const roomInBatch = w.decoding.length < maxBatch(w.modelId);
     prefillFirst = (roomInBatch && batchDue - stepMs - nowMs > chunkMs) || (prefillDue !== Infinity && prefillDue <= batchDue);
@@ -89,9 +89,9 @@ export function turnIntents(seen: DeviceWork, turn: Turn, options: TurnIntentOpt
  * and out at every step once a model had more decoding requests than slots: each step moves
  * the batch's deadlines past the parked ones'.
  */
-function decodeBatch(w: ModelWork, size: number, nowMs: number): RequestRecord[] {
+function decodeBatch(w: ModelWork, size: number, nowMs: number, yields: (r: RequestRecord) => boolean): RequestRecord[] {
   if (w.decoding.length <= size) return w.decoding.slice();
-  const urgent = (r: RequestRecord): boolean => r.kv !== "device" && !hasMissedSlo(r, nowMs) && nextTokenDeadlineMs(r) - nowMs < r.slo.tbtMs;
+  const urgent = (r: RequestRecord): boolean => r.kv !== "device" && !yields(r) && nextTokenDeadlineMs(r) - nowMs < r.slo.tbtMs;
   const first = w.decoding.filter(urgent);
   const onDevice = w.decoding.filter((r) => r.kv === "device");
   const rest = w.decoding.filter((r) => r.kv !== "device" && !urgent(r));

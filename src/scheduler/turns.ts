@@ -9,7 +9,7 @@ import { tokenDeadlineMs } from "../core/types.ts";
 import type { DeviceWork, ModelWork } from "./eligibility.ts";
 import type { Predictor } from "./Predictor.ts";
 import { computeQuotas } from "./quota.ts";
-import { hasMissedSlo, nextTokenDeadlineMs, type RequestRecord } from "./state.ts";
+import { nextTokenDeadlineMs, type RequestRecord } from "./state.ts";
 
 export interface Turn {
   modelId: ModelId;
@@ -84,14 +84,16 @@ function keepTurn(seen: DeviceWork, turn: Turn, maxQuotaMs: number): boolean {
   const batchSize = Math.max(1, Math.min(current.decoding.length, maxBatch(turn.modelId)));
   const guardMs = 2 * Math.max(predictor.decodeStepMs(turn.modelId, batchSize), 1);
   let keep = elapsed < turn.quotaMs || (!cheapUrgent && elapsed < maxQuotaMs && expensiveSlack > guardMs);
+  // A turn whose work all yields to a tenant fair sharing favours has no quota to keep.
+  if (seen.contended && cheapUrgent && currentStartBy === Infinity) keep = false;
   if (!keep && !cheapUrgent && expensive && elapsed < maxQuotaMs && current.onTime > 0) {
     // The waiting work's slack has run out, but preempting the running batch costs two
     // switches while its deadlines keep running. Preempt only when the trip away and back
     // spares every on-time request of the batch and finishing first would cost a waiting
     // request its SLO.
     keep =
-      missedIfPreempted(current, expensive, nowMs, predictor, switchMs(expensive.modelId), batchSize, maxBatch(expensive.modelId)) > 0 ||
-      missedIfKept(current, expensive, nowMs, predictor, batchSize) === 0;
+      missedIfPreempted(current, expensive, nowMs, predictor, switchMs(expensive.modelId), batchSize, maxBatch(expensive.modelId), seen.yields) > 0 ||
+      missedIfKept(current, expensive, nowMs, predictor, batchSize, seen.yields) === 0;
   }
   return keep;
 }
@@ -122,10 +124,19 @@ function nextTurn(seen: DeviceWork, maxQuotaMs: number): Turn {
  * first: switching there, prefilling and decoding a batch of its work to the end, and
  * switching back, with a margin of half again.
  */
-function missedIfPreempted(current: ModelWork, other: ModelWork, nowMs: number, predictor: Predictor, switchMs: number, batchSize: number, otherMaxBatch: number): number {
+function missedIfPreempted(
+  current: ModelWork,
+  other: ModelWork,
+  nowMs: number,
+  predictor: Predictor,
+  switchMs: number,
+  batchSize: number,
+  otherMaxBatch: number,
+  yields: (r: RequestRecord) => boolean,
+): number {
   let otherMs = 0;
   let otherTokens = 0;
-  const otherBatch = [...other.decoding.slice(0, other.onTime), ...other.prefill.filter((r) => !hasMissedSlo(r, nowMs))].slice(0, otherMaxBatch);
+  const otherBatch = [...other.decoding.slice(0, other.onTime), ...other.prefill.filter((r) => !yields(r))].slice(0, otherMaxBatch);
   for (const r of otherBatch) {
     otherMs += predictor.prefillMs(r.spec.modelId, r.spec.promptTokens - r.prefilledTokens);
     otherTokens = Math.max(otherTokens, r.spec.maxOutputTokens - r.generatedTokens);
@@ -139,12 +150,12 @@ function missedIfPreempted(current: ModelWork, other: ModelWork, nowMs: number, 
 }
 
 /** Waiting requests of `other` that would miss their first token if `current`'s running batch finished first. */
-function missedIfKept(current: ModelWork, other: ModelWork, nowMs: number, predictor: Predictor, batchSize: number): number {
+function missedIfKept(current: ModelWork, other: ModelWork, nowMs: number, predictor: Predictor, batchSize: number, yields: (r: RequestRecord) => boolean): number {
   let tokens = 0;
   for (let i = 0; i < current.onTime; i++) tokens = Math.max(tokens, current.decoding[i]!.spec.maxOutputTokens - current.decoding[i]!.generatedTokens);
   const finishMs = nowMs + tokens * predictor.decodeStepMs(current.modelId, batchSize);
   let n = 0;
-  for (const r of other.prefill) if (!hasMissedSlo(r, nowMs) && prefillStartBy(r, predictor) < finishMs) n++;
+  for (const r of other.prefill) if (!yields(r) && prefillStartBy(r, predictor) < finishMs) n++;
   for (let i = 0; i < other.onTime; i++) if (nextTokenDeadlineMs(other.decoding[i]!) < finishMs) n++;
   return n;
 }

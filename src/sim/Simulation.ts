@@ -201,7 +201,10 @@ export function simulate(cfg: SimConfig, requests: WorkloadRequest[]): SimResult
       slots.set(id, stats.arrive(r.arrivalMs, r.outputTokens, slo));
       if (keepTraces) traces.set(id, { modelId: r.modelId, arrivalMs: r.arrivalMs, tokenTimesMs: [], expectedTokens: r.outputTokens, ok: false });
       // A rejected request never produces a token nor ends: it counts as a miss.
-      scheduler.submit({ id, modelId: r.modelId, arrivalMs: r.arrivalMs, promptTokens: r.inputTokens, maxOutputTokens: r.outputTokens }, now);
+      scheduler.submit(
+        { id, modelId: r.modelId, arrivalMs: r.arrivalMs, promptTokens: r.inputTokens, maxOutputTokens: r.outputTokens, ...(r.tenant ? { tenant: r.tenant } : {}) },
+        now,
+      );
     } else {
       const { cmd, durationMs, device } = e;
       busyMs += durationMs;
@@ -234,6 +237,11 @@ export function simulate(cfg: SimConfig, requests: WorkloadRequest[]): SimResult
         if (t) t.ok = ok;
       }
       idle.add(device);
+    }
+    // Waiting requests past the late-wait cap end as misses (none while the cap is off).
+    for (const f of scheduler.expire(now)) {
+      const slot = slots.get(f.requestId);
+      if (slot !== undefined) stats.end(slot, false);
     }
     if (cfg.stopBelow && stats.outOfReach(cfg.stopBelow.attainment, cfg.stopBelow.onScheduleScore)) {
       stopped = true;

@@ -167,6 +167,22 @@ describe("simulation", () => {
     for (const e of fast) assert.ok(e.endMs - e.startMs < 1_000);
   });
 
+  it("counts the requests the late-wait cap ends as misses; they produce no tokens", () => {
+    const models = market();
+    const reqs = workload(models, { durationSeconds: 60 });
+    const run = (lateWaitCapFactor: number) => simulate({ costs: analyticCosts(H800, models), slo, devices: 1, policy: "token", scheduler: { lateWaitCapFactor } }, reqs);
+    const uncapped = run(Infinity);
+    const capped = run(0);
+    const expired = capped.traces.filter((t) => t.tokenTimesMs.length === 0);
+    assert.ok(expired.length > 0, "one device is overloaded: some requests waited past their deadline");
+    assert.equal(uncapped.traces.filter((t) => t.tokenTimesMs.length === 0).length, 0, "without the cap every request is served, however late");
+    for (const t of expired) assert.equal(t.ok, false);
+    assert.equal(capped.summary.met.length, reqs.length);
+    const met = capped.summary.met.filter(Boolean).length;
+    assert.equal(capped.report.attainment, met / reqs.length);
+    assert.ok(met <= reqs.length - expired.length);
+  });
+
   it("replays the shared Azure conversation trace", () => {
     const models = market();
     const reqs = readTrace({

@@ -36,6 +36,8 @@ table{border-collapse:collapse}td,th{padding:3px 10px;border-bottom:1px solid #e
 <div class="devices" id="devices"></div>
 <h2>Models <small>(SLO over the window; failed and rejected requests are misses)</small></h2>
 <table id="models"><thead><tr><th>model</th><th>waiting</th><th>running</th><th>attainment</th><th>goodput (req/s)</th><th>scored</th><th>attainment since start</th><th>tokens</th><th>requests/s</th><th>TTFT p50 / p99</th><th>TBT p50 / p99</th><th>errors</th></tr></thead><tbody></tbody></table>
+<h2 id="tenants-title" hidden>Keys <small>(over the window)</small></h2>
+<table id="tenants" hidden><thead><tr><th>key</th><th>requests</th><th>attainment</th><th>tokens</th></tr></thead><tbody></tbody></table>
 <script>
 let segments = [];
 let models = [];
@@ -80,6 +82,10 @@ function render(s) {
     '</td><td class="' + (m.window.attainment === null ? "" : m.window.attainment >= 0.9 ? "ok" : "miss") + '">' + pct(m.window.attainment) + "</td><td>" + m.window.goodput.toFixed(2) +
     "</td><td>" + m.window.scored + "</td><td>" + pct(m.total.attainment) + "</td><td>" + m.total.tokens + "</td><td>" + m.window.requestsPerS.toFixed(2) +
     '</td><td data-col="ttft">' + p5099(m.window.ttftMs) + '</td><td data-col="tbt">' + p5099(m.window.tbtMs) + '</td><td data-col="errors">' + errs(m.window.errorsByCode) + "</td></tr>").join("");
+  const keyed = s.tenants.length > 0;
+  document.getElementById("tenants").hidden = document.getElementById("tenants-title").hidden = !keyed;
+  document.querySelector("#tenants tbody").innerHTML = s.tenants.map((t) =>
+    '<tr data-tenant="' + esc(t.name) + '"><td>' + esc(t.name) + "</td><td>" + t.ended + "</td><td>" + pct(t.scored ? t.met / t.scored : null) + "</td><td>" + t.tokens + "</td></tr>").join("");
 }
 const source = new EventSource("/dashboard/events");
 const status = document.getElementById("status");

@@ -41,6 +41,8 @@ export interface WorkloadRequest {
   arrivalMs: number;
   inputTokens: number;
   outputTokens: number;
+  /** Whose request it is (the simulator's fair sharing); absent: the one default tenant. */
+  tenant?: { id: string; weight: number };
 }
 
 function sampleLength(rng: Rng, spec: LengthSpec): number {

@@ -16,6 +16,8 @@ import type { FakeHostTier } from "./FakeHostTier.ts";
 export const FAKE_END_TOKEN = 0;
 /** Hashed tokens fall in 1..FAKE_VOCABULARY. */
 export const FAKE_VOCABULARY = 1000;
+/** Length of a fake embedding model's vectors. */
+export const FAKE_EMBEDDING_DIMENSIONS = 8;
 
 export interface FakeCosts {
   loadMs: number;
@@ -186,10 +188,17 @@ export class FakeDevice implements DevicePort {
   prefill(call: PrefillCall, release: RequestId[]): Promise<DeviceResult> {
     this.calls.push({ op: "prefill", modelId: call.modelId, requestIds: [call.requestId], release });
     return this.enqueue("prefill", call.modelId, release, async () => {
+      const embedder = this.catalog.get(call.modelId)?.embedding === true;
+      if (embedder !== (call.embed === true)) throw new Error(embedder ? `model ${call.modelId} only embeds` : `model ${call.modelId} does not embed`);
       const seq = this.sequenceFor(call.modelId, call.requestId);
       seq.push(...call.tokens);
       const durationMs = this.costs.prefillMsPerToken * call.tokens.length;
       if (!call.final) return { durationMs };
+      if (call.embed) {
+        // As the engine: the vector of the whole input, and nothing kept on the device.
+        this.loaded(call.modelId).sequences.delete(call.requestId);
+        return { durationMs, embedding: { requestId: call.requestId, vector: hashedEmbedding(this.fingerprint(call.modelId), seq) } };
+      }
       return { durationMs, first: this.sample(call.modelId, call.requestId, seq, call.sampling, 0) };
     });
   }
@@ -377,6 +386,13 @@ export class FakeDevice implements DevicePort {
     const ends = new Set(this.options.endTokens?.(modelId) ?? [FAKE_END_TOKEN]);
     return { requestId, token, end: ends.has(token) };
   }
+}
+
+/** A fake embedding model's vector of `input`: hashed from the model's file and the tokens, unit length. */
+export function hashedEmbedding(fingerprint: string, input: number[]): number[] {
+  const v = Array.from({ length: FAKE_EMBEDDING_DIMENSIONS }, (_, d) => hashedToken(fingerprint, [...input, d], { temperature: 0 }, 0) - FAKE_VOCABULARY / 2);
+  const norm = Math.hypot(...v);
+  return v.map((x) => x / norm);
 }
 
 /** The token a fake model samples after `history`: FNV-1a of the model's file and the history (and the step seed when sampling). */

@@ -1,6 +1,7 @@
 /**
  * The embedded default catalog: six stand-in models of three shapes (dense llama in Q8_0
- * and F16, and a llama-architecture Mixture-of-Experts), from ~6 MB to ~62 MB. They have
+ * and F16, and a llama-architecture Mixture-of-Experts), from ~6 MB to ~62 MB, and a small
+ * llama-architecture embedding model (mean pooling, for /v1/embeddings). They have
  * random weights: real shapes and real compute cost, gibberish text. Pitcher writes them
  * on first start (engine/resolveModels.ts, with writeStandInModel); nothing is downloaded.
  */
@@ -30,4 +31,10 @@ export const STAND_IN_CATALOG: StandInEntry[] = [
   { id: "llama-16m-f16", shape: { name: "llama-16m-f16", ...dense16m, ...ctx, weightType: "f16", seed: 104 }, description: "dense llama, 16M parameters, F16" },
   { id: "llama-5m-q8", shape: { name: "llama-5m-q8", ...dense5m, ...ctx, weightType: "q8_0", seed: 105 }, description: "dense llama, 5M parameters, Q8_0" },
   { id: "llama-5m-f16", shape: { name: "llama-5m-f16", ...dense5m, ...ctx, weightType: "f16", seed: 106 }, description: "dense llama, 5M parameters, F16" },
+  // Last, so the six generating models keep their places (tests index them).
+  {
+    id: "embed-5m-f16",
+    shape: { name: "embed-5m-f16", ...dense5m, ...ctx, weightType: "f16", pooling: "mean", seed: 107 },
+    description: "llama-architecture embedding model (mean pooling, 256 dimensions), 5M parameters, F16",
+  },
 ];

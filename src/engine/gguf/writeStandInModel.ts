@@ -25,6 +25,11 @@ export interface StandInModelShape {
   weightType: StandInWeightType;
   /** Mixture-of-experts (llama architecture with experts) when set. */
   experts?: { count: number; used: number };
+  /**
+   * An embedding model: how llama.cpp pools the tokens' states into one vector
+   * (`llama.pooling_type`). Pitcher serves a model whose file names one as embedding-only.
+   */
+  pooling?: "mean" | "cls" | "last";
   seed: number;
 }
 
@@ -39,6 +44,9 @@ enum ValueType {
   STRING = 8,
   ARRAY = 9,
 }
+
+/** llama_pooling_type values. */
+const POOLING_TYPE = { mean: 1, cls: 2, last: 3 } as const;
 
 const GGML_TYPE = { f32: 0, f16: 1, q8_0: 8 } as const;
 /** llama_ftype values for general.file_type. */
@@ -320,6 +328,7 @@ export function writeStandInModel(shape: StandInModelShape, filePath: string): {
   if (shape.experts) {
     kv.push([`${arch}.expert_count`, { type: "u32", value: shape.experts.count }], [`${arch}.expert_used_count`, { type: "u32", value: shape.experts.used }]);
   }
+  if (shape.pooling) kv.push([`${arch}.pooling_type`, { type: "u32", value: POOLING_TYPE[shape.pooling] }]);
 
   const w = new ByteWriter();
   w.u32(GGUF_MAGIC);

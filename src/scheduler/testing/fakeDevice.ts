@@ -70,6 +70,8 @@ export function drive(s: Scheduler, arrivals: RequestSpec[], limitMs = 600_000):
       if (cmd.kind === "prefill" && cmd.final) log.tokens.set(cmd.requestId, (log.tokens.get(cmd.requestId) ?? 0) + 1);
       log.finished.push(...s.onCommandDone(dev, { durationMs: costMs(cmd) }, now));
     }
+    // Requests past the late-wait cap end before the devices are planned, as in the drivers.
+    log.finished.push(...s.expire(now));
     for (const dev of s.devices.keys()) {
       if (busyUntil.has(dev)) continue;
       const cmd = s.plan(dev, now);
