@@ -63,6 +63,7 @@ describe("tool calling through the openai client", () => {
       messages: ask,
       tools,
       tool_choice: { type: "function", function: { name: "get_weather" } },
+      parallel_tool_calls: false,
       max_tokens: 200,
       seed: 7,
     });
@@ -72,14 +73,18 @@ describe("tool calling through the openai client", () => {
     assertValidCall(done.choices[0]!.message.tool_calls[0], "get_weather");
   });
 
-  it("parallel_tool_calls: one to eight calls in one turn, each valid", async () => {
+  it("parallel_tool_calls: one to eight calls in one turn, each valid, the same streamed", async () => {
     // A function without arguments: eight calls of it fit in max_tokens.
-    const r = await server.client.chat.completions.create({ model: MODEL, messages: ask, tools: [tools[1]!], tool_choice: "required", max_tokens: 400, seed: 3 });
+    const body = { model: MODEL, messages: ask, tools: [tools[1]!], tool_choice: "required" as const, max_tokens: 400, seed: 3 };
+    const r = await server.client.chat.completions.create(body);
     const calls = r.choices[0]!.message.tool_calls ?? [];
     assert.equal(r.choices[0]!.finish_reason, "tool_calls");
     assert.ok(calls.length >= 1 && calls.length <= 8, `${calls.length} calls`);
     for (const c of calls) assertValidCall(c);
     assert.equal(new Set(calls.map((c) => c.id)).size, calls.length, "ids differ");
+    const streamed = await server.client.chat.completions.stream(body).finalChatCompletion();
+    const fn = (cs: OpenAI.ChatCompletionMessageToolCall[] | undefined) => (cs ?? []).map((c) => (c.type === "function" ? c.function : c));
+    assert.deepEqual(fn(streamed.choices[0]!.message.tool_calls), fn(calls), "a seeded request calls the same, streamed or not");
   });
 
   it("tool_choice auto: either text or valid calls, streamed or not", async () => {
