@@ -49,23 +49,37 @@ type WireMessage = {
   tool_call_id?: string | null | undefined;
 };
 
-/** OpenAI messages as the codec's chat messages, checking that tool messages answer calls made before them. */
+/**
+ * OpenAI messages as the codec's chat messages, checking (as OpenAI does) that tool messages
+ * answer calls made just before them and that every call is answered before the next turn.
+ */
 export function chatMessages(messages: WireMessage[]): ChatMessage[] {
   const calls = new Set<string>();
-  return messages.map((m, i) => {
+  const pending = new Map<string, number>(); // call id → the index of the message that made it
+  const unanswered = (): void => {
+    for (const [id, i] of pending) throw new InvalidRequestError(`Tool call ${JSON.stringify(id)} has no tool message answering it`, `messages.${i}.tool_calls`);
+  };
+  const out = messages.map((m, i): ChatMessage => {
     const content = typeof m.content === "string" ? m.content : (m.content ?? []).map((p) => p.text).join("");
     if (m.role === "tool") {
       if (!m.tool_call_id) throw new InvalidRequestError("A tool message needs tool_call_id, the id of the call it answers", `messages.${i}.tool_call_id`);
       if (!calls.has(m.tool_call_id))
         throw new InvalidRequestError(`tool_call_id ${JSON.stringify(m.tool_call_id)} answers no tool call of an earlier assistant message`, `messages.${i}.tool_call_id`);
+      pending.delete(m.tool_call_id);
       return { role: "tool", content, toolCallId: m.tool_call_id };
     }
+    unanswered();
     if (m.role === "assistant" && m.tool_calls?.length) {
-      for (const c of m.tool_calls) calls.add(c.id);
+      for (const c of m.tool_calls) {
+        calls.add(c.id);
+        pending.set(c.id, i);
+      }
       return { role: "assistant", content, toolCalls: m.tool_calls.map((c) => ({ id: c.id, name: c.function.name, arguments: c.function.arguments })) };
     }
     return { role: m.role, content };
   });
+  unanswered();
+  return out;
 }
 
 /** The tools a request offers and how, or undefined when it offers none (no tools, or `tool_choice: "none"`). */
