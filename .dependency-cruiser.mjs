@@ -43,6 +43,11 @@ const LAYERS = {
   },
   loadgen: { may: ["core", "workload", "views"], why: "the load client speaks HTTP to a server; it shares no code with one" },
   profile: { may: ["core", "sim", "scheduler", "runtime"], why: "the profiler measures a machine through the device port (running commands as the runtime does) and fits the simulator's cost model" },
+  fleet: {
+    may: ["core", "api"],
+    typesFrom: ["runtime", "scheduler"],
+    why: "the fleet (node records, routing, the router) talks to Redis and HTTP; a node wraps the runtime it is given, reading its types",
+  },
   cli: { may: ["*"], why: "cli is the composition root: the one place that wires concrete classes together" },
 };
 
@@ -123,6 +128,22 @@ export default {
       comment: "the scheduler is pure (no I/O, timers, randomness): it imports no node builtin and no npm package",
       from: { path: "^src/scheduler/", pathNot: TEST },
       to: { dependencyTypes: ["core", "npm", "npm-dev", "npm-optional", "npm-peer", "npm-bundled", "npm-no-pkg", "npm-unknown"] },
+    },
+    {
+      name: "fleet-routing-does-no-io",
+      severity: "error",
+      comment: "routing is pure (no I/O, timers, randomness) and shared with the simulator: it imports no node builtin, no npm package and nothing of the fleet's I/O",
+      from: { path: "^src/fleet/(routing|record)\\.ts$" },
+      to: {
+        dependencyTypes: ["core", "npm", "npm-dev", "npm-optional", "npm-peer", "npm-bundled", "npm-no-pkg", "npm-unknown"],
+      },
+    },
+    {
+      name: "fleet-routing-imports-only-records-and-core",
+      severity: "error",
+      comment: "routing is pure: it reads node records and core types, never the Redis or HTTP side of the fleet",
+      from: { path: "^src/fleet/(routing|record)\\.ts$" },
+      to: { path: "^src/", pathNot: "^src/(core/|fleet/(routing|record)\\.ts$)" },
     },
     {
       name: "sim-holds-no-scheduling-logic",

@@ -4,7 +4,7 @@ import path from "node:path";
 
 export const ROOT = path.resolve(import.meta.dirname, "..");
 
-export async function startServerProcess(configFile: string): Promise<{ url: string; stop(): Promise<void> }> {
+export async function startServerProcess(configFile: string): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
   const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve", "--config", configFile, "--port", "0", "--no-request-log"], {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
@@ -22,6 +22,7 @@ export async function startServerProcess(configFile: string): Promise<{ url: str
   });
   return {
     url,
+    pid: child.pid!,
     async stop() {
       const done = new Promise((r) => child.on("exit", r));
       child.kill("SIGTERM");

@@ -8,12 +8,13 @@
  * in made (the composition root builds them from the pool).
  */
 import Fastify, { type FastifyInstance } from "fastify";
-import { ModelNotFoundError, NotFoundError, OverloadedError, ShuttingDownError, SloWaitExceededError } from "../core/errors.ts";
+import { ModelNotFoundError, NotFoundError, type PitcherError, retryAfterOf, ShuttingDownError } from "../core/errors.ts";
 import type { HttpOutcome } from "../observe/HttpOutcome.ts";
 import { dashboardHtml } from "../views/dashboardHtml.ts";
 import type { Serving } from "../runtime/Serving.ts";
 import { mayUseModel, registerAuth, type Tenancy, visibleModels } from "./auth.ts";
 import { registerCompletionRoutes } from "./completionRoutes.ts";
+import { type CorsSetting, registerCors } from "./cors.ts";
 import { registerEmbeddingRoutes } from "./embeddingRoutes.ts";
 import { errorBody, toPitcherError } from "./errorBody.ts";
 import {
@@ -43,6 +44,8 @@ export interface LiveSource {
 export interface AppOptions {
   bodyLimitBytes: number;
   timeouts: HttpTimeouts;
+  /** Off when absent or false (`server.cors`). */
+  cors?: CorsSetting;
   logger?: boolean;
   metrics: MetricsSource;
   live: LiveSource;
@@ -54,6 +57,8 @@ export interface AppOptions {
   inFlight?: InFlightRequests;
   /** API keys and their limits; absent: the API is open. */
   tenancy?: Tenancy;
+  /** Refuses a request before any route sees it, with the error returned (a fleet node that cannot renew its record). */
+  refuse?: (req: { method: string; url: string; headers: Record<string, string | string[] | undefined> }) => PitcherError | undefined;
 }
 
 export function buildApp(serving: Serving, options: AppOptions): FastifyInstance {
@@ -74,9 +79,11 @@ export function buildApp(serving: Serving, options: AppOptions): FastifyInstance
     clientErrorHandler: clientErrorHandler(options.timeouts, record),
   });
 
+  registerCors(app, options.cors);
   app.setErrorHandler((err, req, reply) => {
     const e = toPitcherError(err, options.bodyLimitBytes);
-    if (e instanceof OverloadedError || e instanceof SloWaitExceededError) void reply.header("retry-after", String(e.retryAfterSeconds));
+    const retryAfter = retryAfterOf(e);
+    if (retryAfter !== undefined) void reply.header("retry-after", String(retryAfter));
     // Shutting down: let a keep-alive client go, so the server can close.
     if (e instanceof ShuttingDownError) void reply.header("connection", "close");
     noteErrorCode(req, e.code);
@@ -94,6 +101,8 @@ export function buildApp(serving: Serving, options: AppOptions): FastifyInstance
   app.addHook("onRequest", async (req) => {
     refuseWithoutHost(req);
     if (serving.draining) throw new ShuttingDownError();
+    const refused = options.refuse?.(req);
+    if (refused) throw refused;
   });
   registerAuth(app, options.tenancy);
 

@@ -108,7 +108,7 @@ async function answer(
   // A shutdown past its deadline aborts with its own error: the client gets that, not "cancelled".
   const why = (e: unknown): unknown => (abort.signal.reason instanceof PitcherError ? abort.signal.reason : e);
   const keyed = tenantAdmission(req, reply, tenancy);
-  const generations = generateChoices(serving, { ...servingRequest(body, input, limit, abort.signal), ...keyed }, body.n ?? 1);
+  const generations = await generateChoices(serving, { ...servingRequest(body, input, limit, abort.signal), ...keyed }, body.n ?? 1);
   // With a key's limits the pool takes the request once they admit it (auth.ts notes that).
   if (!keyed.admit) noteAdmitted(req);
   const created = Math.floor(Date.now() / 1000);

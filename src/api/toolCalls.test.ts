@@ -108,7 +108,7 @@ const ask = [{ role: "user", content: "Weather in Paris?" }];
 
 describe("tool calling over the API", () => {
   const codecs = toolCodecs();
-  const { pool, post } = setup(undefined, codecs);
+  const { pool, post } = setup(undefined, {}, codecs);
 
   it("a reply that is calls: message.tool_calls, content null, finish_reason tool_calls; the grammar goes to the pool", async () => {
     pool.answer = answerWith(['[{"name": "get_weather", ', '"arguments": {"city": "Paris"}}]'], "stop");

@@ -53,8 +53,12 @@ program
   .option("--port <port>", "port to listen on (default 8080)", port)
   .option("--config <file>", "YAML or JSON configuration file")
   .option("--no-request-log", "do not write the one-JSON-line-per-request log to stdout")
-  .action(async (opts: { host?: string; port?: number; config?: string; requestLog: boolean }) => {
+  .option("--cluster <redis-url>", "join a fleet through this Redis (redis:// or rediss://)")
+  .option("--advertise <url>", "with --cluster: the address routers reach this node at (default: where it listens)")
+  .action(async (opts: { host?: string; port?: number; config?: string; requestLog: boolean; cluster?: string; advertise?: string }) => {
+    if (opts.advertise && !opts.cluster) throw new InvalidArgumentError("--advertise needs --cluster");
     const server = await startServer({
+      ...(opts.cluster ? { cluster: { url: opts.cluster, ...(opts.advertise ? { advertise: opts.advertise } : {}) } } : {}),
       ...(opts.config ? { configFile: opts.config } : {}),
       ...(opts.host ? { host: opts.host } : {}),
       ...(opts.port !== undefined ? { port: opts.port } : {}),
@@ -84,6 +88,47 @@ program
     };
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
+  });
+
+program
+  .command("route")
+  .description("route OpenAI requests to the fleet's nodes (a stateless router; run as many as you like)")
+  .requiredOption("--cluster <redis-url>", "the fleet's Redis (redis:// or rediss://)")
+  .option("--host <host>", "address to listen on", "127.0.0.1")
+  .option("--port <port>", "port to listen on (0 picks a free one)", port, 8080)
+  .option("--drain-timeout <ms>", "SIGTERM: how long requests under way may take to finish", positive, 30_000)
+  .option("--status", "print the fleet (as `pitcher fleet`) and exit")
+  .action(async (o: { cluster: string; host: string; port: number; drainTimeout: number; status?: boolean }) => {
+    // The fleet code (and Redis) loads only for the commands that use it.
+    const { fleetStatus, runRouter } = await import("./route.ts");
+    if (o.status) return console.log(await fleetStatus(o.cluster));
+    const router = await runRouter(o);
+    console.log(`Pitcher router listening on ${router.url}`);
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      console.error(`${signal}: router draining for at most ${o.drainTimeout} ms…`);
+      router.shutdown(o.drainTimeout).then(
+        () => process.exit(0),
+        (e) => {
+          console.error(e);
+          process.exit(1);
+        },
+      );
+    };
+    process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGINT", () => stop("SIGINT"));
+  });
+
+program
+  .command("fleet")
+  .description("print the fleet's nodes, their states, resident models, queues and predicted waits")
+  .requiredOption("--cluster <redis-url>", "the fleet's Redis (redis:// or rediss://)")
+  .action(async (o: { cluster: string }) => {
+    const { fleetStatus } = await import("./route.ts");
+    console.log(await fleetStatus(o.cluster));
+    process.exit(0);
   });
 
 const workloadOptions = (c: Command) =>

@@ -15,6 +15,7 @@ import { parseByteSize, type PitcherConfig } from "../config/schema.ts";
 import { EngineDevice } from "../engine/EngineDevice.ts";
 import { HostKvTier } from "../engine/HostKvTier.ts";
 import { resolveModels, type ServedModel } from "../engine/resolveModels.ts";
+import { TokenizerPool } from "../engine/tokenizerPool.ts";
 import { Tokenizers } from "../engine/Tokenizers.ts";
 import { LiveState } from "../observe/LiveState.ts";
 import { PoolMetrics } from "../observe/PoolMetrics.ts";
@@ -37,6 +38,8 @@ export interface ServeOptions {
   requestLog?: NodeJS.WritableStream;
   /** How often the dashboard feed pushes the pool's state (default 500 ms). */
   dashboardPushMs?: number;
+  /** Join a fleet (`--cluster`, `--advertise`): wins over the config's `cluster` section. */
+  cluster?: { url: string; advertise?: string };
 }
 
 export interface RunningServer {
@@ -46,6 +49,8 @@ export interface RunningServer {
   devices: Map<string, EngineDevice>;
   /** Where parked KV lives (tests corrupt it through this). */
   hostKv: HostKvTier;
+  /** The threads prompts are tokenized on; null with `server.tokenizerThreads: 0`. */
+  tokenizerPool: TokenizerPool | null;
   url: string;
   /** For the operator, in one line: how many models and devices, which policy. */
   summary: string;
@@ -85,6 +90,11 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   if (!policyNames().includes(config.scheduler.policy)) throw new ConfigError(`scheduler.policy: unknown policy '${config.scheduler.policy}' (known: ${policyNames().join(", ")})`);
   const models = await resolveModels(config, baseDir, log);
   const tokenizers = await Tokenizers.load(models);
+  // Prompts are tokenized on worker threads, so a large one does not stall others' streams.
+  // Their vocabularies load while the devices start.
+  const promptCodecs = config.server.tokenizerThreads > 0 ? new TokenizerPool(tokenizers, models, config.server.tokenizerThreads) : null;
+  const promptCodecsReady = promptCodecs?.ready() ?? Promise.resolve();
+  promptCodecsReady.catch(() => {}); // awaited below; a start-up that fails before then must not leave it unhandled
 
   const threads = config.devices.threadsPerDevice;
   const count = config.devices.count ?? Math.max(1, Math.floor(os.availableParallelism() / threads));
@@ -145,9 +155,15 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     tenantMetrics = new TenantMetrics(pool, metrics.registry, budgetLeft);
   }
   const inFlight = new InFlightRequests();
+  const cluster = opts.cluster ? { heartbeatMs: 500, ...config.cluster, ...opts.cluster } : config.cluster;
+  // Only a fleet node loads the fleet code (and with it Redis).
+  await promptCodecsReady;
+  const poolServing = new PoolServing(pool, promptCodecs ?? tokenizers, { maxPromptBytes: config.server.maxPromptBytes });
+  const fleet = cluster ? await import("./fleetNode.ts").then((m) => m.fleetNode(pool, poolServing, cluster, log)) : null;
   const { bodyLimitBytes, headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs, drainTimeoutMs } = config.server;
-  const app = buildApp(new PoolServing(pool, tokenizers), {
+  const app = buildApp(fleet?.serving ?? poolServing, {
     bodyLimitBytes,
+    cors: config.server.cors,
     timeouts: { headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs },
     logger: opts.httpLogger ?? false,
     metrics,
@@ -159,6 +175,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     },
     inFlight,
     ...(tenancy ? { tenancy } : {}),
+    ...(fleet ? { refuse: fleet.refuse } : {}),
   });
   const host = opts.host ?? config.server.host;
   const port = opts.port ?? config.server.port;
@@ -166,15 +183,25 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   await app.listen({ host, port });
   const addr = app.server.address();
   const url = typeof addr === "object" && addr ? `http://${host.includes(":") ? `[${host}]` : host}:${addr.port}` : `http://${host}:${port}`;
+  try {
+    await fleet?.join(url);
+  } catch (e) {
+    await app.close();
+    await pool.close();
+    throw e;
+  }
   return {
     app,
     pool,
     devices,
     hostKv,
+    tokenizerPool: promptCodecs,
     url,
-    summary: `${models.length} models, ${devices.size} devices, policy ${scheduler.options.policy}`,
+    summary: `${models.length} models, ${devices.size} devices, policy ${scheduler.options.policy}${fleet ? `, ${fleet.summary}` : ""}`,
     drainTimeoutMs,
     async shutdown() {
+      // A fleet node first says it drains, and hands its queued requests back to the routers.
+      await fleet?.drain();
       // New requests get 503 from here on; running ones finish, answers included.
       const finished = Promise.all([pool.drain(), inFlight.idle()]);
       if (!(await settlesWithin(finished, drainTimeoutMs))) {
@@ -188,8 +215,10 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       // runs, and Node stops timing requests out once the server closes, so let them go now.
       app.server.closeAllConnections();
       await closed;
+      await fleet?.leave();
       await pool.close();
       hostKv.close();
+      await promptCodecs?.dispose();
       await tokenizers.dispose();
     },
   };

@@ -13,6 +13,15 @@ const slo = z
   })
   .strict();
 
+/** `https://app.example.com:8443`: what a browser sends as `Origin`. */
+function isOrigin(s: string): boolean {
+  try {
+    return new URL(s).origin === s;
+  } catch {
+    return false;
+  }
+}
+
 export const modelSchema = z
   .object({
     id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]*$/, "letters, digits and . _ : / -"),
@@ -68,6 +77,16 @@ export const configSchema = z
           .int()
           .positive()
           .default(1 << 20),
+        /** Largest prompt text (UTF-8 bytes of all messages, or the prompt) taken, checked before tokenizing (413 above it). */
+        maxPromptBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(512 * 1024),
+        /** Worker threads that tokenize prompts off the event loop; 0 tokenizes on it (for comparison). */
+        tokenizerThreads: z.number().int().min(0).max(64).default(2),
+        /** CORS: false (off), true (any origin) or the origins allowed (`https://app.example.com`). */
+        cors: z.union([z.boolean(), z.array(z.string().refine(isOrigin, "an origin as browsers send it: scheme://host[:port], no path, no trailing slash")).min(1)]).default(false),
         /** A client must send all its request headers within this time (408 after it). */
         headersTimeoutMs: z.number().int().positive().default(10_000),
         /**
@@ -135,6 +154,22 @@ export const configSchema = z
       })
       .strict()
       .default({}),
+    /** Join a fleet through Redis (`pitcher serve --cluster`); absent: serve alone, Redis never loaded. */
+    cluster: z
+      .object({
+        url: z.string().regex(/^rediss?:\/\//, "a redis:// or rediss:// URL"),
+        /** Where routers reach this node; default: the address it listens on. */
+        advertise: z
+          .string()
+          .regex(/^https?:\/\/[^/]+\/?$/, "an http(s)://host:port address")
+          .optional(),
+        heartbeatMs: z.number().int().min(50).default(500),
+        /** How long the node's record lives unless renewed; default 3 heartbeats. */
+        ttlMs: z.number().int().positive().optional(),
+      })
+      .strict()
+      .refine((c) => c.ttlMs === undefined || c.ttlMs > c.heartbeatMs, { message: "ttlMs must exceed heartbeatMs", path: ["ttlMs"] })
+      .optional(),
     /** Where stand-in models and downloaded models are kept. */
     cacheDir: z.string().optional(),
     /** Omit to serve the embedded stand-in catalog. */

@@ -1,7 +1,7 @@
 /**
  * The text port: prompts to tokens and tokens back to text, per model. Implemented by
- * `engine/` (each model's vocabulary loaded alone in the server process) and by fakes in
- * tests. The runtime tokenizes and detokenizes through it; the API never does.
+ * `engine/` (each model's vocabulary loaded alone; prompts tokenized on worker threads) and
+ * by fakes in tests. The runtime tokenizes and detokenizes through it; the API never does.
  */
 import type { OutputGrammar } from "./devicePort.ts";
 import type { ModelId } from "./types.ts";
@@ -66,15 +66,21 @@ export interface ChatToolsPrompt {
   grammar: OutputGrammar;
 }
 
+/**
+ * A value now or later: the prompt methods may run off the event loop (a worker pool), since
+ * their work grows with the prompt; the caller awaits them either way.
+ */
+export type MaybeAsync<T> = T | Promise<T>;
+
 export interface ModelCodec {
   /** Completion prompt: BOS (when the model wants one) + text. */
-  completionPrompt(text: string): number[];
+  completionPrompt(text: string): MaybeAsync<number[]>;
   /**
    * Chat prompt through the model's chat template (or a plain fallback), with an open
    * assistant turn. With `tools`, the functions are offered in the model's own way and
    * `tools` in the answer says how calls are written and constrains the output to them.
    */
-  chatPrompt(messages: ChatMessage[], tools?: ChatToolsRequest): { tokens: number[]; stopStrings: string[]; tools?: ChatToolsPrompt };
+  chatPrompt(messages: ChatMessage[], tools?: ChatToolsRequest): MaybeAsync<{ tokens: number[]; stopStrings: string[]; tools?: ChatToolsPrompt }>;
   /** Text of `tokens`, given the tokens before them (a leading space depends on them). */
   detokenize(tokens: number[], lastTokens?: number[]): string;
 }

@@ -40,9 +40,14 @@ export class ContextLengthError extends PitcherError {
   }
 }
 
+/** Longest client-chosen name an error message repeats. */
+const MAX_ECHOED_CHARS = 200;
+
 export class ModelNotFoundError extends PitcherError {
   constructor(model: string) {
-    super(`The model '${model}' does not exist. GET /v1/models lists the models served here.`, "model_not_found", 404, "invalid_request_error", "model");
+    // The name is the client's: a megabyte of it is not echoed back.
+    const shown = model.length > MAX_ECHOED_CHARS ? `${model.slice(0, MAX_ECHOED_CHARS)}…` : model;
+    super(`The model '${shown}' does not exist. GET /v1/models lists the models served here.`, "model_not_found", 404, "invalid_request_error", "model");
   }
 }
 
@@ -61,7 +66,19 @@ export class NotFoundError extends PitcherError {
 
 export class BodyTooLargeError extends PitcherError {
   constructor(limitBytes: number) {
-    super(`Request body exceeds ${limitBytes} bytes`, "request_too_large", 413, "invalid_request_error");
+    super(`The request body exceeds ${limitBytes} bytes, the most this server accepts (server.bodyLimitBytes)`, "request_too_large", 413, "invalid_request_error");
+  }
+}
+
+export class PromptTooLargeError extends PitcherError {
+  constructor(promptBytes: number, limitBytes: number, param: string) {
+    super(
+      `The prompt is ${promptBytes} bytes of text, more than the ${limitBytes} bytes this server accepts in one request (server.maxPromptBytes)`,
+      "prompt_too_large",
+      413,
+      "invalid_request_error",
+      param,
+    );
   }
 }
 
@@ -171,4 +188,42 @@ export class InsufficientQuotaError extends PitcherError {
   constructor(message: string) {
     super(message, "insufficient_quota", 429, "insufficient_quota");
   }
+}
+/** A fleet node is draining: the request was not started, and a router sends it to another node. */
+export class NodeDrainingError extends PitcherError {
+  readonly retryAfterSeconds = 1;
+  constructor(message = "This node is draining and hands the request back; send it to another node") {
+    super(message, "node_draining", 503, "server_error");
+  }
+}
+
+/** A fleet node cannot renew its record in Redis, so routers with a live view count it as gone: it takes no work from them. */
+export class NodeUnavailableError extends PitcherError {
+  readonly retryAfterSeconds = 1;
+  constructor(message = "This node cannot renew its fleet record and takes no routed work; send the request to another node") {
+    super(message, "node_unavailable", 503, "server_error");
+  }
+}
+
+/** A router found no node for the request (none fresh and serving the model, or every try failed). */
+export class NoNodeAvailableError extends PitcherError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message, "no_node_available", 503, "server_error");
+  }
+}
+
+/** The node serving a stream failed after its first byte: the stream ends with this error event and no `[DONE]`. */
+export class NodeFailedError extends PitcherError {
+  constructor(message: string) {
+    super(message, "node_failed", 502, "server_error");
+  }
+}
+
+/** The error asks the client to come back after `retryAfterSeconds` (the API sends it as `Retry-After`). */
+export function retryAfterOf(e: PitcherError): number | undefined {
+  const s = (e as { retryAfterSeconds?: unknown }).retryAfterSeconds;
+  return typeof s === "number" ? s : undefined;
 }

@@ -21,10 +21,10 @@ async function collect(pieces: AsyncIterable<string>): Promise<string[]> {
   return out;
 }
 
-describe("serving facade", () => {
+describe("serving facade", async () => {
   it("tokenizes a completion prompt, names it cmpl-…, and asks the pool for it", async () => {
     const { pool, serving } = setup();
-    const g = serving.generate(completion("abc", { maxTokens: 5, stop: ["", "\n"], sampling: { temperature: 0.5, topP: 0.9, seed: 7 } }));
+    const g = await serving.generate(completion("abc", { maxTokens: 5, stop: ["", "\n"], sampling: { temperature: 0.5, topP: 0.9, seed: 7 } }));
     assert.match(g.id, /^cmpl-[0-9a-f-]{36}$/);
     assert.equal(g.promptTokens, 4);
     const p = pool.calls[0]!;
@@ -38,79 +38,79 @@ describe("serving facade", () => {
     assert.equal(r.text, "Hello world");
   });
 
-  it("prompts a chat through the template, names it chatcmpl-…, and adds the template's stop strings after the client's", () => {
+  it("prompts a chat through the template, names it chatcmpl-…, and adds the template's stop strings after the client's", async () => {
     const { pool, serving } = setup(256);
-    const g = serving.generate({ modelId: "tiny", input: { kind: "chat", messages: [{ role: "user", content: "hi" }] }, sampling: greedy, stop: ["END"] });
+    const g = await serving.generate({ modelId: "tiny", input: { kind: "chat", messages: [{ role: "user", content: "hi" }] }, sampling: greedy, stop: ["END"] });
     assert.match(g.id, /^chatcmpl-/);
     assert.deepEqual(pool.calls[0]!.stop, ["END", "<|end|>"]);
     assert.equal(pool.calls[0]!.promptTokens.length, g.promptTokens);
   });
 
-  it("gives all the room the context leaves when no max tokens are asked, and a default cut to that room", () => {
+  it("gives all the room the context leaves when no max tokens are asked, and a default cut to that room", async () => {
     const { pool, serving } = setup(10);
-    serving.generate(completion("abc"));
-    serving.generate(completion("abc", { maxTokens: 2 }));
-    serving.generate(completion("abc", { maxTokens: 6 }));
-    serving.generate(completion("abc", { defaultMaxTokens: 16 }));
-    serving.generate(completion("abc", { defaultMaxTokens: 3 }));
+    await serving.generate(completion("abc"));
+    await serving.generate(completion("abc", { maxTokens: 2 }));
+    await serving.generate(completion("abc", { maxTokens: 6 }));
+    await serving.generate(completion("abc", { defaultMaxTokens: 16 }));
+    await serving.generate(completion("abc", { defaultMaxTokens: 3 }));
     assert.deepEqual(
       pool.calls.map((c) => c.maxTokens),
       [6, 2, 6, 6, 3],
     );
   });
 
-  it("refuses max tokens beyond the room the context leaves, naming both numbers and the field", () => {
+  it("refuses max tokens beyond the room the context leaves, naming both numbers and the field", async () => {
     const { pool, serving } = setup(10);
-    assert.throws(
+    await assert.rejects(
       () => serving.generate(completion("abc", { maxTokens: 7 })),
       (e: unknown) => e instanceof ContextLengthError && e.param === "max_tokens" && /max_tokens is 7\b/.test(e.message) && /room for 6 output tokens/.test(e.message),
     );
-    assert.throws(
+    await assert.rejects(
       () => serving.generate(completion("abc", { maxTokens: 100, maxTokensParam: "max_completion_tokens" })),
       (e: unknown) => e instanceof ContextLengthError && e.param === "max_completion_tokens" && /max_completion_tokens is 100\b/.test(e.message),
     );
     assert.equal(pool.calls.length, 0);
   });
 
-  it("refuses a prompt that leaves no room for output, naming both lengths and the field", () => {
+  it("refuses a prompt that leaves no room for output, naming both lengths and the field", async () => {
     const { pool, serving } = setup(10);
-    assert.throws(
+    await assert.rejects(
       () => serving.generate(completion("abcdefghi")),
       (e: unknown) => e instanceof ContextLengthError && e.param === "prompt" && /holds 10 tokens/.test(e.message) && /prompt is 10 tokens/.test(e.message),
     );
-    assert.throws(
+    await assert.rejects(
       () => serving.generate({ modelId: "tiny", input: { kind: "chat", messages: [{ role: "user", content: "far too long a chat" }] }, sampling: greedy, stop: [] }),
       (e: unknown) => e instanceof ContextLengthError && e.param === "messages",
     );
-    serving.generate(completion("abcdefgh"));
+    await serving.generate(completion("abcdefgh"));
     assert.equal(pool.calls.length, 1, "only the prompt that fits reached the pool");
     assert.equal(pool.calls[0]!.maxTokens, 1);
   });
 
-  it("passes token ids through and refuses ids outside the vocabulary", () => {
+  it("passes token ids through and refuses ids outside the vocabulary", async () => {
     const { pool, serving } = setup();
-    serving.generate(completion([5, 6, 999]));
+    await serving.generate(completion([5, 6, 999]));
     assert.deepEqual(pool.calls[0]!.promptTokens, [5, 6, 999]);
-    assert.throws(
+    await assert.rejects(
       () => serving.generate(completion([1, 1000])),
       (e: unknown) => e instanceof InvalidRequestError && e.param === "prompt" && /1000 is outside the model's vocabulary of 1000/.test(e.message),
     );
-    assert.throws(
+    await assert.rejects(
       () => serving.generate(completion([])),
       (e: unknown) => e instanceof InvalidRequestError && /empty/.test(e.message),
     );
   });
 
-  it("refuses an unknown model before anything else", () => {
+  it("refuses an unknown model before anything else", async () => {
     const { pool, serving } = setup();
-    assert.throws(() => serving.generate({ ...completion("x"), modelId: "nope" }), ModelNotFoundError);
+    await assert.rejects(() => serving.generate({ ...completion("x"), modelId: "nope" }), ModelNotFoundError);
     assert.equal(pool.calls.length, 0);
   });
 
   it("streams one piece per token, empty ones included, and ends with the result", async () => {
     const { pool, serving } = setup();
     pool.answer = answerWith(["a", "", "b", "c"], "stop");
-    const g = serving.generate(completion("x"));
+    const g = await serving.generate(completion("x"));
     assert.deepEqual(await collect(g.pieces), ["a", "", "b", "c"]);
     const r = await g.result;
     assert.equal(r.finishReason, "stop");
@@ -120,7 +120,7 @@ describe("serving facade", () => {
   it("pieces already sent come out before the error that ended the request", async () => {
     const { pool, serving } = setup();
     pool.answer = failAfter(["a", "b"], new PitcherError("boom", "device_failed", 500, "server_error"));
-    const g = serving.generate(completion("x"));
+    const g = await serving.generate(completion("x"));
     const seen: string[] = [];
     await assert.rejects(async () => {
       for await (const p of g.pieces) seen.push(p);
@@ -132,10 +132,10 @@ describe("serving facade", () => {
   it("a refusal by the pool comes out of the pieces before any piece, and reading only the pieces leaves nothing unhandled", async () => {
     const { pool, serving } = setup();
     pool.answer = () => Promise.reject(new OverloadedError("busy", 3));
-    const g = serving.generate(completion("x"));
+    const g = await serving.generate(completion("x"));
     await assert.rejects(collect(g.pieces), OverloadedError);
     // A non-streaming caller reads only the result.
-    const h = serving.generate(completion("x"));
+    const h = await serving.generate(completion("x"));
     await assert.rejects(h.result, OverloadedError);
   });
 
@@ -143,13 +143,13 @@ describe("serving facade", () => {
     const { pool, serving } = setup();
     pool.answer = untilAborted;
     const ac = new AbortController();
-    const g = serving.generate(completion("x", { signal: ac.signal }));
+    const g = await serving.generate(completion("x", { signal: ac.signal }));
     assert.equal(pool.calls[0]!.signal, ac.signal);
     ac.abort();
     await assert.rejects(collect(g.pieces), (e: unknown) => e instanceof PitcherError && e.code === "cancelled");
   });
 
-  it("tells what is served and how the pool is", () => {
+  it("tells what is served and how the pool is", async () => {
     const { pool, serving } = setup();
     assert.deepEqual(
       serving.models().map((m) => m.id),
@@ -176,10 +176,10 @@ describe("serving facade", () => {
     const serving = new PoolServing(pool, fakeCodecs, { drawSeed: () => next++ });
     const sampled = { temperature: 1 };
     await Promise.all([
-      serving.generate(completion("a", { sampling: sampled })).result,
-      serving.generate(completion("a", { sampling: sampled })).result,
-      serving.generate(completion("a", { sampling: { temperature: 1, seed: 7 } })).result,
-      serving.generate(completion("a", { sampling: greedy })).result,
+      (await serving.generate(completion("a", { sampling: sampled }))).result,
+      (await serving.generate(completion("a", { sampling: sampled }))).result,
+      (await serving.generate(completion("a", { sampling: { temperature: 1, seed: 7 } }))).result,
+      (await serving.generate(completion("a", { sampling: greedy }))).result,
     ]);
     assert.deepEqual(
       pool.calls.map((c) => c.sampling),

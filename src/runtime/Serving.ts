@@ -13,6 +13,7 @@ import type { DeviceId, ModelId, RequestId, TenantRef } from "../core/types.ts";
 import { embedThroughPool, type EmbeddingRequest, type EmbeddingResult } from "./embeddings.ts";
 import type { TokenLogprob } from "./LiveRequest.ts";
 import type { DeviceState, DeviceStatus, GenerationParams, GenerationResult } from "./Pool.ts";
+import { refuseOversizedPrompt } from "./promptBytes.ts";
 
 export type { EmbeddingRequest, EmbeddingResult, GenerationResult, TokenLogprob };
 
@@ -89,12 +90,13 @@ export interface DeviceHealth {
 /** What the API uses. */
 export interface Serving {
   /**
-   * Throws a `PitcherError` at once for a request refused before scheduling (unknown model,
-   * empty prompt, token outside the vocabulary, prompt as long as the context); later
-   * refusals (overload, draining, failures) reject `result`.
+   * Rejects with a `PitcherError` for a request refused before scheduling (unknown model,
+   * prompt text over the byte cap, empty prompt, token outside the vocabulary, prompt as long
+   * as the context); later refusals (overload, draining, failures) reject `result`.
+   * Asynchronous because prompts are tokenized off the event loop.
    */
-  generate(request: ServingRequest): Generation;
-  /** Vectors of the inputs from a model that embeds; refusals before scheduling throw at once, as `generate`'s do. */
+  generate(request: ServingRequest): Promise<Generation>;
+  /** Vectors of the inputs from a model that embeds; refusals before scheduling reject, as `generate`'s do. */
   embed(request: EmbeddingRequest): Promise<EmbeddingResult>;
   models(): ServedModel[];
   model(id: ModelId): ServedModel | undefined;
@@ -119,10 +121,13 @@ export interface ServingOptions {
    * would seed from the clock in seconds, so identical requests in one second would repeat.
    */
   drawSeed?: () => number;
+  /** Largest prompt text (UTF-8 bytes) taken, checked before tokenizing; none when absent. */
+  maxPromptBytes?: number;
 }
 
 export class PoolServing implements Serving {
   private readonly drawSeed: () => number;
+  private readonly maxPromptBytes: number | undefined;
 
   constructor(
     private readonly pool: ServingPool,
@@ -130,6 +135,7 @@ export class PoolServing implements Serving {
     options: ServingOptions = {},
   ) {
     this.drawSeed = options.drawSeed ?? (() => randomInt(2 ** 31));
+    this.maxPromptBytes = options.maxPromptBytes;
   }
 
   get draining(): boolean {
@@ -160,11 +166,12 @@ export class PoolServing implements Serving {
     return { id: d.id, up: false, state: s.state, restartAttempts: s.restartAttempts, lastError: s.lastError, nextRetryInMs: s.nextRetryInMs, residentModels };
   }
 
-  generate(request: ServingRequest): Generation {
+  async generate(request: ServingRequest): Promise<Generation> {
     const model = this.pool.models.get(request.modelId);
     if (!model) throw new ModelNotFoundError(request.modelId);
     if (model.embedding) throw new WrongModelKindError(`The model '${model.id}' is an embedding model: use POST /v1/embeddings`, "model_only_embeds");
-    const { promptTokens, templateStops, promptParam, tools } = this.prompt(model, request.input);
+    refuseOversizedPrompt(request.input, this.maxPromptBytes);
+    const { promptTokens, templateStops, promptParam, tools } = await this.prompt(model, request.input);
     const contextTokens = model.profile.contextTokens;
     if (promptTokens.length >= contextTokens)
       throw new ContextLengthError(
@@ -228,14 +235,14 @@ export class PoolServing implements Serving {
     return embedThroughPool(this.pool, this.codecs, request);
   }
 
-  private prompt(model: ServedModel, input: ServingInput): { promptTokens: number[]; templateStops: string[]; promptParam: string; tools?: ChatToolsPrompt } {
+  private async prompt(model: ServedModel, input: ServingInput): Promise<{ promptTokens: number[]; templateStops: string[]; promptParam: string; tools?: ChatToolsPrompt }> {
     if (input.kind === "chat") {
-      const { tokens, stopStrings, tools } = this.codecs.get(model.id).chatPrompt(input.messages, input.tools);
+      const { tokens, stopStrings, tools } = await this.codecs.get(model.id).chatPrompt(input.messages, input.tools);
       return { promptTokens: tokens, templateStops: stopStrings, promptParam: "messages", ...(tools ? { tools } : {}) };
     }
     let promptTokens: number[];
     if (typeof input.prompt === "string") {
-      promptTokens = this.codecs.get(model.id).completionPrompt(input.prompt);
+      promptTokens = await this.codecs.get(model.id).completionPrompt(input.prompt);
     } else {
       promptTokens = input.prompt;
       const bad = promptTokens.find((t) => t >= model.vocabularySize);

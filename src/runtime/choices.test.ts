@@ -22,13 +22,13 @@ const ask = (extra: Partial<ServingRequest> = {}): ServingRequest => ({
 describe("n choices", () => {
   it("schedules each choice as a request of its own; unseeded ones draw their own seeds, seeded ones count up from it", async () => {
     const { pool, serving } = setup();
-    const unseeded = generateChoices(serving, ask(), 3);
+    const unseeded = await generateChoices(serving, ask(), 3);
     assert.equal(new Set(unseeded.map((g) => g.id)).size, 3);
     assert.deepEqual(
       pool.calls.map((c) => c.sampling.seed),
       [100, 101, 102],
     );
-    generateChoices(serving, ask({ sampling: { temperature: 1, seed: 7 } }), 2);
+    await generateChoices(serving, ask({ sampling: { temperature: 1, seed: 7 } }), 2);
     assert.deepEqual(
       pool.calls.slice(3).map((c) => c.sampling.seed),
       [7, 8],
@@ -40,7 +40,7 @@ describe("n choices", () => {
     const { pool, serving } = setup();
     let n = 0;
     pool.answer = (params) => (n++ === 1 ? Promise.reject(new PitcherError("boom", "device_failed", 500, "server_error")) : untilAborted(params));
-    const choices = generateChoices(serving, ask(), 3);
+    const choices = await generateChoices(serving, ask(), 3);
     const outcomes = await Promise.allSettled(choices.map((g) => g.result));
     assert.deepEqual(
       outcomes.map((o) => (o.status === "rejected" ? (o.reason as PitcherError).code : "ok")),
@@ -52,15 +52,15 @@ describe("n choices", () => {
     const { pool, serving } = setup();
     pool.answer = untilAborted;
     const abort = new AbortController();
-    const choices = generateChoices(serving, ask({ signal: abort.signal }), 2);
+    const choices = await generateChoices(serving, ask({ signal: abort.signal }), 2);
     abort.abort();
     for (const o of await Promise.allSettled(choices.map((g) => g.result))) assert.equal(o.status, "rejected");
   });
 
-  it("a request refused before scheduling throws at once, with nothing left running", () => {
+  it("a request refused before scheduling is refused at once, with nothing left running", async () => {
     const { pool, serving } = setup();
     pool.answer = answerWith(["x"]);
-    assert.throws(() => generateChoices(serving, ask({ input: { kind: "completion", prompt: [1, 5000] } }), 2), InvalidRequestError);
+    await assert.rejects(generateChoices(serving, ask({ input: { kind: "completion", prompt: [1, 5000] } }), 2), InvalidRequestError);
     assert.equal(pool.calls.length, 0);
   });
 });

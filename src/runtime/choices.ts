@@ -6,8 +6,8 @@
  */
 import type { Generation, Serving, ServingRequest } from "./Serving.ts";
 
-export function generateChoices(serving: Serving, request: ServingRequest, n: number): Generation[] {
-  if (n === 1) return [serving.generate(request)];
+export async function generateChoices(serving: Serving, request: ServingRequest, n: number): Promise<Generation[]> {
+  if (n === 1) return [await serving.generate(request)];
   const together = new AbortController();
   const parent = request.signal;
   if (parent?.aborted) together.abort(parent.reason);
@@ -19,7 +19,7 @@ export function generateChoices(serving: Serving, request: ServingRequest, n: nu
       // A given seed makes every choice repeatable, and the choices differ from each other;
       // without one, each choice draws its own (Serving does).
       const sampling = seed === undefined ? request.sampling : { ...request.sampling, seed: seed + i };
-      const g = serving.generate({ ...request, sampling, signal: together.signal });
+      const g = await serving.generate({ ...request, sampling, signal: together.signal });
       g.result.catch((e: unknown) => together.abort(e));
       choices.push(g);
     }

@@ -67,7 +67,7 @@ describe("embeddings through the pool", () => {
 
   it("pools with generation: an embedding model and a generating model share a device that holds one, and both requests complete", async () => {
     const { serving, commands, dev } = await setup(100 * MB);
-    const gen = serving.generate({ modelId: "gen", input: { kind: "completion", prompt: "one two three" }, maxTokens: 12, sampling: { temperature: 0 }, stop: [] });
+    const gen = await serving.generate({ modelId: "gen", input: { kind: "completion", prompt: "one two three" }, maxTokens: 12, sampling: { temperature: 0 }, stop: [] });
     const emb = serving.embed({ modelId: "emb", inputs: ["four five six"] });
     const [g, e] = await Promise.all([gen.result, emb]);
     assert.equal(g.completionTokens, 12);

@@ -38,7 +38,7 @@ export interface EmbeddingResult {
  * model that does not embed, an empty input, a token outside the vocabulary, an input
  * longer than the context); later refusals (overload, draining, failures) reject the result.
  */
-export function embedThroughPool(pool: EmbeddingPool, codecs: Codecs, request: EmbeddingRequest): Promise<EmbeddingResult> {
+export async function embedThroughPool(pool: EmbeddingPool, codecs: Codecs, request: EmbeddingRequest): Promise<EmbeddingResult> {
   const model = pool.models.get(request.modelId);
   if (!model) throw new ModelNotFoundError(request.modelId);
   if (!model.embedding)
@@ -46,24 +46,26 @@ export function embedThroughPool(pool: EmbeddingPool, codecs: Codecs, request: E
   if (request.inputs.length === 0) throw new InvalidRequestError("input must hold at least one text or token array", "input");
   const codec = codecs.get(model.id);
   const contextTokens = model.profile.contextTokens;
-  const tokenized = request.inputs.map((input, i) => {
-    const where = request.inputs.length === 1 ? "The input" : `Input ${i}`;
-    if (input.length === 0) throw new InvalidRequestError(`${where} is empty`, "input");
-    let tokens: number[];
-    if (typeof input === "string") tokens = codec.completionPrompt(input);
-    else {
-      tokens = input;
-      const bad = tokens.find((t) => t >= model.vocabularySize);
-      if (bad !== undefined) throw new InvalidRequestError(`Token id ${bad} is outside the model's vocabulary of ${model.vocabularySize} tokens`, "input");
-    }
-    // The scheduler reserves one output slot beside the prompt, as for any request.
-    if (tokens.length >= contextTokens)
-      throw new ContextLengthError(
-        `This model's context holds ${contextTokens} tokens, but ${where.toLowerCase()} is ${tokens.length} tokens (at most ${contextTokens - 1} fit).`,
-        "input",
-      );
-    return tokens;
-  });
+  const tokenized = await Promise.all(
+    request.inputs.map(async (input, i) => {
+      const where = request.inputs.length === 1 ? "The input" : `Input ${i}`;
+      if (input.length === 0) throw new InvalidRequestError(`${where} is empty`, "input");
+      let tokens: number[];
+      if (typeof input === "string") tokens = await codec.completionPrompt(input);
+      else {
+        tokens = input;
+        const bad = tokens.find((t) => t >= model.vocabularySize);
+        if (bad !== undefined) throw new InvalidRequestError(`Token id ${bad} is outside the model's vocabulary of ${model.vocabularySize} tokens`, "input");
+      }
+      // The scheduler reserves one output slot beside the prompt, as for any request.
+      if (tokens.length >= contextTokens)
+        throw new ContextLengthError(
+          `This model's context holds ${contextTokens} tokens, but ${where.toLowerCase()} is ${tokens.length} tokens (at most ${contextTokens - 1} fit).`,
+          "input",
+        );
+      return tokens;
+    }),
+  );
 
   // One failed input fails the request: the others are cancelled at once, not left running.
   const abort = new AbortController();

@@ -11,7 +11,7 @@
  */
 import type { Command, CommandOutcome, DeviceId, DeviceProfile, FinishReason, FinishedRequest, ModelId, ModelProfile, RequestId, RequestSpec } from "../core/types.ts";
 import { tokenDeadlineMs } from "../core/types.ts";
-import { admit, type SubmitResult } from "./admission.ts";
+import { admit, predictedWaitMs, type SubmitResult } from "./admission.ts";
 import { type ExpiredRequest, expireLate, LateWaitCap } from "./lateWait.ts";
 import { FairShare } from "./fairShare.ts";
 import { MemoryLedger } from "./MemoryLedger.ts";
@@ -252,6 +252,14 @@ export class Scheduler implements SchedulerState {
 
   snapshot(): SchedulerSnapshot {
     return snapshot(this);
+  }
+
+  /**
+   * The wait admission predicts for a new request of this model with a prompt of
+   * `promptTokens` arriving now (ms), a load included where no device holds it.
+   */
+  predictedWaitMs(modelId: ModelId, nowMs: number, promptTokens: number): number {
+    return predictedWaitMs(this, this.predictor, modelId, nowMs, promptTokens, this.models.get(modelId)!.slo);
   }
 
   // ---- request lifecycle -------------------------------------------------------------

@@ -4,11 +4,12 @@
  */
 import type { ChatMessage, Codecs, ModelCodec } from "../../src/core/codec.ts";
 
-export const fakeCodec: ModelCodec = {
-  completionPrompt: (text) => text.split(/\s+/).filter(Boolean).map(wordToken),
+// `satisfies`: tests read the prompts at once (the port allows them to be asynchronous).
+export const fakeCodec = {
+  completionPrompt: (text: string): number[] => text.split(/\s+/).filter(Boolean).map(wordToken),
   chatPrompt: (messages: ChatMessage[]) => ({ tokens: messages.flatMap((m) => m.content.split(/\s+/).filter(Boolean).map(wordToken)), stopStrings: [] }),
-  detokenize: (tokens) => tokens.map((t) => ` t${t}`).join(""),
-};
+  detokenize: (tokens: number[]) => tokens.map((t) => ` t${t}`).join(""),
+} satisfies ModelCodec;
 
 export const fakeCodecs: Codecs = {
   get: () => fakeCodec,

@@ -5,7 +5,7 @@ import type { Codecs } from "../../core/codec.ts";
 import type { HttpOutcome } from "../../observe/HttpOutcome.ts";
 import { FakeServingPool, fakeCodecs, fakeModel } from "../../runtime/testing/FakeServingPool.ts";
 import { PoolServing } from "../../runtime/Serving.ts";
-import { buildApp } from "../app.ts";
+import { type AppOptions, buildApp } from "../app.ts";
 import type { HttpTimeouts } from "../httpEdges.ts";
 import { InFlightRequests } from "../InFlightRequests.ts";
 
@@ -13,7 +13,7 @@ export const BODY_LIMIT_BYTES = 4096;
 export const TIMEOUTS: HttpTimeouts = { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000 };
 
 /** An app over one fake model "tiny" with a 128-token context; every HTTP outcome it reports is kept. */
-export function setup(timeouts: HttpTimeouts = TIMEOUTS, codecs: Codecs = fakeCodecs) {
+export function setup(timeouts: HttpTimeouts = TIMEOUTS, extra: Partial<AppOptions> = {}, codecs: Codecs = fakeCodecs) {
   const pool = new FakeServingPool([fakeModel("tiny", 128, 1000)]);
   const metrics = { contentType: "text/plain; version=0.0.4; charset=utf-8", text: async () => "pitcher_up 1\n" };
   const live = { view: (cursor: number) => ({ cursor: cursor + 1, segments: [] }) };
@@ -26,6 +26,7 @@ export function setup(timeouts: HttpTimeouts = TIMEOUTS, codecs: Codecs = fakeCo
     live,
     onHttpOutcome: (o) => outcomes.push(o),
     inFlight,
+    ...extra,
   });
   const post = async (url: string, body: unknown) => {
     const res = await app.inject({ method: "POST", url, headers: { "content-type": "application/json" }, payload: typeof body === "string" ? body : JSON.stringify(body) });

@@ -1,0 +1,56 @@
+/**
+ * The fleet side of `pitcher serve --cluster`, imported by serve.ts only when clustering, so
+ * a lone server never loads the fleet code or Redis.
+ */
+import os from "node:os";
+import { FleetNode } from "../fleet/node.ts";
+import { FleetServing, refuseWhenFenced } from "../fleet/nodeServing.ts";
+import { redactUrl } from "../fleet/redisUrl.ts";
+import type { Pool } from "../runtime/Pool.ts";
+import type { Serving } from "../runtime/Serving.ts";
+
+export interface ClusterSettings {
+  url: string;
+  advertise?: string | undefined;
+  heartbeatMs: number;
+  ttlMs?: number | undefined;
+}
+
+/** The address routers reach: the one given, else where the server listens (a wildcard host becomes this machine's name). */
+function advertised(listenUrl: string, advertise: string | undefined): string {
+  if (advertise) return advertise.replace(/\/$/, "");
+  const u = new URL(listenUrl);
+  if (u.hostname === "0.0.0.0" || u.hostname === "[::]") u.hostname = os.hostname();
+  return u.origin;
+}
+
+export function fleetNode(pool: Pool, inner: Serving, cluster: ClusterSettings, log: (m: string) => void) {
+  const serving = new FleetServing(inner, (id) => pool.scheduler.requests.get(id)?.phase === "queued");
+  let node: FleetNode | null = null;
+  return {
+    serving,
+    refuse: refuseWhenFenced(() => node?.fenced ?? false),
+    get summary() {
+      return `fleet node ${node?.nodeId ?? "?"} via ${redactUrl(cluster.url)}`;
+    },
+    async join(listenUrl: string) {
+      node = new FleetNode(pool, {
+        redisUrl: cluster.url,
+        advertiseUrl: advertised(listenUrl, cluster.advertise),
+        heartbeatMs: cluster.heartbeatMs,
+        ttlMs: cluster.ttlMs ?? 3 * cluster.heartbeatMs,
+        log,
+      });
+      await node.join();
+    },
+    /** DRAINING in Redis first, then the queued requests go back (each a 503 node_draining the router re-sends). */
+    async drain() {
+      await node?.drain();
+      const n = serving.drain();
+      if (n > 0) log(`fleet: handed ${n} queued request(s) back to the routers`);
+    },
+    async leave() {
+      await node?.leave();
+    },
+  };
+}

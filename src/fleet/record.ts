@@ -1,0 +1,64 @@
+/**
+ * A node's record in Redis: what a node publishes and what routers read. Plain data, shared
+ * by the node (writes it), the router and `pitcher fleet` (read it) and the routing function.
+ * All times are on Redis's clock (`TIME`), so nodes' and routers' own clocks never meet.
+ */
+import type { ModelId } from "../core/types.ts";
+
+/** Where records live: one string key per node (with a TTL), and a set naming the nodes. */
+export const KEY_PREFIX = "pitcher:";
+export const NODES_SET = `${KEY_PREFIX}nodes`;
+export const EVENTS_CHANNEL = `${KEY_PREFIX}events`;
+export const nodeKey = (nodeId: string): string => `${KEY_PREFIX}node:${nodeId}`;
+
+export type NodeState = "READY" | "DRAINING";
+
+/** One model on one node. */
+export interface ModelRecord {
+  /** Ready on some device, being loaded, or on none. */
+  state: "resident" | "loading" | "absent";
+  queued: number;
+  running: number;
+  /** The node scheduler's predicted wait for a new request of this model, a load included where none holds it (ms). */
+  waitMs: number;
+  /** The predicted time to load it (ms). */
+  loadMs: number;
+  /** Roughly how much one more request of this model adds to that wait (ms): what a router's unrecorded sends cost. */
+  requestMs: number;
+}
+
+export interface DeviceRecord {
+  id: string;
+  up: boolean;
+  memoryBytes: number;
+  freeBytes: number;
+  residents: ModelId[];
+}
+
+export interface NodeRecord {
+  /** `host:port` of the advertised address: stable across restarts, so a restarted node replaces its record. */
+  nodeId: string;
+  /** Where routers reach it, e.g. http://10.0.0.5:8080. */
+  url: string;
+  /** Per start of the process: a record with a new epoch is a new life of the node. */
+  epoch: string;
+  state: NodeState;
+  /** When Redis stamped the record (Redis clock, ms). */
+  stampMs: number;
+  /** How often the node rewrites it (ms); records older than 2.5 of these are stale. */
+  heartbeatMs: number;
+  devices: DeviceRecord[];
+  models: Record<ModelId, ModelRecord>;
+}
+
+/** A stored record, or null when it is not one (a foreign key, a newer format): such a node is ignored. */
+export function parseRecord(text: string | null): NodeRecord | null {
+  if (!text) return null;
+  try {
+    const r = JSON.parse(text) as NodeRecord;
+    if (typeof r.nodeId !== "string" || typeof r.url !== "string" || typeof r.stampMs !== "number" || typeof r.models !== "object") return null;
+    return r;
+  } catch {
+    return null;
+  }
+}
