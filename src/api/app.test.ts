@@ -68,7 +68,7 @@ describe("bad requests", () => {
     assertOpenAiError(r, 400, "unsupported_option");
     assert.equal(r.json.error.param, "best_of");
     assert.match(r.json.error.message, /not supported/);
-    for (const [field, value] of [["tools", [{ type: "function" }]]] as const) {
+    for (const [field, value] of [["functions", [{ name: "f" }]]] as const) {
       const t = await post("/v1/chat/completions", { model: "tiny", [field]: value, messages: hi });
       assertOpenAiError(t, 400, "unsupported_option");
       assert.equal(t.json.error.param, field);

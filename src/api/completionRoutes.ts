@@ -15,6 +15,7 @@ import type { InFlightRequests } from "./InFlightRequests.ts";
 import { chatLogprobs, completionLogprobs } from "./logprobs.ts";
 import { outputGrammarFor } from "./responseFormat.ts";
 import { chatBodySchema, checkChatLogprobs, completionBodySchema, parseBody, refuseUnsupported, type ChatBody, type CompletionBody } from "./requestSchemas.ts";
+import { chatMessages, ToolCallStream, toolAnswer, toolNames, toolsRequest } from "./toolCalls.ts";
 
 /** OpenAI's default for /v1/completions (cut to what the context holds); chat completions default to all of it. */
 const COMPLETION_DEFAULT_MAX_TOKENS = 16;
@@ -39,17 +40,15 @@ export function registerCompletionRoutes(app: FastifyInstance, serving: Serving,
     const body = parseBody(chatBodySchema, req.body) as ChatBody;
     refuseUnsupported(body as Record<string, unknown>);
     checkChatLogprobs(body);
-    const messages = body.messages.map((m) => ({
-      role: m.role,
-      content: typeof m.content === "string" ? m.content : (m.content ?? []).map((p) => p.text).join(""),
-    }));
+    const tools = toolsRequest(body);
+    const messages = chatMessages(body.messages);
     const limit =
       typeof body.max_completion_tokens === "number"
         ? { maxTokens: body.max_completion_tokens, maxTokensParam: "max_completion_tokens" }
         : typeof body.max_tokens === "number"
           ? { maxTokens: body.max_tokens }
           : {};
-    return answer(serving, inFlight, req, reply, body, { kind: "chat", messages }, limit, "chat.completion", tenancy);
+    return answer(serving, inFlight, req, reply, body, { kind: "chat", messages, ...(tools ? { tools } : {}) }, limit, "chat.completion", tenancy);
   });
 }
 
@@ -125,13 +124,15 @@ async function answer(
     }
     const choices = results.map((result, index) => {
       const logprobs = withLogprobs ? (chat ? chatLogprobs(result.logprobs ?? []) : completionLogprobs(result.logprobs ?? [])) : null;
+      const syntax = generations[index]!.toolCallSyntax;
+      const tools = syntax && input.kind === "chat" ? toolAnswer(result.text, result.finishReason, syntax, toolNames(input.tools)) : undefined;
       return chat
-        ? { index, message: { role: "assistant", content: result.text }, logprobs, finish_reason: result.finishReason }
+        ? { index, message: tools?.message ?? { role: "assistant", content: result.text }, logprobs, finish_reason: tools?.finish_reason ?? result.finishReason }
         : { index, text: result.text, logprobs, finish_reason: result.finishReason };
     });
     return { id: results[0]!.id, object, created, model: body.model, choices, usage: usage(results) };
   }
-  return stream(req, reply, body, generations, created, chat, withLogprobs, why);
+  return stream(req, reply, body, generations, created, chat, withLogprobs, why, toolNames(input.kind === "chat" ? input.tools : undefined));
 }
 
 /**
@@ -148,6 +149,7 @@ async function stream(
   chat: boolean,
   withLogprobs: boolean,
   why: (e: unknown) => unknown,
+  toolFunctionNames: string[] = [],
 ): Promise<FastifyReply> {
   const chunkObject = chat ? "chat.completion.chunk" : "text_completion";
   const id = generations[0]!.id;
@@ -173,7 +175,13 @@ async function stream(
   };
   const one = async (g: Generation, index: number): Promise<GenerationResult> => {
     let textOffset = 0;
+    // Offered tools, text passes on once it cannot start a call; calls come whole at the end.
+    const tools = g.toolCallSyntax ? new ToolCallStream(g.toolCallSyntax, toolFunctionNames) : undefined;
     for await (const piece of g.detailed) {
+      if (tools) {
+        for (const delta of tools.push(piece.text)) write(chunk(index, delta, null));
+        continue;
+      }
       let logprobs: unknown = null;
       if (withLogprobs && piece.logprob) {
         logprobs = chat ? chatLogprobs([piece.logprob]) : completionLogprobs([piece.logprob], textOffset);
@@ -182,7 +190,13 @@ async function stream(
       write(chunk(index, chat ? { content: piece.text } : piece.text, null, logprobs));
     }
     const result = await g.result;
-    write(chunk(index, chat ? {} : "", result.finishReason));
+    let finishReason: string = result.finishReason;
+    if (tools) {
+      const end = tools.end(result.finishReason);
+      for (const delta of end.deltas) write(chunk(index, delta, null));
+      finishReason = end.finishReason;
+    }
+    write(chunk(index, chat ? {} : "", finishReason));
     return result;
   };
   let results: GenerationResult[];

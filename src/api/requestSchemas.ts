@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { InvalidRequestError, UnsupportedOptionError } from "../core/errors.ts";
 import { formatZodError } from "../core/formatZodError.ts";
+import { toolBodyFields, toolMessageFields } from "./toolCalls.ts";
 
 /** Most choices one request may ask for (`n`): each is a request of its own in the pool. */
 export const MAX_CHOICES = 16;
@@ -44,15 +45,17 @@ export const chatBodySchema = z
     messages: z
       .array(
         z.object({
-          role: z.enum(["system", "developer", "user", "assistant"]),
-          content: z.union([z.string(), z.array(textPart)]).nullable(),
+          role: z.enum(["system", "developer", "user", "assistant", "tool"]),
+          // An assistant message that only calls tools may leave content out.
+          content: z.union([z.string(), z.array(textPart)]).nullish(),
           name: z.string().optional(),
+          ...toolMessageFields,
         }),
       )
       .min(1, "messages must hold at least one message"),
     logprobs: z.boolean().nullish(),
     top_logprobs: z.number().int().min(0).max(MAX_TOP_LOGPROBS).nullish(),
-    tools: z.array(z.unknown()).nullish(),
+    ...toolBodyFields,
   })
   .passthrough();
 
@@ -89,8 +92,8 @@ export function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
 export function refuseUnsupported(body: Record<string, unknown>): void {
   const unsupported: [string, boolean][] = [
     ["best_of", typeof body.best_of === "number" && body.best_of > 1],
-    ["tools", Array.isArray(body.tools) && body.tools.length > 0],
     ["functions", Array.isArray(body.functions) && body.functions.length > 0],
+    ["function_call", body.function_call !== undefined && body.function_call !== null],
     ["echo", body.echo === true],
     ["suffix", typeof body.suffix === "string" && body.suffix.length > 0],
   ];

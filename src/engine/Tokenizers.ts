@@ -3,18 +3,25 @@
  * (`vocabOnly`, no weights), so prompts are measured and validated before they are
  * scheduled, and output tokens become text without asking a device.
  */
-import { GeneralChatWrapper, getLlama, LlamaLogLevel, resolveChatWrapper, type ChatHistoryItem, type ChatWrapper, type Llama, type LlamaModel, type Token } from "node-llama-cpp";
-import type { ChatMessage, Codecs, ModelCodec } from "../core/codec.ts";
+import { GeneralChatWrapper, getLlama, LlamaLogLevel, resolveChatWrapper, type ChatWrapper, type Llama, type LlamaModel, type Token } from "node-llama-cpp";
+import type { ChatMessage, ChatToolsPrompt, ChatToolsRequest, Codecs, ModelCodec } from "../core/codec.ts";
 import type { ModelId } from "../core/types.ts";
+import { availableFunctions, chatHistory, toolCallSyntax, toolChatWrapper } from "./toolChat.ts";
+import { toolCallGrammar } from "./toolGrammar.ts";
 
 export class ModelTokenizer implements ModelCodec {
   readonly endTokens: ReadonlySet<number>;
   readonly stopStrings: string[];
 
+  /** The wrapper that renders tools: the chat wrapper itself, or it with the JSON fallback syntax. */
+  private readonly toolWrapper: ChatWrapper;
+
   constructor(
     private readonly model: LlamaModel,
     readonly chatWrapper: ChatWrapper,
+    private readonly llama?: Llama,
   ) {
+    this.toolWrapper = toolChatWrapper(chatWrapper);
     const ends = new Set<number>();
     for (const t of [model.tokens.eos, model.tokens.eot]) if (t !== null && t !== undefined) ends.add(t);
     this.endTokens = ends;
@@ -36,20 +43,24 @@ export class ModelTokenizer implements ModelCodec {
     return bos !== null && bos !== undefined && this.model.tokens.shouldPrependBosToken ? [bos, ...tokens] : tokens;
   }
 
-  /** Chat prompt through the model's chat template (or a plain fallback) with an open assistant turn. */
-  chatPrompt(messages: ChatMessage[]): { tokens: number[]; stopStrings: string[] } {
-    const history: ChatHistoryItem[] = messages.map((m) =>
-      m.role === "assistant" ? { type: "model", response: [m.content] } : m.role === "user" ? { type: "user", text: m.content } : { type: "system", text: m.content },
-    );
-    history.push({ type: "model", response: [] });
-    const state = this.chatWrapper.generateContextState({ chatHistory: history });
+  /** Chat prompt through the model's chat template (or a plain fallback) with an open assistant turn; with tools, see `ModelCodec`. */
+  chatPrompt(messages: ChatMessage[], tools?: ChatToolsRequest): { tokens: number[]; stopStrings: string[]; tools?: ChatToolsPrompt } {
+    const withTools = tools !== undefined || messages.some((m) => m.role === "tool" || (m.toolCalls?.length ?? 0) > 0);
+    const wrapper = withTools ? this.toolWrapper : this.chatWrapper;
+    const state = wrapper.generateContextState({
+      chatHistory: chatHistory(messages),
+      ...(tools ? { availableFunctions: availableFunctions(tools.functions) } : {}),
+    });
     const tokens = state.contextText.tokenize(this.model.tokenizer) as number[];
     const stopStrings: string[] = [];
     for (const trigger of state.stopGenerationTriggers) {
       const s = trigger.values.every((v) => typeof v === "string") ? trigger.values.join("") : "";
       if (s) stopStrings.push(s);
     }
-    return { tokens, stopStrings };
+    if (!tools) return { tokens, stopStrings };
+    if (!this.llama) throw new Error("tool calling needs the tokenizer's llama instance");
+    const syntax = toolCallSyntax(wrapper, this.model.tokenizer);
+    return { tokens, stopStrings, tools: { syntax, grammar: { kind: "gbnf", text: toolCallGrammar(this.llama, syntax, tools) } } };
   }
 
   detokenize(tokens: number[], lastTokens?: number[]): string {
@@ -78,7 +89,7 @@ export class Tokenizers implements Codecs {
       } catch {
         wrapper = new GeneralChatWrapper();
       }
-      byModel.set(m.id, new ModelTokenizer(model, wrapper));
+      byModel.set(m.id, new ModelTokenizer(model, wrapper, llama));
     }
     return new Tokenizers(llama, byModel);
   }

@@ -5,7 +5,7 @@
  * small port of the pool (so it is tested with a fake one).
  */
 import { randomInt, randomUUID } from "node:crypto";
-import type { ChatMessage, Codecs } from "../core/codec.ts";
+import type { ChatMessage, ChatToolsPrompt, ChatToolsRequest, Codecs, ToolCallSyntax } from "../core/codec.ts";
 import type { Sampling } from "../core/devicePort.ts";
 import { ContextLengthError, InvalidRequestError, ModelNotFoundError, WrongModelKindError } from "../core/errors.ts";
 import type { ServedModel } from "../core/servedModel.ts";
@@ -24,7 +24,7 @@ export interface Piece {
 }
 
 /** What a request asks to generate from: chat messages (through the model's template) or a prompt. */
-export type ServingInput = { kind: "chat"; messages: ChatMessage[] } | { kind: "completion"; prompt: string | number[] };
+export type ServingInput = { kind: "chat"; messages: ChatMessage[]; tools?: ChatToolsRequest } | { kind: "completion"; prompt: string | number[] };
 
 export interface ServingRequest {
   modelId: ModelId;
@@ -66,6 +66,8 @@ export interface Generation {
   /** The same pieces with their tokens' logprobs: read this or `pieces`, not both. */
   detailed: AsyncIterable<Piece>;
   result: Promise<GenerationResult>;
+  /** A chat request offered tools: how the model writes calls (its output is constrained to them, or text with `auto`). */
+  toolCallSyntax?: ToolCallSyntax;
 }
 
 export interface Health {
@@ -169,7 +171,7 @@ export class PoolServing implements Serving {
     if (!model) throw new ModelNotFoundError(request.modelId);
     if (model.embedding) throw new WrongModelKindError(`The model '${model.id}' is an embedding model: use POST /v1/embeddings`, "model_only_embeds");
     refuseOversizedPrompt(request.input, this.maxPromptBytes);
-    const { promptTokens, templateStops, promptParam } = await this.prompt(model, request.input);
+    const { promptTokens, templateStops, promptParam, tools } = await this.prompt(model, request.input);
     const contextTokens = model.profile.contextTokens;
     if (promptTokens.length >= contextTokens)
       throw new ContextLengthError(
@@ -197,7 +199,10 @@ export class PoolServing implements Serving {
       maxTokens,
       // A sampled request without a seed gets one of its own (greedy needs none); the seed
       // also keeps its tokens exact across preemption, as a given seed does.
-      sampling: request.sampling.temperature > 0 && request.sampling.seed === undefined ? { ...request.sampling, seed: this.drawSeed() } : request.sampling,
+      sampling: {
+        ...(request.sampling.temperature > 0 && request.sampling.seed === undefined ? { ...request.sampling, seed: this.drawSeed() } : request.sampling),
+        ...(tools ? { grammar: tools.grammar } : {}),
+      },
       stop: [...request.stop.filter((s) => s.length > 0), ...templateStops],
       onDelta: (text, logprob) => {
         streamed++;
@@ -223,17 +228,17 @@ export class PoolServing implements Serving {
       () => pieces.end(),
       (e: unknown) => pieces.fail(e),
     );
-    return { id, promptTokens: promptTokens.length, pieces: texts(pieces), detailed: pieces, result };
+    return { id, promptTokens: promptTokens.length, pieces: texts(pieces), detailed: pieces, result, ...(tools ? { toolCallSyntax: tools.syntax } : {}) };
   }
 
   embed(request: EmbeddingRequest): Promise<EmbeddingResult> {
     return embedThroughPool(this.pool, this.codecs, request);
   }
 
-  private async prompt(model: ServedModel, input: ServingInput): Promise<{ promptTokens: number[]; templateStops: string[]; promptParam: string }> {
+  private async prompt(model: ServedModel, input: ServingInput): Promise<{ promptTokens: number[]; templateStops: string[]; promptParam: string; tools?: ChatToolsPrompt }> {
     if (input.kind === "chat") {
-      const { tokens, stopStrings } = await this.codecs.get(model.id).chatPrompt(input.messages);
-      return { promptTokens: tokens, templateStops: stopStrings, promptParam: "messages" };
+      const { tokens, stopStrings, tools } = await this.codecs.get(model.id).chatPrompt(input.messages, input.tools);
+      return { promptTokens: tokens, templateStops: stopStrings, promptParam: "messages", ...(tools ? { tools } : {}) };
     }
     let promptTokens: number[];
     if (typeof input.prompt === "string") {

@@ -1,6 +1,7 @@
 // The HTTP API over the real serving facade on a fake pool, as the in-process tests and the
 // real-socket tests build it.
 import assert from "node:assert/strict";
+import type { Codecs } from "../../core/codec.ts";
 import type { HttpOutcome } from "../../observe/HttpOutcome.ts";
 import { FakeServingPool, fakeCodecs, fakeModel } from "../../runtime/testing/FakeServingPool.ts";
 import { PoolServing } from "../../runtime/Serving.ts";
@@ -12,13 +13,13 @@ export const BODY_LIMIT_BYTES = 4096;
 export const TIMEOUTS: HttpTimeouts = { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000 };
 
 /** An app over one fake model "tiny" with a 128-token context; every HTTP outcome it reports is kept. */
-export function setup(timeouts: HttpTimeouts = TIMEOUTS, extra: Partial<AppOptions> = {}) {
+export function setup(timeouts: HttpTimeouts = TIMEOUTS, extra: Partial<AppOptions> = {}, codecs: Codecs = fakeCodecs) {
   const pool = new FakeServingPool([fakeModel("tiny", 128, 1000)]);
   const metrics = { contentType: "text/plain; version=0.0.4; charset=utf-8", text: async () => "pitcher_up 1\n" };
   const live = { view: (cursor: number) => ({ cursor: cursor + 1, segments: [] }) };
   const outcomes: HttpOutcome[] = [];
   const inFlight = new InFlightRequests();
-  const app = buildApp(new PoolServing(pool, fakeCodecs), {
+  const app = buildApp(new PoolServing(pool, codecs), {
     bodyLimitBytes: BODY_LIMIT_BYTES,
     timeouts,
     metrics,
