@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { describe, it } from "node:test";
 import { generateWorkload, workloadSchema, type WorkloadRequest } from "../workload/workload.ts";
 import { findAccelerator } from "./accelerators.ts";
@@ -74,5 +77,26 @@ describe("simulate --nodes (fleet simulation)", () => {
     const b = simulateFleet({ costs, slo, nodes: 3, devicesPerNode: 1, policy: "token" }, requests);
     assert.deepEqual(a.report, b.report);
     assert.deepEqual(a.routed, b.routed);
+  });
+});
+
+describe("pitcher simulate --nodes / plan --node-devices", () => {
+  it("writes the report with the nodes beside one pool and one node down", async () => {
+    const { runSimulateNodes, runPlanNodes } = await import("../cli/simulateNodes.ts");
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pitcher-nodes-"));
+    try {
+      const r = runSimulateNodes({ accelerator: "H20", duration: 5, rate: 2, policy: "token", devices: 2, nodes: 2, out: path.join(dir, "rep"), timelineSeconds: 5 });
+      const page = JSON.parse(fs.readFileSync(path.join(dir, "rep.json"), "utf8"));
+      assert.equal(page.nodes.nodes, 2);
+      assert.equal(page.nodes.devicesPerNode, 2);
+      assert.equal(page.nodes.fleet.routed.length, 2);
+      assert.equal(page.nodes.oneNodeDown.routed[0], 0);
+      assert.equal(page.nodes.fleet.routed.reduce((a: number, b: number) => a + b, 0) + page.nodes.fleet.unrouted, page.requests);
+      assert.match(r.line, /2 nodes × 2 × H20: attainment [\d.]+.*\n {2}one pool of 4 devices: .*\n {2}one node down: /);
+      const plan = runPlanNodes({ accelerator: "H20", duration: 5, rate: 2, policy: "token", devices: 2, maxNodes: 3, target: 0.5 });
+      assert.ok(plan.minNodes === null || plan.at.fleet.attainment >= 0.5);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
