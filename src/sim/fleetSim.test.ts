@@ -37,6 +37,8 @@ describe("simulate --nodes (fleet simulation)", () => {
     const fleet = simulateFleet({ costs, slo, nodes: 1, devicesPerNode: 2, policy: "token" }, requests);
     assert.deepEqual(fleet.report, plain.report);
     assert.equal(fleet.switches, plain.switches);
+    assert.equal(fleet.simulatedMs, plain.simulatedMs);
+    assert.equal(fleet.utilization, plain.utilization);
     assert.deepEqual(fleet.routed, [requests.length]);
   });
 

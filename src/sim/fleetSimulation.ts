@@ -185,21 +185,23 @@ export function simulateFleet(cfg: FleetSimConfig, requests: WorkloadRequest[]):
   readView();
   queue.push(pollMs, 2, { kind: "poll" });
   const lastArrivalMs = requests.length ? requests[requests.length - 1]!.arrivalMs : 0;
-  let open = requests.length;
 
   let events = 0;
   const maxEvents = cfg.maxEvents ?? 50_000_000;
   for (let ev = queue.pop(); ev; ev = queue.pop()) {
     if (++events > maxEvents) throw new Error(`fleet simulation exceeded ${maxEvents} events at ${now.toFixed(0)} ms`);
-    now = ev.timeMs;
     const e = ev.payload;
     if (e.kind === "heartbeat" || e.kind === "poll") {
+      // Records matter only to routing, which happens at arrivals: the clocks stop after the
+      // last one and never move the clock past it (nor keep a run alive).
+      if (ev.timeMs > lastArrivalMs) continue;
+      now = ev.timeMs;
       if (e.kind === "heartbeat") publish(e.node, false);
       else readView();
-      // Stop the clocks once nothing is left to route or serve.
-      if (now <= lastArrivalMs || open > 0) queue.push(now + (e.kind === "poll" ? pollMs : heartbeatMs), 2, e);
+      queue.push(now + (e.kind === "poll" ? pollMs : heartbeatMs), 2, e);
       continue;
     }
+    now = ev.timeMs;
     if (cfg.onProgress && (events & 0xfff) === 0) cfg.onProgress(slots.size);
     if (e.kind === "arrival") {
       const r = e.req;
@@ -211,7 +213,6 @@ export function simulateFleet(cfg: FleetSimConfig, requests: WorkloadRequest[]):
       }
       slots.set(id, stats.arrive(r.arrivalMs, r.outputTokens, slo));
       dispatch(r, id);
-      if (!inFlight.has(id)) open--;
     } else {
       const node = nodes[e.node]!;
       const { cmd, durationMs, device } = e;
@@ -234,16 +235,12 @@ export function simulateFleet(cfg: FleetSimConfig, requests: WorkloadRequest[]):
       }
       for (const f of node.scheduler.onCommandDone(node.devices[device]!.id, { durationMs }, now)) {
         ended(f.requestId, f.reason === "length" || f.reason === "stop");
-        open--;
       }
       node.idle.add(device);
       if (cmd.kind === "load" || cmd.kind === "evict") publish(e.node, true);
     }
     for (let n = 0; n < nodes.length; n++) {
-      for (const f of nodes[n]!.scheduler.expire(now)) {
-        ended(f.requestId, false);
-        open--;
-      }
+      for (const f of nodes[n]!.scheduler.expire(now)) ended(f.requestId, false);
     }
     for (let n = 0; n < nodes.length; n++) if (!down.has(n)) planIdle(n);
   }
