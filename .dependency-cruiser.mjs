@@ -19,7 +19,8 @@ const LAYERS = {
   views: { may: ["core"], why: "browser views render core records to HTML; they know no server or simulator" },
   config: { may: ["core"], why: "config parses and validates files into core types; the layers that use it import it, not the reverse" },
   sim: {
-    may: ["core", "scheduler", "workload", "views"],
+    // From fleet/ only the pure routing.ts and record.ts (rule sim-reaches-only-pure-fleet): `simulate --nodes` routes as the router does.
+    may: ["core", "scheduler", "workload", "views", "fleet"],
     why: "the simulator drives the real scheduler in virtual time; it never touches real devices (engine) or the server (runtime, api, observe)",
   },
   engine: {
@@ -137,6 +138,13 @@ export default {
       to: {
         dependencyTypes: ["core", "npm", "npm-dev", "npm-optional", "npm-peer", "npm-bundled", "npm-no-pkg", "npm-unknown"],
       },
+    },
+    {
+      name: "sim-reaches-only-pure-fleet",
+      severity: "error",
+      comment: "the simulator shares the router's routing function and node records (pure), never the Redis or HTTP side of the fleet",
+      from: { path: "^src/sim/", pathNot: TEST },
+      to: { path: "^src/fleet/", pathNot: "^src/fleet/(routing|record)\\.ts$" },
     },
     {
       name: "fleet-routing-imports-only-records-and-core",

@@ -7,6 +7,7 @@ import { SIM_POLICIES, type SimPolicy } from "../sim/Simulation.ts";
 import { describeBench, formatBenchTable, runBench, writeBenchReport } from "./bench.ts";
 import { formatPlanTable, formatSimulateLine, runPlan, runSimulate } from "./plan.ts";
 import { formatProfileTable, runProfile } from "./profile.ts";
+import { formatPlanNodes, runPlanNodes, runSimulateNodes } from "./simulateNodes.ts";
 import { startServer } from "./serve.ts";
 
 const POLICIES: SimPolicy[] = [...SIM_POLICIES];
@@ -22,6 +23,12 @@ function policies(v: string): SimPolicy[] {
 function positive(v: string): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("a positive number");
+  return n;
+}
+
+function count(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("a whole number, at least 1");
   return n;
 }
 
@@ -149,8 +156,15 @@ workloadOptions(
     .option("--target <fraction>", "SLO attainment to reach", fraction, 0.99)
     .option("--policies <list>", "policies to size", policies, POLICIES)
     .option("--max-devices <n>", "give up above this many devices", positive, 512)
-    .option("--json", "print JSON"),
+    .option("--json", "print JSON")
+    .option("--node-devices <n>", "plan in nodes of this many devices (a scheduler each, routed as the router does): the smallest number of nodes", count)
+    .option("--max-nodes <n>", "with --node-devices: give up above this many nodes", count, 32),
 ).action((o) => {
+  if (o.nodeDevices) {
+    const plans = (o.policies as SimPolicy[]).filter((p) => p !== "dedicated").map((policy) => runPlanNodes({ ...o, policy, devices: o.nodeDevices, maxNodes: o.maxNodes }));
+    console.log(o.json ? JSON.stringify(plans, null, 2) : plans.map(formatPlanNodes).join("\n\n"));
+    return;
+  }
   const result = runPlan({ ...o, maxDevices: o.maxDevices });
   console.log(o.json ? JSON.stringify(result, null, 2) : formatPlanTable(result));
 });
@@ -159,12 +173,19 @@ workloadOptions(
   program
     .command("simulate")
     .description("simulate one fleet size and write an HTML + JSON report")
-    .requiredOption("--devices <n>", "fleet size", positive)
+    .requiredOption("--devices <n>", "fleet size (with --nodes: devices per node)", positive)
+    .option("--nodes <n>", "N nodes of --devices devices, a scheduler each, routed as the router does; compared with one pool and with one node down", count)
     .option("--policy <name>", POLICIES.join(", "), "token")
     .option("--out <prefix>", "report files: <prefix>.json and <prefix>.html", "pitcher-report")
     .option("--timeline-seconds <s>", "seconds of the per-device timeline to draw", positive, 120),
 ).action((o) => {
   if (!POLICIES.includes(o.policy)) throw new InvalidArgumentError(`--policy: one of ${POLICIES.join(", ")}`);
+  if (o.nodes) {
+    const r = runSimulateNodes({ ...o, timelineSeconds: o.timelineSeconds });
+    console.log(r.line);
+    console.log(`wrote ${r.files.join(" and ")}`);
+    return;
+  }
   const r = runSimulate({ ...o, timelineSeconds: o.timelineSeconds });
   const rep = JSON.parse(r.json);
   console.log(formatSimulateLine(rep));
