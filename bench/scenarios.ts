@@ -39,8 +39,9 @@ export const SCENARIO_DEFAULTS: Record<ScenarioName, Record<string, string>> = {
   P: {},
   // 320MB per device: one ≈215 MB model plus its KV cache (4 sequences × 1024 tokens ≈ 50 MB)
   // fits, two do not. Outputs: log-normal, mean 256 tokens, CV 0.5 (up to 900). Arrivals:
-  // gamma with CV 3 (bursts, then lulls). Popularity: Zipf(1) over the six.
-  L: { memory: "320MB", output: "256", outputCv: "0.5", arrivalCv: "3", popularity: "zipf" },
+  // gamma with CV 3 (bursts, then lulls). Popularity: Zipf(1) over the six. All six resident
+  // (peer.ts --modes resident): 6 × 215 MB plus KV per device.
+  L: { memory: "320MB", residentMemory: "1500MB", output: "256", outputCv: "0.5", arrivalCv: "3", popularity: "zipf" },
 };
 
 export function isScenario(name: string): name is ScenarioName {
