@@ -131,7 +131,7 @@ async function startLlamaServer(args: string[]): Promise<Server> {
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  return { url, stop: () => stopGroup(child) };
+  return { url, stop: () => stopGroup(child).finally(() => fs.rmSync(home, { recursive: true, force: true })) };
 }
 
 /** The router serves every .gguf of a folder under its file name: link the scenario's six. */
@@ -141,7 +141,7 @@ function modelsDir(models: { id: string; path: string }[]): string {
   return dir;
 }
 
-function startPitcher(models: { id: string; path: string }[], devices: number, memory: string): Promise<Server> {
+async function startPitcher(models: { id: string; path: string }[], devices: number, memory: string): Promise<Server> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pitcher-peer-"));
   const cfg = path.join(dir, "pitcher.json");
   fs.writeFileSync(
@@ -159,7 +159,8 @@ function startPitcher(models: { id: string; path: string }[], devices: number, m
       models,
     }),
   );
-  return startServerProcess(cfg);
+  const server = await startServerProcess(cfg);
+  return { url: server.url, stop: () => server.stop().finally(() => fs.rmSync(dir, { recursive: true, force: true })) };
 }
 
 type Side = "peer" | "pitcher";
@@ -267,7 +268,13 @@ async function sweep(name: string, rates: number[], peerArgs: string[], pitcherM
       `| ${rate} | ${p.attainment.toFixed(3)} | ${q.attainment.toFixed(3)} | ${p.goodput.toFixed(2)} | ${q.goodput.toFixed(2)} | ${p.attainmentTtft10s.toFixed(3)} | ${q.attainmentTtft10s.toFixed(3)} |`,
     );
   }
-  md.push("", `90% knee: router ${knees.peer} req/s, Pitcher ${knees.pitcher} req/s.`, "");
+  const failures = (side: Side) => {
+    const r = rows.filter((x) => x.side === side) as { errors: Record<string, number>; shortStreams: number }[];
+    const errors: Record<string, number> = {};
+    for (const x of r) for (const [k, n] of Object.entries(x.errors)) errors[k] = (errors[k] ?? 0) + n;
+    return `errors ${JSON.stringify(errors)}, short streams ${r.reduce((n, x) => n + x.shortStreams, 0)}`;
+  };
+  md.push("", `90% knee: router ${knees.peer} req/s, Pitcher ${knees.pitcher} req/s.`, "", `Router: ${failures("peer")}. Pitcher: ${failures("pitcher")}.`, "");
   return { rows, knees };
 }
 
