@@ -41,7 +41,7 @@ import { ROOT, startServerProcess } from "./serverProcess.ts";
 const CACHE = path.join(ROOT, ".pitcher-cache");
 
 const program = new Command()
-  .option("--scenario <name>", "P (six 58M Q8_0 models) or L (six ≈200M Q8_0 models, long bursty Zipf load)", "P")
+  .option("--scenario <name>", "P (six 58M Q8_0 models) or L (six ≈400M Q8_0 models with a 128k vocabulary, long bursty Zipf load)", "P")
   .option("--modes <list>", "any of single,sweep,resident", "single,sweep,resident")
   .option("--llama-server <file>", "the peer binary", path.join(CACHE, "llama-server", "build", "bin", "llama-server"))
   .option("--peer-args <args>", 'extra llama-server arguments, space-separated (e.g. "-fa off": Pitcher runs without flash attention)', "")

@@ -20,7 +20,11 @@ const ROOT = path.resolve(import.meta.dirname, "..");
 const CACHE = path.join(ROOT, ".pitcher-cache");
 
 const program = new Command()
-  .option("--scenario <name>", "default (the embedded catalog), P (six 58M Q8_0 models) or L (six ≈200M Q8_0 models; long outputs, Zipf, bursts: bench/scenarios.ts)", "default")
+  .option(
+    "--scenario <name>",
+    "default (the embedded catalog), P (six 58M Q8_0 models) or L (six ≈400M Q8_0 models, 128k vocabulary; long outputs, Zipf, bursts: bench/scenarios.ts)",
+    "default",
+  )
   .option("--policies <list>", "policies", "token,request")
   .option("--rates <list>", "arrival rates, req/s", "2,4,6,8")
   .option("--duration <s>", "seconds per rate", "60")

@@ -5,9 +5,9 @@
  *
  * - `default`: the embedded stand-in catalog.
  * - `P` (pooling): six distinct dense 58M Q8_0 models (≈62 MB, a warm load ≈0.2 s).
- * - `L` (pooling where it matters on CPU): six distinct dense ≈200M Q8_0 models (≈215 MB,
- *   a load from the page cache ≈0.5–1 s on these machines, one decode step ≈3.5× P's), with
- *   long outputs, Zipf(1) popularity and bursty gamma arrivals as its defaults.
+ * - `L` (pooling where it matters on CPU): six distinct dense ≈400M Q8_0 models with a 128k
+ *   vocabulary (≈426 MB; a load from the page cache ≈3.5× P's CPU time, one decode step ≈4×
+ *   P's), with long outputs, Zipf(1) popularity and bursty gamma arrivals as its defaults.
  */
 import fs from "node:fs";
 import path from "node:path";
@@ -17,14 +17,19 @@ import { ensureStandIns } from "../src/engine/resolveModels.ts";
 
 export type ScenarioName = "default" | "P" | "L";
 
-/** Bench-only shape of scenario L: n_embd 1024, 12 layers, 16 heads / 4 KV heads, FF 2816. */
+/**
+ * Bench-only shape of scenario L: n_embd 1024, 12 layers, 16 heads / 4 KV heads, FF 2816, and
+ * a 128k vocabulary (as Llama 3's). The vocabulary is what makes its loads slow: with mmap a
+ * load from the page cache barely depends on the weights' size (engine.md), but building a
+ * 128k vocabulary and its logits buffers costs ≈3–4× a 32k one (BENCHMARKS.md § 8).
+ */
 export const L_SHAPE: Omit<StandInModelShape, "name" | "seed"> = {
   embeddingLength: 1024,
   blockCount: 12,
   headCount: 16,
   headCountKv: 4,
   feedForwardLength: 2816,
-  vocabularySize: 32000,
+  vocabularySize: 128000,
   contextLength: 2048,
   weightType: "q8_0",
 };
@@ -37,11 +42,11 @@ export const L_SHAPE: Omit<StandInModelShape, "name" | "seed"> = {
 export const SCENARIO_DEFAULTS: Record<ScenarioName, Record<string, string>> = {
   default: {},
   P: {},
-  // 320MB per device: one ≈215 MB model plus its KV cache (4 sequences × 1024 tokens ≈ 50 MB)
+  // 520MB per device: one ≈426 MB model plus its KV cache (4 sequences × 1024 tokens ≈ 50 MB)
   // fits, two do not. Outputs: log-normal, mean 256 tokens, CV 0.5 (up to 900). Arrivals:
   // gamma with CV 3 (bursts, then lulls). Popularity: Zipf(1) over the six. All six resident
-  // (peer.ts --modes resident): 6 × 215 MB plus KV per device.
-  L: { memory: "320MB", residentMemory: "1500MB", output: "256", outputCv: "0.5", arrivalCv: "3", popularity: "zipf" },
+  // (peer.ts --modes resident): 6 × 426 MB plus KV per device.
+  L: { memory: "520MB", residentMemory: "2800MB", output: "256", outputCv: "0.5", arrivalCv: "3", popularity: "zipf" },
 };
 
 export function isScenario(name: string): name is ScenarioName {
@@ -54,7 +59,7 @@ export function isScenario(name: string): name is ScenarioName {
  */
 export function scenarioModels(name: ScenarioName, cacheDir: string): { id: string; path: string }[] {
   if (name === "default") return ensureStandIns(cacheDir);
-  const [prefix, shape, seedBase] = name === "P" ? ["p58m", STAND_IN_CATALOG[0]!.shape, 900] : ["l200m", { ...L_SHAPE, name: "", seed: 0 }, 950];
+  const [prefix, shape, seedBase] = name === "P" ? ["p58m", STAND_IN_CATALOG[0]!.shape, 900] : ["l400m", { ...L_SHAPE, name: "", seed: 0 }, 950];
   return Array.from({ length: 6 }, (_, i) => {
     const id = `${prefix}-${i}`;
     const file = path.join(cacheDir, "bench", `${id}.gguf`);

@@ -51,9 +51,10 @@ test("scenario L's defaults apply only to options left at their script default",
   assert.ok(new Set(reqs.map((r) => r.outputTokens)).size > 10, "output lengths vary");
 });
 
-test("scenario L's stand-in is ≈200M parameters (≈215 MB in Q8_0)", () => {
+test("scenario L's stand-in is ≈400M parameters with a 128k vocabulary", () => {
   const params = standInParameterCount({ ...L_SHAPE, name: "l", seed: 1 });
-  assert.ok(params > 180e6 && params < 230e6, String(params));
+  assert.ok(params > 380e6 && params < 420e6, String(params));
+  assert.equal(L_SHAPE.vocabularySize, 128000);
 });
 
 test("bench/peer.ts without a built llama-server says how to build it", () => {
