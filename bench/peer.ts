@@ -94,9 +94,20 @@ function freePort(): Promise<number> {
 function stopGroup(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   const done = new Promise<void>((r) => child.on("exit", () => r()));
-  process.kill(-child.pid!, "SIGTERM");
-  const hard = setTimeout(() => child.exitCode === null && process.kill(-child.pid!, "SIGKILL"), 10_000);
-  return done.finally(() => clearTimeout(hard));
+  const signal = (s: NodeJS.Signals) => {
+    try {
+      process.kill(-child.pid!, s);
+    } catch {
+      // The group is already gone.
+    }
+  };
+  signal("SIGTERM");
+  const hard = setTimeout(() => signal("SIGKILL"), 10_000);
+  return done.finally(() => {
+    clearTimeout(hard);
+    // Model processes that outlive the router would take CPU from the next point.
+    signal("SIGKILL");
+  });
 }
 
 async function startLlamaServer(args: string[]): Promise<Server> {
@@ -141,7 +152,7 @@ function modelsDir(models: { id: string; path: string }[]): string {
   return dir;
 }
 
-async function startPitcher(models: { id: string; path: string }[], devices: number, memory: string): Promise<Server> {
+async function startPitcher(models: { id: string; path: string }[], devices: number, memory: string, scheduler: Record<string, unknown> = {}): Promise<Server> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pitcher-peer-"));
   const cfg = path.join(dir, "pitcher.json");
   fs.writeFileSync(
@@ -154,6 +165,7 @@ async function startPitcher(models: { id: string; path: string }[], devices: num
         calibrate: true,
         ...(opts.admission ? { admissionTtftFactor: Number(opts.admission) } : {}),
         ...(opts.lateCap ? { lateWaitCapFactor: opts.lateCap === "false" ? false : Number(opts.lateCap) } : {}),
+        ...scheduler,
       },
       defaults: { slo: { ttftMs: Number(opts.ttft), tbtMs: 100 }, maxBatch: 4, contextTokens: 1024 },
       models,
@@ -190,7 +202,9 @@ if (modes.has("single")) {
       const server =
         side === "peer"
           ? await startLlamaServer(["-m", model.path, "-t", "1", "-tb", "1", "--parallel", "1", "-c", "1024", "--alias", model.id])
-          : await startPitcher([model], 1, "2GB");
+          : // No admission control: one stream measures speed, not SLOs (on a busy machine the
+            // calibrated estimates can make admission refuse even a lone request).
+            await startPitcher([model], 1, "2GB", { admissionTtftFactor: 0, lateWaitCapFactor: false });
       const load = await runLoad([request], { baseUrl: server.url, drainTimeoutMs: 120_000 });
       await server.stop();
       const t = load.traces[0]!.tokenTimesMs;
