@@ -115,32 +115,39 @@ async function startLlamaServer(args: string[]): Promise<Server> {
   // An empty cache folder: the router also lists models cached from Hugging Face; none here.
   const home = fs.mkdtempSync(path.join(os.tmpdir(), "pitcher-peer-"));
   const extra = opts.peerArgs ? opts.peerArgs.split(/\s+/).filter(Boolean) : [];
+  // Its log goes to a file, not through this process: the load client shares this process,
+  // and reading the router's per-request logging here would slow the client on one side only.
+  const logFile = path.join(home, "llama-server.log");
+  const log = fs.openSync(logFile, "w");
   const child = spawn(bin, [...args, ...extra, "--host", "127.0.0.1", "--port", String(port), "--no-webui"], {
-    stdio: ["ignore", "ignore", "pipe"],
+    stdio: ["ignore", log, log],
     detached: true,
     env: { ...process.env, LLAMA_CACHE: home, HF_HOME: home },
   });
-  let err = "";
-  child.stderr!.on("data", (d) => (err = (err + d).slice(-4000)));
+  fs.closeSync(log);
+  const logTail = () => fs.readFileSync(logFile, "utf8").slice(-4000);
   const url = `http://127.0.0.1:${port}`;
-  const exited = new Promise<never>((_, reject) => child.on("exit", (code) => reject(new Error(`llama-server exited (${code}): ${err}`))));
+  const exited = new Promise<never>((_, reject) => child.on("exit", (code) => reject(new Error(`llama-server exited (${code}): ${logTail()}`))));
   exited.catch(() => {});
   // Ready when /health answers 200 (the router at once; a plain server once its model loaded).
   const deadline = Date.now() + 120_000;
-  for (;;) {
-    const ok = await Promise.race([
-      fetch(`${url}/health`).then(
-        (r) => r.ok,
-        () => false,
-      ),
-      exited,
-    ]);
-    if (ok) break;
-    if (Date.now() > deadline) {
-      await stopGroup(child);
-      throw new Error(`llama-server not ready after 120 s: ${err}`);
+  try {
+    for (;;) {
+      const ok = await Promise.race([
+        fetch(`${url}/health`).then(
+          (r) => r.ok,
+          () => false,
+        ),
+        exited,
+      ]);
+      if (ok) break;
+      if (Date.now() > deadline) throw new Error(`llama-server not ready after 120 s: ${logTail()}`);
+      await new Promise((r) => setTimeout(r, 200));
     }
-    await new Promise((r) => setTimeout(r, 200));
+  } catch (e) {
+    await stopGroup(child);
+    fs.rmSync(home, { recursive: true, force: true });
+    throw e;
   }
   return { url, stop: () => stopGroup(child).finally(() => fs.rmSync(home, { recursive: true, force: true })) };
 }
