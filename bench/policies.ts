@@ -11,18 +11,20 @@ import path from "node:path";
 import { Command } from "commander";
 import { runLoad } from "../src/loadgen/loadClient.ts";
 import { sloReport } from "../src/core/slo.ts";
-import { STAND_IN_CATALOG } from "../src/engine/gguf/standInCatalog.ts";
-import { writeStandInModel } from "../src/engine/gguf/writeStandInModel.ts";
-import { ensureStandIns } from "../src/engine/resolveModels.ts";
 import { generateWorkload } from "../src/workload/workload.ts";
+import { applyScenarioDefaults, isScenario, scenarioModels } from "./scenarios.ts";
 import { scenarioWorkload } from "./scenarioWorkload.ts";
 import { startServerProcess } from "./serverProcess.ts";
 
 const ROOT = path.resolve(import.meta.dirname, "..");
 const CACHE = path.join(ROOT, ".pitcher-cache");
 
-const opts = new Command()
-  .option("--scenario <name>", "default (the embedded catalog) or P (six 58M Q8_0 models)", "default")
+const program = new Command()
+  .option(
+    "--scenario <name>",
+    "default (the embedded catalog), P (six 58M Q8_0 models) or L (six ≈400M Q8_0 models, 128k vocabulary; long outputs, Zipf, bursts: bench/scenarios.ts)",
+    "default",
+  )
   .option("--policies <list>", "policies", "token,request")
   .option("--rates <list>", "arrival rates, req/s", "2,4,6,8")
   .option("--duration <s>", "seconds per rate", "60")
@@ -37,20 +39,11 @@ const opts = new Command()
   .option("--admission <f>", "scheduler.admissionTtftFactor of the servers (0: off)", "0")
   .option("--late-cap <f>", "scheduler.lateWaitCapFactor of the servers (false: off)", "false")
   .option("--out <file>", "JSON results", "")
-  .parse()
-  .opts();
-
-function scenarioModels(): { id: string; path: string }[] {
-  if (opts.scenario === "default") return ensureStandIns(CACHE);
-  // Scenario P (../shared/docs/benchmarks.md): six distinct dense 58M Q8_0 models.
-  const shape = STAND_IN_CATALOG[0]!.shape;
-  return Array.from({ length: 6 }, (_, i) => {
-    const id = `p58m-${i}`;
-    const file = path.join(CACHE, "bench", `${id}.gguf`);
-    if (!fs.existsSync(file)) writeStandInModel({ ...shape, name: id, seed: 900 + i }, file);
-    return { id, path: file };
-  });
-}
+  .parse();
+const opts = program.opts();
+if (!isScenario(opts.scenario)) throw new Error(`--scenario: default, P or L, not ${opts.scenario}`);
+// A scenario's own defaults (L: memory, output lengths, arrivals, popularity) unless given.
+applyScenarioDefaults(opts.scenario, opts, (k) => program.getOptionValueSource(k));
 
 async function startServer(policy: string, models: { id: string; path: string }[], ttftMs: number) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pitcher-bench-"));
@@ -74,7 +67,7 @@ async function startServer(policy: string, models: { id: string; path: string }[
   return startServerProcess(cfg);
 }
 
-const models = scenarioModels();
+const models = scenarioModels(opts.scenario, CACHE);
 const ttftMs = Number(opts.ttft);
 const rows: Record<string, unknown>[] = [];
 for (const policy of String(opts.policies).split(",")) {
