@@ -8,9 +8,8 @@
 import { randomUUID } from "node:crypto";
 import { createClient } from "redis";
 import { ConfigError } from "../core/errors.ts";
-import type { ModelId } from "../core/types.ts";
 import type { Pool } from "../runtime/Pool.ts";
-import { EVENTS_CHANNEL, type ModelRecord, type NodeRecord, type NodeState, NODES_SET, nodeKey } from "./record.ts";
+import { EVENTS_CHANNEL, type NodeRecord, type NodeState, NODES_SET, nodeKey, poolRecord } from "./record.ts";
 import { redactUrl } from "./redisUrl.ts";
 
 export interface FleetNodeOptions {
@@ -23,9 +22,6 @@ export interface FleetNodeOptions {
   log: (msg: string) => void;
 }
 
-/** A typical request, to price what one more request of a model adds to a node's wait. */
-const TYPICAL_PROMPT_TOKENS = 32;
-const TYPICAL_OUTPUT_TOKENS = 64;
 /** How long the first record may take to be written before start-up fails. */
 const JOIN_TIMEOUT_MS = 5_000;
 
@@ -157,35 +153,14 @@ export class FleetNode {
 
   /** The record without its stamp: what the pool holds and predicts now. */
   record(): Omit<NodeRecord, "stampMs"> {
-    const snap = this.pool.snapshot();
-    const scheduler = this.pool.scheduler;
-    const up = snap.devices.filter((d) => !d.down).length;
-    const models: Record<ModelId, ModelRecord> = {};
-    for (const id of this.pool.models.keys()) {
-      const holders = snap.devices.filter((d) => !d.down).flatMap((d) => d.residentModels.filter((r) => r.modelId === id));
-      const p = scheduler.predictor;
-      models[id] = {
-        state: holders.some((r) => r.ready) ? "resident" : holders.length > 0 ? "loading" : "absent",
-        queued: snap.waitingByModel[id] ?? 0,
-        running: snap.runningByModel[id] ?? 0,
-        waitMs: Math.round(scheduler.predictedWaitMs(id, this.pool.now(), TYPICAL_PROMPT_TOKENS)),
-        loadMs: Math.round(p.loadMs(id)),
-        requestMs: Math.round((p.prefillMs(id, TYPICAL_PROMPT_TOKENS) + p.decodeStepMs(id, 1) * TYPICAL_OUTPUT_TOKENS) / Math.max(1, up)),
-      };
-    }
+    const { devices, models } = poolRecord(this.pool.scheduler, this.pool.models.keys(), this.pool.now());
     return {
       nodeId: this.nodeId,
       url: this.opts.advertiseUrl,
       epoch: this.epoch,
       state: this.state,
       heartbeatMs: this.opts.heartbeatMs,
-      devices: snap.devices.map((d) => ({
-        id: d.id,
-        up: !d.down,
-        memoryBytes: d.memoryBytes,
-        freeBytes: Math.max(0, d.memoryBytes - d.weightBytes - d.kvBytes),
-        residents: d.residentModels.map((r) => r.modelId),
-      })),
+      devices,
       models,
     };
   }

@@ -62,3 +62,51 @@ export function parseRecord(text: string | null): NodeRecord | null {
     return null;
   }
 }
+
+/** What a record reads of a scheduler's snapshot. */
+export interface PoolSnapshot {
+  devices: { id: string; down: boolean; memoryBytes: number; weightBytes: number; kvBytes: number; residentModels: { modelId: ModelId; ready: boolean }[] }[];
+  waitingByModel: Record<ModelId, number>;
+  runningByModel: Record<ModelId, number>;
+}
+
+/** The node's scheduler, as far as a record reads it (structurally: record.ts imports only core). */
+export interface RecordedScheduler {
+  snapshot(): PoolSnapshot;
+  predictedWaitMs(modelId: ModelId, nowMs: number, promptTokens: number): number;
+  predictor: { loadMs(modelId: ModelId): number; prefillMs(modelId: ModelId, tokens: number): number; decodeStepMs(modelId: ModelId, batch: number): number };
+}
+
+/** A request of this size prices `waitMs` and `requestMs`: a router knows nothing of its requests' lengths. */
+const TYPICAL_PROMPT_TOKENS = 32;
+const TYPICAL_OUTPUT_TOKENS = 64;
+
+/**
+ * A record's devices and models from the node's scheduler: built the same way by a fleet
+ * node (`node.ts`) and by the simulator's nodes (`sim/fleetSimulation.ts`).
+ */
+export function poolRecord(scheduler: RecordedScheduler, modelIds: Iterable<ModelId>, nowMs: number): Pick<NodeRecord, "devices" | "models"> {
+  const snap = scheduler.snapshot();
+  const p = scheduler.predictor;
+  const upDevices = snap.devices.filter((d) => !d.down);
+  const models: Record<ModelId, ModelRecord> = {};
+  for (const id of modelIds) {
+    const holders = upDevices.flatMap((d) => d.residentModels.filter((r) => r.modelId === id));
+    models[id] = {
+      state: holders.some((r) => r.ready) ? "resident" : holders.length > 0 ? "loading" : "absent",
+      queued: snap.waitingByModel[id] ?? 0,
+      running: snap.runningByModel[id] ?? 0,
+      waitMs: Math.round(scheduler.predictedWaitMs(id, nowMs, TYPICAL_PROMPT_TOKENS)),
+      loadMs: Math.round(p.loadMs(id)),
+      requestMs: Math.round((p.prefillMs(id, TYPICAL_PROMPT_TOKENS) + p.decodeStepMs(id, 1) * TYPICAL_OUTPUT_TOKENS) / Math.max(1, upDevices.length)),
+    };
+  }
+  const devices = snap.devices.map((d) => ({
+    id: d.id,
+    up: !d.down,
+    memoryBytes: d.memoryBytes,
+    freeBytes: Math.max(0, d.memoryBytes - d.weightBytes - d.kvBytes),
+    residents: d.residentModels.map((r) => r.modelId),
+  }));
+  return { devices, models };
+}

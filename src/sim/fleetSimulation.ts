@@ -9,7 +9,7 @@
  */
 import type { Command, DeviceProfile, ModelId, SloTargets } from "../core/types.ts";
 import { type Candidate, nextStep, rankNodes, type Attempt, type SentRequest } from "../fleet/routing.ts";
-import type { ModelRecord, NodeRecord } from "../fleet/record.ts";
+import { type NodeRecord, poolRecord } from "../fleet/record.ts";
 import { Scheduler } from "../scheduler/Scheduler.ts";
 import { kvTokens } from "../scheduler/state.ts";
 import type { WorkloadRequest } from "../workload/workload.ts";
@@ -35,9 +35,6 @@ export interface FleetSimResult extends SimResult {
   unrouted: number;
 }
 
-/** As fleet/node.ts prices one more request: a typical 32-token prompt and 64-token answer. */
-const TYPICAL_PROMPT_TOKENS = 32;
-const TYPICAL_OUTPUT_TOKENS = 64;
 /** The router's limits (fleet/DESIGN.md): tries per request and the TTFT budget for re-sends. */
 const MAX_ATTEMPTS = 4;
 const DISPATCH_BUDGET_MS = 10_000;
@@ -262,35 +259,6 @@ export function simulateFleet(cfg: FleetSimConfig, requests: WorkloadRequest[]):
 
 /** A node's record as fleet/node.ts builds it from its scheduler, stamped `nowMs`. */
 function recordOf(node: SimNode, nowMs: number, heartbeatMs: number): NodeRecord {
-  const snap = node.scheduler.snapshot();
-  const p = node.scheduler.predictor;
-  const upDevices = snap.devices.filter((d) => !d.down);
-  const models: Record<ModelId, ModelRecord> = {};
-  for (const id of node.modelIds) {
-    const holders = upDevices.flatMap((d) => d.residentModels.filter((r) => r.modelId === id));
-    models[id] = {
-      state: holders.some((r) => r.ready) ? "resident" : holders.length > 0 ? "loading" : "absent",
-      queued: snap.waitingByModel[id] ?? 0,
-      running: snap.runningByModel[id] ?? 0,
-      waitMs: Math.round(node.scheduler.predictedWaitMs(id, nowMs, TYPICAL_PROMPT_TOKENS)),
-      loadMs: Math.round(p.loadMs(id)),
-      requestMs: Math.round((p.prefillMs(id, TYPICAL_PROMPT_TOKENS) + p.decodeStepMs(id, 1) * TYPICAL_OUTPUT_TOKENS) / Math.max(1, upDevices.length)),
-    };
-  }
-  return {
-    nodeId: node.id,
-    url: `sim://${node.id}`,
-    epoch: "sim",
-    state: "READY",
-    stampMs: nowMs,
-    heartbeatMs,
-    devices: snap.devices.map((d) => ({
-      id: d.id,
-      up: !d.down,
-      memoryBytes: d.memoryBytes,
-      freeBytes: Math.max(0, d.memoryBytes - d.weightBytes - d.kvBytes),
-      residents: d.residentModels.map((r) => r.modelId),
-    })),
-    models,
-  };
+  const { devices, models } = poolRecord(node.scheduler, node.modelIds, nowMs);
+  return { nodeId: node.id, url: `sim://${node.id}`, epoch: "sim", state: "READY", stampMs: nowMs, heartbeatMs, devices, models };
 }
