@@ -37,6 +37,7 @@ import {
   type Token,
 } from "node-llama-cpp";
 import type { OutputGrammar } from "../core/devicePort.ts";
+import { jsonSchemaGbnf } from "./jsonSchemaGbnf.ts";
 import type { ModelId, RequestId } from "../core/types.ts";
 
 /** What a constrained step needs of a resident model. */
@@ -51,18 +52,6 @@ export type StepOptions = Omit<SequenceEvaluateOptions, "grammarEvaluationState"
 
 /** `{ kind: "json" }` without a schema: any JSON value (an array without items holds any values). */
 const ANY_JSON: GbnfJsonSchema = { oneOf: [{ type: "object", additionalProperties: true }, { type: "array" }, { type: ["string", "number", "boolean", "null"] }] };
-
-/** What node-llama-cpp 3.22.1 appends to a JSON schema's root rule for LlamaChat to stop on. */
-const NEWLINES_TAIL = ' "\\n\\n\\n\\n" [\\n]*';
-/**
- * Its numbers' exponents have up to 16 digits: `1e-1` passes as an integer, and `1e999`
- * parses as Infinity, which no JSON-schema number is. Integers are written without an
- * exponent and other numbers with at most two digits of one (±1e115 at most: finite).
- */
-const NUMBER = '"-"? ("0" | [1-9] [0-9]{0,15})';
-const EXPONENT = ' ([eE] [-+]? ("0" | [1-9] [0-9]{0,15}))?';
-const SHORT_EXPONENT = " ([eE] [-+]? [0-9]{1,2})?";
-const INTEGER_RULE = `integer-number-rule ::= ${NUMBER}`;
 
 /** Compiled grammars kept per cache (distinct schemas are few in practice; this bounds the rest). */
 const CACHE_ENTRIES = 64;
@@ -188,23 +177,11 @@ export class OutputGrammars {
     const key = JSON.stringify(grammar.schema ?? null);
     let text = this.texts.get(key);
     if (text === undefined) {
-      text = await jsonSchemaGbnf(this.llama, (grammar.schema as GbnfJsonSchema | undefined) ?? ANY_JSON);
+      text = jsonSchemaGbnf(this.llama, (grammar.schema as GbnfJsonSchema | undefined) ?? ANY_JSON);
       this.texts.set(key, text);
     }
     return text;
   }
-}
-
-/** GBNF for a JSON schema (node-llama-cpp's subset, checked by the API), ending where the value does. */
-export async function jsonSchemaGbnf(llama: Llama, schema: GbnfJsonSchema): Promise<string> {
-  // Its signature infers the output's TypeScript type from a literal schema; ours is data.
-  const { grammar } = await llama.createGrammarForJsonSchema(schema as never);
-  const numbers = grammar.includes("number-rule ::=");
-  if (!grammar.includes(NEWLINES_TAIL) || (numbers && !grammar.includes(EXPONENT))) throw new Error("node-llama-cpp's JSON-schema grammar changed shape: see grammarState.ts");
-  return grammar
-    .replace(NEWLINES_TAIL, "")
-    .replace(INTEGER_RULE + EXPONENT, INTEGER_RULE)
-    .replaceAll(EXPONENT, SHORT_EXPONENT);
 }
 
 interface GrammarBindings {

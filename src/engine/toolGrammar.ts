@@ -7,28 +7,15 @@
  * Each function's arguments grammar is node-llama-cpp's own JSON-schema grammar (the same
  * subset `response_format` uses), its rules renamed per function so several fit in one file.
  */
-import { type Llama, LlamaJsonSchemaGrammar } from "node-llama-cpp";
+import type { Llama } from "node-llama-cpp";
 import type { ChatToolsRequest, ToolCallSyntax, ToolFunction } from "../core/codec.ts";
+import { jsonSchemaGbnf } from "./jsonSchemaGbnf.ts";
 
 /**
  * Most calls in one turn. The grammar lets a model stop after any call, and trained models do;
  * one with random weights rarely would, so without a bound it writes calls until `max_tokens`.
  */
 export const MAX_PARALLEL_CALLS = 8;
-
-/** node-llama-cpp ends a JSON-schema grammar with four newlines (its chat loop's stop trigger); a call ends with its suffix instead. */
-const JSON_GRAMMAR_TAIL = / "\\n\\n\\n\\n" \[\\n\]\*$/;
-
-/**
- * node-llama-cpp 3.22.1's number rules allow exponents of up to 16 digits (`8e+99999` parses
- * as Infinity, which JSON.stringify writes as null) and give integers exponents too (`2e-39`
- * is no integer): integers get none, other numbers at most two digits.
- */
-const NUMBER_EXPONENT = ' ([eE] [-+]? ("0" | [1-9] [0-9]{0,15}))?';
-
-function boundExponent(rule: string): string {
-  return rule.replace(NUMBER_EXPONENT, rule.startsWith("integer") ? "" : " ([eE] [-+]? [0-9]{1,2})?");
-}
 
 export function toolCallGrammar(llama: Llama, syntax: ToolCallSyntax, request: ChatToolsRequest): string {
   const choice = request.choice;
@@ -54,13 +41,8 @@ export function toolCallGrammar(llama: Llama, syntax: ToolCallSyntax, request: C
 
 /** The function's arguments grammar as rules (`<prefix>root` and the rules it uses). */
 function argumentsRules(llama: Llama, f: ToolFunction, prefix: string): string[] {
-  // The constructor is what `llama.createGrammarForJsonSchema` runs; it is synchronous, as the prompt is built.
-  const gbnf = new LlamaJsonSchemaGrammar(llama, (f.argumentsSchema ?? f.parameters) as never).grammar;
-  if (!JSON_GRAMMAR_TAIL.test(gbnf.split("\n")[0]!)) throw new Error("node-llama-cpp's JSON-schema grammar changed shape: see toolGrammar.ts");
-  return gbnf
+  return jsonSchemaGbnf(llama, (f.argumentsSchema ?? f.parameters) as never)
     .split("\n")
-    .map((line) => (line.startsWith("root ::= ") ? line.replace(JSON_GRAMMAR_TAIL, "") : line))
-    .map((line) => (line.startsWith("integer-number-rule ::= ") || line.startsWith("fractional-number-rule ::= ") ? boundExponent(line) : line))
     .map((line) => renameRules(line, prefix));
 }
 
