@@ -63,11 +63,16 @@ async function wellBehaved(model: string): Promise<boolean> {
     if (!ok) lostWhy.push(`${res.status}: ${text.slice(-300)}`);
     return ok;
   } catch (e) {
-    lostWhy.push(`${String(e)} (${String((e as { cause?: unknown }).cause)}) after ${(performance.now() - t0).toFixed(0)} ms`);
+    lostWhy.push(`${String(e)} (${String((e as { cause?: unknown }).cause)}) after ${(performance.now() - t0).toFixed(0)} ms, at ${new Date().toISOString()}`);
     return false;
   }
 }
 
+// Generated before any client runs: building the cases blocks this process for seconds (tens
+// of seconds on a busy machine), and a client whose event loop stalls longer than the
+// server's keep-alive timeout sends its next request onto a connection the server has closed
+// ("other side closed"): a lost stream that is the benchmark's doing, not the server's.
+const cases = fc.sample(fuzzCase("m"), { numRuns: Number(opts.requests), seed: Number(opts.seed) });
 for (const m of ["m", "n"]) await wellBehaved(m); // models loaded once before measuring
 const before = memory();
 
@@ -79,7 +84,6 @@ const loadClients = Array.from({ length: Number(opts.load) }, async (_, i) => {
 
 const counts = { answered: 0, status5xx: 0, malformed: 0, hangs: 0, connectionErrors: 0 };
 const examples: string[] = [];
-const cases = fc.sample(fuzzCase("m"), { numRuns: Number(opts.requests), seed: Number(opts.seed) });
 const startedMs = performance.now();
 let next = 0;
 await Promise.all(

@@ -71,6 +71,8 @@ const windows: Window[] = [newWindow()];
 const current = () => windows.at(-1)!;
 const lostWhy: string[] = [];
 const samples: { tMs: number; server: number; workers: number }[] = [];
+// Per worker process (a killed worker's replacement is a new pid): its own RSS series.
+const perWorker = new Map<number, { tMs: number; rss: number }[]>();
 
 async function oneRequest(): Promise<Outcome> {
   const model = pickModel();
@@ -111,7 +113,7 @@ async function oneRequest(): Promise<Outcome> {
     return "lost";
   } catch (e) {
     if (hangUpAfter > 0 && abort.signal.aborted && String(abort.signal.reason).includes("on purpose")) return "disconnected";
-    lostWhy.push(String((e as { cause?: unknown }).cause ?? e));
+    lostWhy.push(`${String((e as { cause?: unknown }).cause ?? e)} (${model}, stream ${stream}, at ${new Date().toISOString()})`);
     return "lost";
   } finally {
     clearTimeout(timer);
@@ -137,7 +139,14 @@ let slo = await scrapeSlo();
 
 const sampler = setInterval(() => {
   const s = rssBytes(server.pid) ?? 0;
-  const w = childPids(server.pid).reduce((a, p) => a + (rssBytes(p) ?? 0), 0);
+  const tMs = performance.now() - startMs;
+  let w = 0;
+  for (const pid of childPids(server.pid)) {
+    const rss = rssBytes(pid) ?? 0;
+    w += rss;
+    if (!perWorker.has(pid)) perWorker.set(pid, []);
+    perWorker.get(pid)!.push({ tMs, rss });
+  }
   samples.push({ tMs: performance.now() - startMs, server: s, workers: w });
   current().serverRss.push(s);
   current().workersRss.push(w);
@@ -156,6 +165,10 @@ const windowTimer = setInterval(async () => {
   const now = await scrapeSlo();
   Object.assign(current(), { met: now.met - slo.met, missed: now.missed - slo.missed });
   slo = now;
+  // A line per window as it ends, so a run cut short still says what it saw.
+  const w = current();
+  console.log(`window ${windows.length} (${new Date().toISOString()}): ${JSON.stringify(w.counts)} kills ${w.kills} met ${w.met} missed ${w.missed} server RSS ${((w.serverRss.at(-1) ?? 0) / MB).toFixed(0)} MB workers ${((w.workersRss.at(-1) ?? 0) / MB).toFixed(0)} MB`);
+  for (const why of lostWhy.splice(0)) console.log(`  lost: ${why}`);
   windows.push(newWindow());
 }, WINDOW_MS);
 
@@ -197,5 +210,15 @@ const perHour = (ys: number[]) =>
     ) / MB
   ).toFixed(1);
 console.log(`\nRSS slope after warm-up: server ${perHour(warm.map((s) => s.server))} MB/h, workers together ${perHour(warm.map((s) => s.workers))} MB/h`);
+// Each worker process that lived through at least two windows after warm-up: its own slope.
+for (const [pid, series] of perWorker) {
+  const after = series.filter((x) => x.tMs >= Math.min(WINDOW_MS, (MINUTES * 60_000) / 2));
+  if (after.length < 2 || after.at(-1)!.tMs - after[0]!.tMs < 2 * WINDOW_MS) continue;
+  const perH = slope(
+    after.map((x) => x.tMs / 3_600_000),
+    after.map((x) => x.rss),
+  );
+  console.log(`worker ${pid}: ${((after.at(-1)!.tMs - after[0]!.tMs) / 60_000).toFixed(0)} min after warm-up, RSS ${(after[0]!.rss / MB).toFixed(0)} -> ${(after.at(-1)!.rss / MB).toFixed(0)} MB, slope ${(perH / MB).toFixed(1)} MB/h`);
+}
 const lost = windows.reduce((a, w) => a + w.counts.lost, 0);
-console.log(`requests lost: ${lost}${lostWhy.length ? `\n${lostWhy.slice(0, 5).join("\n")}` : ""}`);
+console.log(`requests lost: ${lost}${lostWhy.length ? `\n${lostWhy.join("\n")}` : ""}`);

@@ -122,7 +122,10 @@ export function buildApp(serving: Serving, options: AppOptions): FastifyInstance
   const feeds = new Set<() => void>();
   app.get("/dashboard/events", (req, reply) => {
     reply.hijack();
-    reply.raw.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
+    // No Connection header of our own: Node's says keep-alive with the Keep-Alive timeout
+    // hint a client needs to stop reusing a connection before the server closes it (or
+    // close, when the client asked to). Ours suppressed the hint (issue 12).
+    reply.raw.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
     let cursor = 0;
     const push = () => {
       const state = live.view(cursor);

@@ -168,7 +168,10 @@ async function stream(
     if (!started) {
       started = true;
       reply.hijack();
-      reply.raw.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
+      // No Connection header of our own: Node's says keep-alive with the Keep-Alive timeout
+      // hint a client needs to stop reusing a connection before the server closes it (or
+      // close, when the client asked to). Ours suppressed the hint (issue 12).
+      reply.raw.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
       if (chat) for (const [index] of generations.entries()) reply.raw.write(`data: ${JSON.stringify(chunk(index, { role: "assistant", content: "" }, null))}\n\n`);
     }
     reply.raw.write(`data: ${JSON.stringify(data)}\n\n`);

@@ -102,6 +102,33 @@ describe("HTTP edges on a real socket", () => {
     assert.match(text, /"text":"b"/);
   });
 
+  it("a stream's answer says how long the connection stays open idle, once, and closes when the client asked", async () => {
+    pool.answer = (async (params) => {
+      params.onDelta?.("a");
+      return { id: params.requestId, text: "a", finishReason: "length", promptTokens: params.promptTokens.length, completionTokens: 1 };
+    }) satisfies Answer;
+    const body = JSON.stringify({ model: "tiny", prompt: "go", stream: true });
+    const request = (connection: string) =>
+      `POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: ${connection}\r\n\r\n${body}`;
+    const headerLines = (text: string, name: string) =>
+      text
+        .slice(0, text.indexOf("\r\n\r\n"))
+        .split("\r\n")
+        .map((l) => l.toLowerCase())
+        .filter((l) => l.startsWith(`${name}:`));
+    // Kept alive: the Keep-Alive hint tells a client (undici, say) when the server will close
+    // an idle connection, so it does not send its next request onto one being closed.
+    const kept = await rawExchange(port, request("keep-alive"));
+    assert.equal(kept.status, 200);
+    assert.deepEqual(headerLines(kept.text, "connection"), ["connection: keep-alive"]);
+    assert.deepEqual(headerLines(kept.text, "keep-alive"), [`keep-alive: timeout=${Math.floor(SHORT.keepAliveTimeoutMs / 1000)}`]);
+    assert.ok(kept.text.endsWith("data: [DONE]\n\n\r\n0\r\n\r\n"), kept.text);
+    // Asked to close: the answer says so (it said keep-alive and closed anyway before).
+    const closed = await rawExchange(port, request("close"));
+    assert.equal(closed.status, 200);
+    assert.deepEqual(headerLines(closed.text, "connection"), ["connection: close"]);
+  });
+
   it("a body announced over the limit is 413 at once, before it arrives, and nothing is written inside that answer", async () => {
     const r = await rawExchange(port, 'POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"model":');
     assertOpenAiError(r, 413, "request_too_large");

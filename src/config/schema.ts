@@ -94,8 +94,13 @@ export const configSchema = z
          * Receiving only: a response that streams for minutes is not cut by it.
          */
         requestTimeoutMs: z.number().int().positive().default(30_000),
-        /** An idle keep-alive connection is closed after this time. */
-        keepAliveTimeoutMs: z.number().int().positive().default(5_000),
+        /**
+         * An idle keep-alive connection is closed after this time. Longer than clients keep
+         * idle connections (the OpenAI Python SDK's httpx 5 s, undici 4 s) and than a load
+         * balancer in front (60 s on AWS): the side that closes first must be the client, or
+         * a request sent as the server closes is lost ("other side closed"; issue 12).
+         */
+        keepAliveTimeoutMs: z.number().int().positive().default(75_000),
         /**
          * On SIGTERM, running requests have this long to finish; then what is left ends with
          * 503 shutting_down (an error event in a stream) and every connection is closed.
