@@ -21,6 +21,7 @@ import {
   clientErrorHandler,
   expectationHandler,
   frameworkErrorHandler,
+  refuseContentEncoding,
   type HttpTimeouts,
   MAX_PATH_PARAM_CHARS,
   noteErrorCode,
@@ -100,6 +101,7 @@ export function buildApp(serving: Serving, options: AppOptions): FastifyInstance
   app.server.on("checkExpectation", expectationHandler(record));
   app.addHook("onRequest", async (req) => {
     refuseWithoutHost(req);
+    refuseContentEncoding(req);
     if (serving.draining) throw new ShuttingDownError();
     const refused = options.refuse?.(req);
     if (refused) throw refused;

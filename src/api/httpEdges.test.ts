@@ -3,6 +3,7 @@
 // well-behaved clients never do.
 import assert from "node:assert/strict";
 import type { AddressInfo } from "node:net";
+import { gzipSync } from "node:zlib";
 import { after, before, describe, it } from "node:test";
 import type { Answer } from "../runtime/testing/FakeServingPool.ts";
 import { rawExchange } from "./testing/rawHttp.ts";
@@ -129,6 +130,17 @@ describe("HTTP edges on a real socket", () => {
     assert.deepEqual(headerLines(closed.text, "connection"), ["connection: close"]);
   });
 
+  it("a compressed body is 415 unsupported_content_encoding, not 'not valid JSON'; identity is served", async () => {
+    pool.answer = (async (params) => ({ id: params.requestId, text: "a", finishReason: "length", promptTokens: params.promptTokens.length, completionTokens: 1 })) satisfies Answer;
+    const body = JSON.stringify({ model: "tiny", prompt: "go", max_tokens: 1 });
+    const gzipped = gzipSync(body);
+    const head = (encoding: string, length: number) =>
+      `POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Encoding: ${encoding}\r\nContent-Length: ${length}\r\nConnection: close\r\n\r\n`;
+    assertOpenAiError(await rawExchange(port, Buffer.concat([Buffer.from(head("gzip", gzipped.length)), gzipped])), 415, "unsupported_content_encoding");
+    const plain = await rawExchange(port, head("identity", body.length) + body);
+    assert.equal(plain.status, 200, plain.text);
+  });
+
   it("a body announced over the limit is 413 at once, before it arrives, and nothing is written inside that answer", async () => {
     const r = await rawExchange(port, 'POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"model":');
     assertOpenAiError(r, 413, "request_too_large");
@@ -138,6 +150,7 @@ describe("HTTP edges on a real socket", () => {
     const seen = new Set(outcomes.map((o) => `${o.status} ${o.code}`));
     for (const expected of [
       "417 expectation_failed",
+      "415 unsupported_content_encoding",
       "400 invalid_url",
       "400 malformed_request",
       "400 invalid_content_length",

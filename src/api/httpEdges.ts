@@ -7,7 +7,15 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
-import { ExpectationFailedError, HeadersTooLargeError, MalformedRequestError, RequestTimeoutError, UrlTooLongError, type PitcherError } from "../core/errors.ts";
+import {
+  ExpectationFailedError,
+  HeadersTooLargeError,
+  MalformedRequestError,
+  type PitcherError,
+  RequestTimeoutError,
+  UnsupportedContentEncodingError,
+  UrlTooLongError,
+} from "../core/errors.ts";
 import type { HttpOutcome } from "../observe/HttpOutcome.ts";
 import { errorBody, toPitcherError } from "./errorBody.ts";
 
@@ -47,6 +55,15 @@ export function serverOptions(t: HttpTimeouts) {
 /** HTTP/1.1 requires a Host header (RFC 9112 §3.2); Node's own check is off (see `serverOptions`). */
 export function refuseWithoutHost(req: FastifyRequest): void {
   if (req.raw.httpVersion === "1.1" && req.headers.host === undefined) throw new MalformedRequestError("An HTTP/1.1 request must send a Host header");
+}
+
+/**
+ * A compressed body would reach the JSON parser as binary and be told it is "not valid JSON";
+ * say what is wrong instead (RFC 9110 §8.4.1: 415 for a content coding the server does not take).
+ */
+export function refuseContentEncoding(req: FastifyRequest): void {
+  const encoding = req.headers["content-encoding"];
+  if (encoding !== undefined && encoding.trim().toLowerCase() !== "identity") throw new UnsupportedContentEncodingError(encoding);
 }
 
 /** What a handler learned of a request that its answer's status does not tell. */

@@ -124,6 +124,13 @@ export class ExpectationFailedError extends PitcherError {
   }
 }
 
+/** A body sent compressed (`Content-Encoding: gzip`, say): the server reads bodies as sent. */
+export class UnsupportedContentEncodingError extends PitcherError {
+  constructor(encoding: string) {
+    super(`Content-Encoding ${JSON.stringify(encoding.slice(0, 40))} is not supported: send the body uncompressed`, "unsupported_content_encoding", 415, "invalid_request_error");
+  }
+}
+
 export class UrlTooLongError extends PitcherError {
   constructor(limitChars: number) {
     super(`A path segment of the URL exceeds ${limitChars} characters`, "url_too_long", 414, "invalid_request_error");
