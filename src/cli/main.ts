@@ -200,13 +200,23 @@ program
   .option("--rates <list>", "sweep these total arrival rates (req/s)", (v: string) => v.split(",").map((x) => positive(x)))
   .option("--ttft <ms>", "TTFT target for models the server publishes none for", positive, 10_000)
   .option("--tbt <ms>", "TBT target for models the server publishes none for", positive, 100)
+  .option("--api-key <key>", "send `Authorization: Bearer <key>` (what the openai client's apiKey sends); workload tenants with a key send their own")
   .option("--json", "print JSON")
   .option("--report <prefix>", "also write <prefix>.json and <prefix>.html (charts, self-contained)")
   .action(async (o) => {
-    const rows = await runBench({ url: o.url, workload: o.workload, rates: o.rates, ttftMs: o.ttft, tbtMs: o.tbt, progress: !o.json && process.stderr.isTTY === true });
+    const apiKey: string | undefined = o.apiKey;
+    const rows = await runBench({
+      url: o.url,
+      workload: o.workload,
+      rates: o.rates,
+      ttftMs: o.ttft,
+      tbtMs: o.tbt,
+      progress: !o.json && process.stderr.isTTY === true,
+      ...(apiKey ? { apiKey } : {}),
+    });
     console.log(o.json ? JSON.stringify({ rates: rows }, null, 2) : formatBenchTable(rows));
     if (o.report) {
-      const setup = await describeBench({ url: o.url, workload: o.workload, rates: o.rates, ttftMs: o.ttft, tbtMs: o.tbt, progress: false });
+      const setup = await describeBench({ url: o.url, workload: o.workload, rates: o.rates, ttftMs: o.ttft, tbtMs: o.tbt, progress: false, ...(apiKey ? { apiKey } : {}) });
       const files = writeBenchReport(o.report, { url: o.url, workload: o.workload ?? "default (60 s Poisson at 4 req/s over every model)", rates: rows, setup });
       console.error(`wrote ${files.join(" and ")}`);
     }

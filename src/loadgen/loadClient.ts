@@ -13,12 +13,18 @@ export interface LoadOptions {
   drainTimeoutMs?: number;
   /** Called when each request ends (progress bars). */
   onDone?: (trace: RequestTrace) => void;
+  /** Sent as `Authorization: Bearer <key>` (what the official `openai` client's `apiKey` sends). */
+  apiKey?: string;
+  /** A tenant's own key, by the tenant's name (workload tenants); others send `apiKey`. */
+  tenantKeys?: ReadonlyMap<string, string>;
 }
 
 export interface LoadResult {
   traces: RequestTrace[];
   durationMs: number;
   errors: Record<string, number>;
+  /** Per request, in the workload's order: the error it ended with, or null. */
+  requestErrors: (string | null)[];
 }
 
 /** A prompt of about `tokens` tokens for llama-family tokenizers (BOS + one word per token). */
@@ -29,13 +35,19 @@ export function promptOfTokens(tokens: number, index: number): string {
   return out.join(" ");
 }
 
-async function runOne(req: WorkloadRequest, startMs: number, opts: LoadOptions, signal: AbortSignal, errors: Record<string, number>): Promise<RequestTrace> {
+async function runOne(req: WorkloadRequest, startMs: number, opts: LoadOptions, signal: AbortSignal, counts: Record<string, number>): Promise<{ trace: RequestTrace; error: string | null }> {
   const trace: RequestTrace = { modelId: req.modelId, arrivalMs: req.arrivalMs, tokenTimesMs: [], expectedTokens: req.outputTokens, ok: false };
+  let error: string | null = null;
+  const fail = (code: string) => {
+    error = code;
+    counts[code] = (counts[code] ?? 0) + 1;
+  };
   const now = () => performance.now() - startMs;
+  const key = (req.tenant && opts.tenantKeys?.get(req.tenant.id)) ?? opts.apiKey;
   try {
     const res = await fetch(`${opts.baseUrl}/v1/completions`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", ...(key ? { authorization: `Bearer ${key}` } : {}) },
       body: JSON.stringify({
         model: req.modelId,
         prompt: promptOfTokens(req.inputTokens, req.index),
@@ -46,10 +58,9 @@ async function runOne(req: WorkloadRequest, startMs: number, opts: LoadOptions, 
       signal,
     });
     if (!res.ok || !res.body) {
-      const key = `http_${res.status}`;
-      errors[key] = (errors[key] ?? 0) + 1;
+      fail(`http_${res.status}`);
       await res.body?.cancel();
-      return trace;
+      return { trace, error };
     }
     const decoder = new TextDecoder();
     let buf = "";
@@ -68,9 +79,8 @@ async function runOne(req: WorkloadRequest, startMs: number, opts: LoadOptions, 
           }
           const json = JSON.parse(data) as { error?: { code?: string }; choices?: { text?: string; finish_reason?: string | null }[] };
           if (json.error) {
-            const key = json.error.code ?? "stream_error";
-            errors[key] = (errors[key] ?? 0) + 1;
-            return trace;
+            fail(json.error.code ?? "stream_error");
+            return { trace, error };
           }
           const c = json.choices?.[0];
           // One chunk per token; the final chunk only carries the finish reason.
@@ -80,10 +90,9 @@ async function runOne(req: WorkloadRequest, startMs: number, opts: LoadOptions, 
     }
     trace.ok = finished;
   } catch (e) {
-    const key = (e as Error).name === "AbortError" ? "aborted" : "network";
-    errors[key] = (errors[key] ?? 0) + 1;
+    fail((e as Error).name === "AbortError" ? "aborted" : "network");
   }
-  return trace;
+  return { trace, error };
 }
 
 export async function runLoad(requests: WorkloadRequest[], opts: LoadOptions): Promise<LoadResult> {
@@ -92,18 +101,18 @@ export async function runLoad(requests: WorkloadRequest[], opts: LoadOptions): P
   const abort = new AbortController();
   const lastArrival = requests.length ? requests[requests.length - 1]!.arrivalMs : 0;
   const drain = setTimeout(() => abort.abort(), lastArrival + (opts.drainTimeoutMs ?? 60_000));
-  const running: Promise<RequestTrace>[] = [];
+  const running: Promise<{ trace: RequestTrace; error: string | null }>[] = [];
   for (const r of requests) {
     const wait = r.arrivalMs - (performance.now() - startMs);
     if (wait > 0) await new Promise((res) => setTimeout(res, wait));
     running.push(
-      runOne(r, startMs, opts, abort.signal, errors).then((t) => {
-        opts.onDone?.(t);
-        return t;
+      runOne(r, startMs, opts, abort.signal, errors).then((done) => {
+        opts.onDone?.(done.trace);
+        return done;
       }),
     );
   }
-  const traces = await Promise.all(running);
+  const ended = await Promise.all(running);
   clearTimeout(drain);
-  return { traces, durationMs: lastArrival, errors };
+  return { traces: ended.map((d) => d.trace), durationMs: lastArrival, errors, requestErrors: ended.map((d) => d.error) };
 }

@@ -172,6 +172,7 @@ export function loadWorkload(
   const ids = modelIds;
   let requests: WorkloadRequest[];
   if (w.trace) {
+    if (w.tenants) throw new ConfigError("workload: tenants split generated arrivals; a replayed trace has none to split (drop `tenants` or `trace`)");
     const traceFile = file ? path.resolve(path.dirname(file), w.trace.file) : w.trace.file;
     requests = readTrace({
       file: traceFile,

@@ -72,4 +72,34 @@ describe("fair sharing between tenants (simulated H20, token policy)", () => {
     const b = simulate({ costs: analyticCosts(H20, MODELS), slo: () => SLO, devices: 1, policy: "token", scheduler: { fairShare: false } }, plain);
     assert.deepEqual(a.traces, b.traces);
   });
+
+  it("a workload's tenants (one spec, shares of the rate) run through the simulator: the polite one keeps its attainment only with fair sharing", () => {
+    const spec = (tenants: { name: string; share: number }[], ratePerSecond: number) =>
+      generateWorkload(
+        workloadSchema.parse({
+          seed: 2,
+          durationSeconds: 60,
+          ratePerSecond,
+          models: ["m1"],
+          inputTokens: { mean: 1500, cv: 0.5, max: 4000 },
+          outputTokens: { mean: 100, cv: 0.5, max: 300 },
+          tenants,
+        }),
+        ["m1", "m2"],
+      );
+    const alone = run(spec([{ name: "polite", share: 1 }], 0.5), true).attainment("polite");
+    const both = () =>
+      spec(
+        [
+          { name: "polite", share: 1 },
+          { name: "flood", share: 30 },
+        ],
+        15.5,
+      );
+    const fair = run(both(), true).attainment("polite");
+    const unfair = run(both(), false).attainment("polite");
+    assert.equal(alone, 1);
+    assert.ok(fair >= 0.95, `with fair sharing the polite tenant attains ${fair}`);
+    assert.ok(unfair <= 0.1, `without fair sharing it attains ${unfair}`);
+  });
 });

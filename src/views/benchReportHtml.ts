@@ -17,7 +17,11 @@ export interface BenchRow {
   /** Latency distributions: (ms, percentile) pairs. */
   ttftCdf: [number, number][];
   tbtCdf: [number, number][];
+  /** Per tenant, when the workload names tenants: score and the errors its requests ended with. */
+  perTenant?: Record<string, TenantReport>;
 }
+
+export type TenantReport = SloReport & { errors: Record<string, number> };
 
 export interface BenchReport {
   url: string;

@@ -43,4 +43,19 @@ describe("workload generator", () => {
     assert.ok(reqs.every((r) => r.inputTokens >= 10 && r.inputTokens <= 20 && r.outputTokens >= 1 && r.outputTokens <= 400));
     assert.throws(() => generateWorkload(workloadSchema.parse({ models: ["zz"] }), models), /unknown model 'zz'/);
   });
+
+  it("splits the rate between tenants by share; each tenant's requests are the same whoever else sends", () => {
+    const base = { seed: 5, durationSeconds: 300, ratePerSecond: 12 };
+    const both = generateWorkload(workloadSchema.parse({ ...base, tenants: [{ name: "a" }, { name: "b", share: 2, weight: 3 }] }), models);
+    const of = (name: string) => both.filter((r) => r.tenant?.id === name);
+    assert.equal(of("a").length + of("b").length, both.length);
+    assert.ok(Math.abs(of("a").length / 300 - 4) < 0.5 && Math.abs(of("b").length / 300 - 8) < 0.7, `${of("a").length} / ${of("b").length}`);
+    assert.ok(of("b").every((r) => r.tenant!.weight === 3));
+    assert.ok(both.every((r, i) => r.index === i && (i === 0 || r.arrivalMs >= both[i - 1]!.arrivalMs)));
+    // Tenant a alone at its own rate: the same arrivals, models and lengths.
+    const alone = generateWorkload(workloadSchema.parse({ ...base, ratePerSecond: 4, tenants: [{ name: "a" }] }), models);
+    const strip = (rs: typeof both) => rs.map(({ modelId, arrivalMs, inputTokens, outputTokens }) => ({ modelId, arrivalMs, inputTokens, outputTokens }));
+    assert.deepEqual(strip(of("a")), strip(alone));
+    assert.throws(() => workloadSchema.parse({ tenants: [{ name: "a" }, { name: "a" }] }), /tenant names must differ/);
+  });
 });

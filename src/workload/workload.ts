@@ -29,6 +29,20 @@ export const workloadSchema = z
       .default({ kind: "uniform" }),
     inputTokens: lengthSchema.default(64),
     outputTokens: lengthSchema.default(32),
+    /**
+     * Tenants (API keys) sharing the load: each sends its own seeded arrival stream at its
+     * `share` of the rate. `weight` is the simulator's fair-share weight (a server takes
+     * the key's configured one); `key` is the bearer key `pitcher bench` sends for it.
+     */
+    tenants: z
+      .array(
+        z
+          .object({ name: z.string().min(1), share: z.number().positive().default(1), weight: z.number().positive().default(1), key: z.string().min(1).optional() })
+          .strict(),
+      )
+      .min(1)
+      .refine((ts) => new Set(ts.map((t) => t.name)).size === ts.length, "tenant names must differ")
+      .optional(),
   })
   .strict();
 
@@ -63,7 +77,25 @@ export function popularityWeights(n: number, popularity: WorkloadSpec["popularit
   return w.map((x) => x / total);
 }
 
+/**
+ * The workload's requests. With tenants, each tenant's arrivals, models and lengths come
+ * from its own seed (derived from the workload's and its name) at its share of the rate, so
+ * a tenant's requests are the same whoever else sends; the streams are merged by arrival.
+ */
 export function generateWorkload(spec: WorkloadSpec, availableModels: string[]): WorkloadRequest[] {
+  if (!spec.tenants) return generateStream(spec, availableModels);
+  const total = spec.tenants.reduce((s, t) => s + t.share, 0);
+  const merged = spec.tenants.flatMap((t) =>
+    generateStream({ ...spec, seed: deriveSeed(spec.seed, `tenant:${t.name}`), ratePerSecond: (spec.ratePerSecond * t.share) / total }, availableModels).map((r) => ({
+      ...r,
+      tenant: { id: t.name, weight: t.weight },
+    })),
+  );
+  merged.sort((a, b) => a.arrivalMs - b.arrivalMs);
+  return merged.map((r, index) => ({ ...r, index }));
+}
+
+function generateStream(spec: WorkloadSpec, availableModels: string[]): WorkloadRequest[] {
   const models = spec.models ?? availableModels;
   if (models.length === 0) throw new Error("workload: no models");
   for (const m of models) if (!availableModels.includes(m)) throw new Error(`workload: unknown model '${m}'`);
