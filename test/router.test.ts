@@ -162,6 +162,38 @@ describe("router against scripted nodes", () => {
     );
   });
 
+  it("a key's own limits (fleet-wide) pass through from the first node, headers and all; a node's overload moves on", async () => {
+    const keyError = (status: number, code: string, type: string, headers: Record<string, string>) =>
+      json(status, { error: { message: code, type, param: null, code } }, { "x-ratelimit-limit-requests": "5", "x-ratelimit-remaining-requests": "0", ...headers });
+    await publish(nodes.map((node, i) => ({ node, waitMs: i })));
+    for (const [status, code, type] of [
+      [429, "rate_limit_exceeded", "requests"],
+      [429, "rate_limit_exceeded", "tokens"],
+      [429, "insufficient_quota", "insufficient_quota"],
+      [503, "limits_unavailable", "server_error"],
+    ] as const) {
+      reset([keyError(status, code, type, { "retry-after": "7" }), ok, ok]);
+      const r = await postJson(`${router.url}/v1/chat/completions`, { model: "m", messages: [{ role: "user", content: "x" }] });
+      assert.equal(r.status, status);
+      assert.equal(r.json.error.code, code);
+      assert.equal(r.headers.get("retry-after"), "7");
+      assert.equal(r.headers.get("x-ratelimit-limit-requests"), "5");
+      assert.deepEqual(
+        nodes.map((n) => n.hits),
+        [1, 0, 0],
+        `${code} (${type}) is not sent to another node`,
+      );
+    }
+    // The node's own overload (type rate_limit_error) still moves on to the next node.
+    reset([keyError(429, "rate_limit_exceeded", "rate_limit_error", { "retry-after": "2" }), ok, ok]);
+    const r = await openai.chat.completions.create({ model: "m", messages: [{ role: "user", content: "x" }] });
+    assert.equal(r.choices[0]!.message.content, "hi");
+    assert.deepEqual(
+      nodes.map((n) => n.hits),
+      [1, 1, 0],
+    );
+  });
+
   it("a node failing after the first byte: the stream ends with node_failed, nothing re-sent", async () => {
     const cut: Script = (_q, res) => {
       res.writeHead(200, { "content-type": "text/event-stream" });

@@ -40,8 +40,23 @@ export interface Tenant {
   tpm: RateLimiterAbstract | null;
 }
 
+/**
+ * Keys kept outside the configuration (a fleet's, in Redis): consulted after the config's
+ * keys. `refresh` brings the set up to date when it may be stale (and keeps the last one
+ * when the store cannot be read), so a revoked key is refused wherever it is checked.
+ */
+export interface KeyDirectory {
+  refresh(): Promise<void>;
+  /** Keys are required even with none in the configuration (the fleet has had keys). */
+  readonly required: boolean;
+  /** The tenant whose key has this SHA-256 (hex), if any. */
+  byHash(sha256Hex: string): Tenant | undefined;
+  tenants(): Tenant[];
+}
+
 export interface TenancyOptions {
   limiters?: LimiterFactory;
+  directory?: KeyDirectory;
   budget?: TokenBudget;
   now?: () => number;
   /** Told of each request a limit refused (per-tenant metrics). */
@@ -54,6 +69,7 @@ export class Tenancy {
   readonly tenants: Tenant[];
   readonly budget: TokenBudget;
   private readonly hashes: Buffer[];
+  private readonly directory: KeyDirectory | undefined;
   readonly now: () => number;
   readonly onRefused: (tenant: string, code: string) => void;
 
@@ -63,14 +79,32 @@ export class Tenancy {
     this.budget = options.budget ?? new MemoryTokenBudget(this.now);
     this.onRefused = options.onRefused ?? (() => {});
     this.hashes = keys.map((k) => (k.key !== undefined ? sha256(k.key) : Buffer.from(k.keySha256!, "hex")));
-    this.tenants = keys.map((k) => ({
-      name: k.name,
-      ref: { id: k.name, weight: k.weight },
-      models: k.models ? new Set(k.models) : null,
-      budget: k.budget ?? null,
-      rpm: k.rpm ? limiters({ keyPrefix: "pitcher-rpm", points: k.rpm, durationSeconds: 60 }) : null,
-      tpm: k.tpm ? limiters({ keyPrefix: "pitcher-tpm", points: k.tpm, durationSeconds: 60 }) : null,
-    }));
+    this.tenants = keys.map((k) => makeTenant(k, limiters));
+    this.directory = options.directory;
+  }
+
+  /** Every tenant known now: the configuration's, then the directory's. */
+  allTenants(): Tenant[] {
+    return this.directory ? [...this.tenants, ...this.directory.tenants()] : this.tenants;
+  }
+
+  /**
+   * The tenant of an `Authorization` header; null when no key is required (no keys in the
+   * configuration, and a directory that has never had any), else 401 as `authenticate`.
+   */
+  async identify(header: string | undefined): Promise<Tenant | null> {
+    if (!this.directory) return this.authenticate(header);
+    await this.directory.refresh();
+    if (this.tenants.length === 0 && !this.directory.required) return null;
+    try {
+      return this.authenticate(header);
+    } catch (e) {
+      const m = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "");
+      // A map lookup by hash leaks nothing useful: a client cannot steer the hash of what it sends.
+      const t = m ? this.directory.byHash(sha256(m[1]!).toString("hex")) : undefined;
+      if (!t) throw e;
+      return t;
+    }
   }
 
   /** The tenant of an `Authorization` header, or 401. Every stored hash is compared, in constant time. */
@@ -83,6 +117,18 @@ export class Tenancy {
     if (found < 0) throw new InvalidApiKeyError("Incorrect API key provided");
     return this.tenants[found]!;
   }
+}
+
+/** A tenant with its limiters, from a key as the configuration (or a fleet's Redis) gives it. */
+export function makeTenant(k: ApiKeySpec, limiters: LimiterFactory): Tenant {
+  return {
+    name: k.name,
+    ref: { id: k.name, weight: k.weight },
+    models: k.models ? new Set(k.models) : null,
+    budget: k.budget ?? null,
+    rpm: k.rpm ? limiters({ keyPrefix: "pitcher-rpm", points: k.rpm, durationSeconds: 60 }) : null,
+    tpm: k.tpm ? limiters({ keyPrefix: "pitcher-tpm", points: k.tpm, durationSeconds: 60 }) : null,
+  };
 }
 
 const tenantOf = new WeakMap<FastifyRequest, Tenant>();
@@ -131,7 +177,8 @@ export function registerAuth(app: FastifyInstance, tenancy: Tenancy | undefined)
     // The route's pattern as well as the raw path: a percent-encoded path may reach a /v1 route.
     const v1 = (p: string | undefined) => p !== undefined && (p === "/v1" || p.startsWith("/v1/") || p.startsWith("/v1?"));
     if (!v1(req.routeOptions.url) && !v1(req.url)) return;
-    const t = tenancy.authenticate(req.headers.authorization);
+    const t = await tenancy.identify(req.headers.authorization);
+    if (!t) return;
     tenantOf.set(req, t);
     noteTenant(req, t.name);
   });

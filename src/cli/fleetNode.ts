@@ -3,9 +3,12 @@
  * a lone server never loads the fleet code or Redis.
  */
 import os from "node:os";
+import type { ApiKeySpec } from "../api/auth.ts";
 import { FleetNode } from "../fleet/node.ts";
 import { FleetServing, refuseWhenFenced } from "../fleet/nodeServing.ts";
+import type { RatesWhenDown } from "../fleet/redisLimits.ts";
 import { redactUrl } from "../fleet/redisUrl.ts";
+import { fleetTenancy } from "../fleet/tenancy.ts";
 import type { Pool } from "../runtime/Pool.ts";
 import type { Serving } from "../runtime/Serving.ts";
 
@@ -14,6 +17,21 @@ export interface ClusterSettings {
   advertise?: string | undefined;
   heartbeatMs: number;
   ttlMs?: number | undefined;
+  leaseMs?: number | undefined;
+  whenRedisDown?: { rates: RatesWhenDown; budgets: "refuse" | "admit" } | undefined;
+}
+
+/** The node's keys (the configuration's and the fleet's), limits and budgets, through Redis. */
+export function nodeTenancy(cluster: ClusterSettings, configKeys: ApiKeySpec[], log: (m: string) => void, onRefused: (tenant: string, code: string) => void) {
+  return fleetTenancy({
+    redisUrl: cluster.url,
+    configKeys,
+    heartbeatMs: cluster.heartbeatMs,
+    leaseMs: cluster.leaseMs ?? 10_000,
+    whenRedisDown: cluster.whenRedisDown ?? { rates: "local", budgets: "refuse" },
+    log,
+    onRefused,
+  });
 }
 
 /** The address routers reach: the one given, else where the server listens (a wildcard host becomes this machine's name). */

@@ -138,6 +138,41 @@ program
     process.exit(0);
   });
 
+const keys = program.command("keys").description("a fleet's API keys in its Redis: add (printed once; only its SHA-256 is stored), list, revoke");
+keys
+  .command("add <name>")
+  .description("add a key and print it (once); every node and router of the fleet takes it at once")
+  .requiredOption("--cluster <redis-url>", "the fleet's Redis (redis:// or rediss://)")
+  .option("--models <list>", "models the key may use, comma-separated (default: all)", (v: string) => v.split(",").filter(Boolean))
+  .option("--rpm <n>", "requests per minute", count)
+  .option("--tpm <n>", "tokens per minute (prompt + max tokens at admission)", count)
+  .option("--budget-tokens <n>", "token budget per period", count)
+  .option("--budget-period <period>", "hour, day, week or month (calendar, UTC; default month)")
+  .option("--weight <w>", "share of device time when keys compete (default 1)", positive)
+  .action(async (name: string, o: { cluster: string; models?: string[]; rpm?: number; tpm?: number; budgetTokens?: number; budgetPeriod?: string; weight?: number }) => {
+    const { keysAdd } = await import("./keys.ts");
+    const { cluster, ...rest } = o;
+    console.log(await keysAdd(cluster, name, rest));
+    console.error(`key '${name}' added: this is the only time it is shown (Redis keeps its SHA-256)`);
+  });
+keys
+  .command("list")
+  .description("the fleet's keys: names, limits, budget spent and reserved this period (never the keys)")
+  .requiredOption("--cluster <redis-url>", "the fleet's Redis (redis:// or rediss://)")
+  .action(async (o: { cluster: string }) => {
+    const { keysList } = await import("./keys.ts");
+    console.log(await keysList(o.cluster));
+  });
+keys
+  .command("revoke <name>")
+  .description("revoke a key: every node and router refuses it (401) from now on")
+  .requiredOption("--cluster <redis-url>", "the fleet's Redis (redis:// or rediss://)")
+  .action(async (name: string, o: { cluster: string }) => {
+    const { keysRevoke } = await import("./keys.ts");
+    await keysRevoke(o.cluster, name);
+    console.log(`key '${name}' revoked`);
+  });
+
 const workloadOptions = (c: Command) =>
   c
     .option("--models <file>", "model catalog (YAML/JSON); default: the embedded model market")

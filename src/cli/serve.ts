@@ -148,14 +148,17 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const logRefusal = requestLog ? logHttpRefusals(requestLog) : () => {};
   const metrics = new PoolMetrics(pool);
   let tenantMetrics: TenantMetrics | undefined;
-  const tenancy = config.auth && new Tenancy(config.auth.keys, { onRefused: (t, code) => tenantMetrics?.countRefusal(t, code) });
+  const onRefused = (t: string, code: string) => tenantMetrics?.countRefusal(t, code);
+  const cluster = opts.cluster ? { heartbeatMs: 500, ...config.cluster, ...opts.cluster } : config.cluster;
+  // A fleet node takes keys from the configuration and from Redis, and counts limits there.
+  const fleetTenants = cluster ? await import("./fleetNode.ts").then((m) => m.nodeTenancy(cluster, config.auth?.keys ?? [], log, onRefused)) : null;
+  const tenancy = fleetTenants?.tenancy ?? (config.auth && new Tenancy(config.auth.keys, { onRefused }));
   if (tenancy) {
     const budgetLeft = async () =>
-      Promise.all(tenancy.tenants.filter((t) => t.budget).map(async (t) => ({ tenant: t.name, tokens: await tenancy.budget.remaining(t.name, t.budget!) })));
+      Promise.all(tenancy.allTenants().filter((t) => t.budget).map(async (t) => ({ tenant: t.name, tokens: await tenancy.budget.remaining(t.name, t.budget!) })));
     tenantMetrics = new TenantMetrics(pool, metrics.registry, budgetLeft);
   }
   const inFlight = new InFlightRequests();
-  const cluster = opts.cluster ? { heartbeatMs: 500, ...config.cluster, ...opts.cluster } : config.cluster;
   // Only a fleet node loads the fleet code (and with it Redis).
   await promptCodecsReady;
   const poolServing = new PoolServing(pool, promptCodecs ?? tokenizers, { maxPromptBytes: config.server.maxPromptBytes });
@@ -187,6 +190,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     await fleet?.join(url);
   } catch (e) {
     await app.close();
+    await fleetTenants?.close();
     await pool.close();
     throw e;
   }
@@ -216,6 +220,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       app.server.closeAllConnections();
       await closed;
       await fleet?.leave();
+      await fleetTenants?.close();
       await pool.close();
       hostKv.close();
       await promptCodecs?.dispose();

@@ -171,9 +171,22 @@ export const configSchema = z
         heartbeatMs: z.number().int().min(50).default(500),
         /** How long the node's record lives unless renewed; default 3 heartbeats. */
         ttlMs: z.number().int().positive().optional(),
+        /** How long a budget reservation lives unless its node renews it (every heartbeat). */
+        leaseMs: z.number().int().positive().default(10_000),
+        /** What the keys' limits do while Redis is unreachable. */
+        whenRedisDown: z
+          .object({
+            /** local: each node admits its share (limit ÷ live nodes); refuse: 503 limits_unavailable. */
+            rates: z.enum(["local", "refuse"]).default("local"),
+            /** refuse: 503 limits_unavailable; admit: serve without charging the budget. */
+            budgets: z.enum(["refuse", "admit"]).default("refuse"),
+          })
+          .strict()
+          .default({}),
       })
       .strict()
       .refine((c) => c.ttlMs === undefined || c.ttlMs > c.heartbeatMs, { message: "ttlMs must exceed heartbeatMs", path: ["ttlMs"] })
+      .refine((c) => c.leaseMs > 2 * c.heartbeatMs, { message: "leaseMs must exceed two heartbeats (leases are renewed every heartbeat)", path: ["leaseMs"] })
       .optional(),
     /** Where stand-in models and downloaded models are kept. */
     cacheDir: z.string().optional(),

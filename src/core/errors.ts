@@ -196,6 +196,19 @@ export class InsufficientQuotaError extends PitcherError {
     super(message, "insufficient_quota", 429, "insufficient_quota");
   }
 }
+/**
+ * A fleet's shared limits (token budgets, or rates with `cluster.whenRedisDown.rates:
+ * refuse`) cannot be checked because Redis is unreachable, and the configuration says to
+ * refuse rather than admit unchecked. Not the client's fault (503), and the same at every
+ * node, so a router passes it through rather than re-sending it.
+ */
+export class LimitsUnavailableError extends PitcherError {
+  readonly retryAfterSeconds = 1;
+  constructor(what: "budget" | "rate limits", tenant: string) {
+    super(`The ${what} of key '${tenant}' cannot be checked: the fleet's Redis is unreachable. Retry in 1 s.`, "limits_unavailable", 503, "server_error");
+  }
+}
+
 /** A fleet node is draining: the request was not started, and a router sends it to another node. */
 export class NodeDrainingError extends PitcherError {
   readonly retryAfterSeconds = 1;

@@ -182,6 +182,13 @@ export class Dispatcher {
           return;
         }
         // Anything else is one small body: read it whole, then decide (a cut body is a failure before the first byte).
+        const commit = (text: Buffer) => {
+          committed = true;
+          res.writeHead(status, { ...passHeaders(up), "content-length": text.length });
+          res.end(text);
+          this.count.routed(node.nodeId);
+          done({ kind: "answered" });
+        };
         const chunks: Buffer[] = [];
         up.on("data", (c: Buffer) => chunks.push(c));
         up.on("error", () => {});
@@ -189,6 +196,8 @@ export class Dispatcher {
           if (!up.complete) return retry("connection", true);
           const text = Buffer.concat(chunks);
           const code = errorCode(text);
+          // A key's limit is fleet-wide: another node would say the same (or, worse, admit past it).
+          if (fleetWide(status, text)) return commit(text);
           if (status === 429) {
             const s = Number(up.headers["retry-after"]);
             return retry("rate_limited", false, { nodeId: node.nodeId, kind: "rate_limited", retryAfterS: Number.isFinite(s) && s > 0 ? s : 1 });
@@ -196,11 +205,7 @@ export class Dispatcher {
           // A fenced node (node_unavailable) is healthy but unseen by Redis: no exclusion, so a router that goes to its last view may use it at once.
           if (status === 503) return retry(code ?? "unavailable", code !== "node_unavailable");
           if (code === "device_failed") return retry("device_failed", false);
-          committed = true;
-          res.writeHead(status, { ...passHeaders(up), "content-length": text.length });
-          res.end(text);
-          this.count.routed(node.nodeId);
-          done({ kind: "answered" });
+          commit(text);
         });
       });
       upstream.end(body);
@@ -216,6 +221,21 @@ function passHeaders(up: IncomingMessage): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const [k, v] of Object.entries(up.headers)) if (v !== undefined && !HOP_HEADERS.has(k)) out[k] = v;
   return out;
+}
+
+/**
+ * A refusal by the client's key, the same at every node: 429 `insufficient_quota` (its
+ * budget), 429 `rate_limit_exceeded` of type `requests` or `tokens` (its rates; a node's
+ * own overload is type `rate_limit_error` and does move on), 503 `limits_unavailable`.
+ */
+export function fleetWide(status: number, body: Buffer): boolean {
+  try {
+    const e = (JSON.parse(body.toString("utf8")) as { error?: { code?: unknown; type?: unknown } }).error;
+    if (status === 429) return e?.code === "insufficient_quota" || (e?.code === "rate_limit_exceeded" && (e.type === "requests" || e.type === "tokens"));
+    return status === 503 && e?.code === "limits_unavailable";
+  } catch {
+    return false;
+  }
 }
 
 function errorCode(body: Buffer): string | undefined {

@@ -94,28 +94,33 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
   let active = 0;
   let idle: (() => void) | null = null;
 
-  const json = (res: ServerResponse, value: unknown) => {
+  const json = (res: ServerResponse, value: unknown, status = 200) => {
     const text = JSON.stringify(value);
-    res.writeHead(200, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text) });
+    res.writeHead(status, { "content-type": "application/json; charset=utf-8", "content-length": Buffer.byteLength(text) });
     res.end(text);
   };
 
-  async function models(): Promise<{ object: "list"; data: Record<string, unknown>[] }> {
+  /** The union of the nodes' catalogs as the client's key sees them; a 401 when every node refused the key. */
+  async function models(authorization: string | undefined): Promise<{ object: "list"; data: Record<string, unknown>[] } | { refused: unknown }> {
     const snap = view.snapshot();
     const fresh = snap.records.filter((r) => isFresh(r, snap.asOfMs));
+    let refused: unknown = null;
     const lists = await Promise.all(
       fresh.map(async (r) => {
         try {
-          const res = await fetch(`${r.url}/v1/models`, { signal: AbortSignal.timeout(CATALOG_TIMEOUT_MS) });
-          return { r, data: ((await res.json()) as { data: Record<string, unknown>[] }).data };
+          const headers: Record<string, string> = authorization ? { authorization } : {};
+          const res = await fetch(`${r.url}/v1/models`, { headers, signal: AbortSignal.timeout(CATALOG_TIMEOUT_MS) });
+          if (res.status === 401) refused = await res.json();
+          return { r, data: res.ok ? ((await res.json()) as { data: Record<string, unknown>[] }).data : null };
         } catch {
           return { r, data: [] };
         }
       }),
     );
+    if (refused && lists.every((l) => l.data === null)) return { refused };
     const byId = new Map<string, Record<string, unknown>>();
     for (const { r, data } of lists) {
-      for (const m of data) {
+      for (const m of data ?? []) {
         const id = String(m.id);
         const entry = byId.get(id) ?? { ...m, meta: { ...(m.meta as object), nodes: [] as unknown[] } };
         const rec = r.models[id];
@@ -147,10 +152,12 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
       res.writeHead(200, { "content-type": registry.contentType });
       return void res.end(text);
     }
-    if (req.method === "GET" && path === "/v1/models") return json(res, await models());
-    if (req.method === "GET" && path.startsWith("/v1/models/")) {
+    if (req.method === "GET" && (path === "/v1/models" || path.startsWith("/v1/models/"))) {
+      const list = await models(req.headers.authorization);
+      if ("refused" in list) return json(res, list.refused, 401);
+      if (path === "/v1/models") return json(res, list);
       const id = decodeURIComponent(path.slice("/v1/models/".length));
-      const m = (await models()).data.find((x) => x.id === id);
+      const m = list.data.find((x) => x.id === id);
       return m ? json(res, m) : sendError(res, new ModelNotFoundError(id));
     }
     if (req.method !== "POST" || !path.startsWith("/v1/")) return sendError(res, new NotFoundError(`${req.method} ${path}`));
