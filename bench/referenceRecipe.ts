@@ -6,6 +6,7 @@
  * 0.99 deadline attainment, and at the on-schedule score 0.9.
  *
  *   node --import tsx bench/referenceRecipe.ts [--seconds 600] [--rates 0.1,0.5] [--variants base,out2,out4,slo05]
+ *     [--policies serverless,request,token] [--out file.json]
  *
  * `serverless` (one model per device, request-level, LRU) loads at 12.6 GB/s, the
  * ServerlessLLM loader's measured host-cache speed (simulator.md); the other policies load
@@ -29,6 +30,9 @@ const { values } = parseArgs({
     policies: { type: "string", default: "serverless,request,token" },
     devices: { type: "string", default: "16" },
     seed: { type: "string", default: "1" },
+    // A run of only some cells (e.g. `--rates 0.5 --variants out4`) writes elsewhere, so
+    // that runs side by side do not overwrite each other's JSON.
+    out: { type: "string", default: path.join(import.meta.dirname, "results", "reference-recipe.json") },
   },
 });
 const DEVICES = Number(values.devices);
@@ -132,5 +136,4 @@ for (const rate of values.rates.split(",").map(Number)) {
     rows.push({ rate, variant: name, ...found });
   }
 }
-const out = path.join(import.meta.dirname, "results", "reference-recipe.json");
-fs.writeFileSync(out, `${JSON.stringify({ devices: DEVICES, accelerator: "H800", seconds: SECONDS, serverlessLoadGBps: SERVERLESS_LOAD_GBPS, rows }, null, 1)}\n`);
+fs.writeFileSync(values.out, `${JSON.stringify({ devices: DEVICES, accelerator: "H800", seconds: SECONDS, serverlessLoadGBps: SERVERLESS_LOAD_GBPS, rows }, null, 1)}\n`);
