@@ -17,10 +17,10 @@ import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { findAccelerator } from "../src/sim/accelerators.ts";
-import { findModelPreset, type SimModelSpec } from "../src/sim/modelPresets.ts";
 import { analyticCosts } from "../src/sim/SimCosts.ts";
 import { simulate, type SimPolicy } from "../src/sim/Simulation.ts";
-import { generateWorkload } from "../src/workload/workload.ts";
+import { largestN } from "./largestN.ts";
+import { referenceModels, referenceWorkload } from "./referenceMix.ts";
 
 const { values } = parseArgs({
   options: {
@@ -40,15 +40,6 @@ const SECONDS = Number(values.seconds);
 const SERVERLESS_LOAD_GBPS = 12.6;
 const accelerator = findAccelerator("H800")!;
 
-/** N models, 6:2:2 over the three presets, in a fixed interleaved order. */
-function mix(n: number): SimModelSpec[] {
-  const presets = ["qwen2.5-7b", "qwen2.5-7b", "qwen2.5-7b", "yi-1.5-9b", "llama-2-13b"];
-  return Array.from({ length: n }, (_, i) => {
-    const p = findModelPreset(presets[i % presets.length]!)!;
-    return { ...p, id: `${p.id}-${i + 1}` };
-  });
-}
-
 interface Variant {
   outputScale: number;
   sloScale: number;
@@ -63,19 +54,8 @@ const VARIANTS: Record<string, Variant> = {
 type Goal = "attainment" | "score";
 
 function passes(policy: SimPolicy, n: number, rate: number, v: Variant, goal: Goal): boolean {
-  const models = mix(n);
-  const requests = generateWorkload(
-    {
-      seed: Number(values.seed),
-      durationSeconds: SECONDS,
-      ratePerSecond: rate * n,
-      arrivals: { kind: "poisson" },
-      popularity: { kind: "uniform" },
-      inputTokens: { mean: 700, cv: 1, min: 4, max: 4096 },
-      outputTokens: { mean: 290 * v.outputScale, cv: 1, min: 1, max: 2048 * v.outputScale },
-    },
-    models.map((m) => m.id),
-  );
+  const models = referenceModels(n);
+  const requests = referenceWorkload(models, { seed: Number(values.seed), seconds: SECONDS, ratePerModel: rate, outputScale: v.outputScale });
   const slo = { ttftMs: 10_000 * v.sloScale, tbtMs: 100 * v.sloScale };
   const r = simulate(
     {
@@ -92,26 +72,6 @@ function passes(policy: SimPolicy, n: number, rate: number, v: Variant, goal: Go
   );
   if (r.stopped) return false;
   return goal === "attainment" ? r.report.attainment >= 0.99 : r.report.onScheduleScore >= 0.9;
-}
-
-/** Largest N that passes: grow by half until one fails, then bisect (assumes monotone). */
-function largestN(test: (n: number) => boolean): number {
-  let lo = 0;
-  let hi = 0;
-  for (let n = 4; ; n = Math.ceil(n * 1.5)) {
-    if (n > 400) return lo;
-    if (test(n)) lo = n;
-    else {
-      hi = n;
-      break;
-    }
-  }
-  while (hi - lo > 1) {
-    const mid = Math.floor((lo + hi) / 2);
-    if (test(mid)) lo = mid;
-    else hi = mid;
-  }
-  return lo;
 }
 
 const policies = values.policies.split(",") as SimPolicy[];
