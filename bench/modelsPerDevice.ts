@@ -81,7 +81,9 @@ async function realPoint(policy: string, n: number): Promise<Point> {
     JSON.stringify({
       cacheDir: CACHE,
       devices: { count: 1, threadsPerDevice: 1, memory: String(opts.memory) },
-      scheduler: { policy, calibrate: true },
+      // No refusals (admission) and no giving up on late requests: a miss is a miss, and
+      // what is measured is the schedule alone (as in bench/policies.ts's defaults).
+      scheduler: { policy, calibrate: true, admissionTtftFactor: 0, lateWaitCapFactor: false },
       defaults: { slo, maxBatch: 4 },
       models,
     }),
