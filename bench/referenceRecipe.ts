@@ -6,6 +6,7 @@
  * 0.99 deadline attainment, and at the on-schedule score 0.9.
  *
  *   node --import tsx bench/referenceRecipe.ts [--seconds 600] [--rates 0.1,0.5] [--variants base,out2,out4,slo05]
+ *     [--policies serverless,request,token] [--out file.json]
  *
  * `serverless` (one model per device, request-level, LRU) loads at 12.6 GB/s, the
  * ServerlessLLM loader's measured host-cache speed (simulator.md); the other policies load
@@ -16,10 +17,10 @@ import fs from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { findAccelerator } from "../src/sim/accelerators.ts";
-import { findModelPreset, type SimModelSpec } from "../src/sim/modelPresets.ts";
 import { analyticCosts } from "../src/sim/SimCosts.ts";
 import { simulate, type SimPolicy } from "../src/sim/Simulation.ts";
-import { generateWorkload } from "../src/workload/workload.ts";
+import { largestN } from "./largestN.ts";
+import { referenceModels, referenceWorkload } from "./referenceMix.ts";
 
 const { values } = parseArgs({
   options: {
@@ -29,21 +30,15 @@ const { values } = parseArgs({
     policies: { type: "string", default: "serverless,request,token" },
     devices: { type: "string", default: "16" },
     seed: { type: "string", default: "1" },
+    // A run of only some cells (e.g. `--rates 0.5 --variants out4`) writes elsewhere, so
+    // that runs side by side do not overwrite each other's JSON.
+    out: { type: "string", default: path.join(import.meta.dirname, "results", "reference-recipe.json") },
   },
 });
 const DEVICES = Number(values.devices);
 const SECONDS = Number(values.seconds);
 const SERVERLESS_LOAD_GBPS = 12.6;
 const accelerator = findAccelerator("H800")!;
-
-/** N models, 6:2:2 over the three presets, in a fixed interleaved order. */
-function mix(n: number): SimModelSpec[] {
-  const presets = ["qwen2.5-7b", "qwen2.5-7b", "qwen2.5-7b", "yi-1.5-9b", "llama-2-13b"];
-  return Array.from({ length: n }, (_, i) => {
-    const p = findModelPreset(presets[i % presets.length]!)!;
-    return { ...p, id: `${p.id}-${i + 1}` };
-  });
-}
 
 interface Variant {
   outputScale: number;
@@ -59,19 +54,8 @@ const VARIANTS: Record<string, Variant> = {
 type Goal = "attainment" | "score";
 
 function passes(policy: SimPolicy, n: number, rate: number, v: Variant, goal: Goal): boolean {
-  const models = mix(n);
-  const requests = generateWorkload(
-    {
-      seed: Number(values.seed),
-      durationSeconds: SECONDS,
-      ratePerSecond: rate * n,
-      arrivals: { kind: "poisson" },
-      popularity: { kind: "uniform" },
-      inputTokens: { mean: 700, cv: 1, min: 4, max: 4096 },
-      outputTokens: { mean: 290 * v.outputScale, cv: 1, min: 1, max: 2048 * v.outputScale },
-    },
-    models.map((m) => m.id),
-  );
+  const models = referenceModels(n);
+  const requests = referenceWorkload(models, { seed: Number(values.seed), seconds: SECONDS, ratePerModel: rate, outputScale: v.outputScale });
   const slo = { ttftMs: 10_000 * v.sloScale, tbtMs: 100 * v.sloScale };
   const r = simulate(
     {
@@ -88,26 +72,6 @@ function passes(policy: SimPolicy, n: number, rate: number, v: Variant, goal: Go
   );
   if (r.stopped) return false;
   return goal === "attainment" ? r.report.attainment >= 0.99 : r.report.onScheduleScore >= 0.9;
-}
-
-/** Largest N that passes: grow by half until one fails, then bisect (assumes monotone). */
-function largestN(test: (n: number) => boolean): number {
-  let lo = 0;
-  let hi = 0;
-  for (let n = 4; ; n = Math.ceil(n * 1.5)) {
-    if (n > 400) return lo;
-    if (test(n)) lo = n;
-    else {
-      hi = n;
-      break;
-    }
-  }
-  while (hi - lo > 1) {
-    const mid = Math.floor((lo + hi) / 2);
-    if (test(mid)) lo = mid;
-    else hi = mid;
-  }
-  return lo;
 }
 
 const policies = values.policies.split(",") as SimPolicy[];
@@ -132,5 +96,4 @@ for (const rate of values.rates.split(",").map(Number)) {
     rows.push({ rate, variant: name, ...found });
   }
 }
-const out = path.join(import.meta.dirname, "results", "reference-recipe.json");
-fs.writeFileSync(out, `${JSON.stringify({ devices: DEVICES, accelerator: "H800", seconds: SECONDS, serverlessLoadGBps: SERVERLESS_LOAD_GBPS, rows }, null, 1)}\n`);
+fs.writeFileSync(values.out, `${JSON.stringify({ devices: DEVICES, accelerator: "H800", seconds: SECONDS, serverlessLoadGBps: SERVERLESS_LOAD_GBPS, rows }, null, 1)}\n`);

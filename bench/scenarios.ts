@@ -56,11 +56,13 @@ export function isScenario(name: string): name is ScenarioName {
 /**
  * The scenario's models, written on first use under `<cacheDir>/bench/` (deterministic: the
  * same seed writes the same bytes, so every run and both servers see the same files).
+ * `count`: how many distinct models of P's or L's shape (six in the scenarios; more for
+ * modelsPerDevice.ts; the first six are always the scenario's own files).
  */
-export function scenarioModels(name: ScenarioName, cacheDir: string): { id: string; path: string }[] {
+export function scenarioModels(name: ScenarioName, cacheDir: string, count = 6): { id: string; path: string }[] {
   if (name === "default") return ensureStandIns(cacheDir);
   const [prefix, shape, seedBase] = name === "P" ? ["p58m", STAND_IN_CATALOG[0]!.shape, 900] : ["l400m", { ...L_SHAPE, name: "", seed: 0 }, 950];
-  return Array.from({ length: 6 }, (_, i) => {
+  return Array.from({ length: count }, (_, i) => {
     const id = `${prefix}-${i}`;
     const file = path.join(cacheDir, "bench", `${id}.gguf`);
     if (!fs.existsSync(file)) {
