@@ -2,7 +2,10 @@
  * Simulator speed (BENCHMARKS.md): one simulated hour of a 50-model market at 20 req/s on 64
  * devices under `token`. Run with /usr/bin/time -v for peak memory.
  *
- *   /usr/bin/time -v node --import tsx bench/simSpeed.ts
+ *   /usr/bin/time -v node --import tsx bench/simSpeed.ts [accelerator] [seconds]
+ *
+ * A shorter slice (e.g. `H20 600`, the first ten minutes) is what to profile:
+ *   node --cpu-prof --cpu-prof-dir /tmp/prof --import tsx bench/simSpeed.ts H20 600
  */
 import path from "node:path";
 import { DEFAULT_SLO } from "../src/core/types.ts";
@@ -16,6 +19,7 @@ const t0 = performance.now();
 const requests = loadWorkload(
   path.join(dir, "speed-1h-20rps.yaml"),
   market.models.map((m) => m.id),
+  process.argv[3] ? { durationSeconds: Number(process.argv[3]) } : {},
 );
 const t1 = performance.now();
 const r = simulate(

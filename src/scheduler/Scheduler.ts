@@ -45,6 +45,8 @@ export class Scheduler implements SchedulerState {
   readonly predictor: Predictor;
   readonly options: SchedulerOptions;
   readonly fairShare: FairShare | undefined;
+  /** Moves with every change of the state (SchedulerView.version). */
+  version = 0;
   private readonly policy: Policy;
   private readonly residency: Residency;
   private readonly lateWait: LateWaitCap;
@@ -85,6 +87,7 @@ export class Scheduler implements SchedulerState {
     const fair = this.fairShare;
     const admitted = admit(this, this.predictor, spec, slo, this.options.admissionTtftFactor, nowMs, fair && ((o) => fair.startsBefore(spec.tenant, o)));
     if (!admitted.accepted) return admitted;
+    this.version++;
     const r: RequestRecord = { spec, slo, phase: "queued", prefilledTokens: 0, generatedTokens: 0, kv: "none", seq: this.seq++, missedSlo: false };
     this.requests.set(spec.id, r);
     this.waiting.add(r);
@@ -120,6 +123,7 @@ export class Scheduler implements SchedulerState {
     const dev = this.device(deviceId);
     const cmd = dev.running;
     if (!cmd) throw new Error(`device ${deviceId} reported a command it was not running`);
+    this.version++;
     dev.running = null;
     this.fairShare?.charge(cmd, outcome.durationMs);
     const finished: FinishedRequest[] = [];
@@ -190,6 +194,7 @@ export class Scheduler implements SchedulerState {
    */
   onDeviceFailed(deviceId: DeviceId, error: string, nowMs: number): FinishedRequest[] {
     const dev = this.device(deviceId);
+    this.version++;
     const finished: FinishedRequest[] = [];
     for (const r of [...this.boundTo.get(deviceId)!]) {
       if (r.kv === "host") continue;
@@ -207,6 +212,7 @@ export class Scheduler implements SchedulerState {
   /** The device's worker is back (restarted, empty): it takes work from the next plan on. */
   onDeviceUp(deviceId: DeviceId, _nowMs: number): void {
     this.device(deviceId).down = false;
+    this.version++;
   }
 
   // ---- decisions out -----------------------------------------------------------------
@@ -222,6 +228,7 @@ export class Scheduler implements SchedulerState {
       if (cmd) break;
     }
     if (!cmd) return null;
+    this.version++;
     // A prompt's first chunk takes the request out of the waiting line onto this device.
     if (cmd.kind === "prefill") {
       const r = this.requests.get(cmd.requestId)!;
@@ -237,6 +244,7 @@ export class Scheduler implements SchedulerState {
     const dev = this.device(deviceId);
     const out = dev.pendingRelease;
     dev.pendingRelease = [];
+    this.version++;
     return out;
   }
 
@@ -292,6 +300,7 @@ export class Scheduler implements SchedulerState {
   private end(requestId: RequestId, reason: FinishReason, error?: string): FinishedRequest | undefined {
     const r = this.requests.get(requestId);
     if (!r) return undefined;
+    this.version++;
     if (r.phase === "queued") this.removeFromGroup(r);
     this.waiting.delete(r);
     this.parked.delete(r);

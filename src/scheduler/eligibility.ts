@@ -6,7 +6,7 @@
  */
 import type { DeviceId, ModelId } from "../core/types.ts";
 import type { Predictor } from "./Predictor.ts";
-import type { DeviceState, RequestRecord, SchedulerView } from "./state.ts";
+import type { DeviceState, RequestRecord, SchedulerView, WaitingGroup } from "./state.ts";
 import { hasMissedSlo, mayServe, modelsInUse, nextTokenDeadlineMs } from "./state.ts";
 
 export interface ModelWork {
@@ -163,6 +163,18 @@ function adoptableParked(view: SchedulerView, dev: DeviceState, room: number): R
     if (dev.resident.get(m)?.ready || (!view.holders.has(m) && room >= view.models.get(m)!.weightBytes)) out.push(r);
   }
   return out;
+}
+
+/**
+ * The group might be taken by a device that does not hold its model: eligibleWaiting's tests
+ * short of the device's own room, so true may be wrong and false never is. A group of a
+ * model held nowhere is always counted open.
+ */
+export function openToOthers(view: SchedulerView, g: WaitingGroup, nowMs: number, perModel: number): boolean {
+  if (!view.holders.has(g.modelId)) return true;
+  const oldest = view.requests.get(g.requestIds[0]!)!;
+  const model = view.models.get(g.modelId)!;
+  return nowMs - oldest.spec.arrivalMs >= oldest.slo.ttftMs / 2 && g.requestIds.length >= Math.min(model.maxBatch + 1, perModel) && !copyLoading(view, g.modelId);
 }
 
 function copyLoading(view: SchedulerView, modelId: ModelId): boolean {

@@ -106,6 +106,11 @@ export interface SchedulerView {
   readonly holders: ReadonlyMap<ModelId, number>;
   /** Fair sharing between tenants; absent when it is off. */
   readonly fairShare?: FairShareView | undefined;
+  /**
+   * Moves with every change of the state (each event, each issued command): what a policy
+   * derives from the view holds while this and the time stay the same (perRound.ts).
+   */
+  readonly version: number;
 }
 
 /** The same bookkeeping, writable: what the scheduler and its residency mechanism change. */

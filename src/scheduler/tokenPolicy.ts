@@ -13,8 +13,9 @@
  * turn.
  */
 import type { DeviceId, ModelId } from "../core/types.ts";
-import { deviceWork } from "./eligibility.ts";
+import { deviceWork, openToOthers } from "./eligibility.ts";
 import type { Intent } from "./intent.ts";
+import { nothingToTake, PerRound, waitingFacts, type WaitingFacts } from "./perRound.ts";
 import { registerPolicy, type Policy, type PolicyContext } from "./Policy.ts";
 import { turnIntents, type TurnIntentOptions } from "./turnIntents.ts";
 import { currentTurn, type Turn } from "./turns.ts";
@@ -22,6 +23,7 @@ import { currentTurn, type Turn } from "./turns.ts";
 export class TokenPolicy implements Policy {
   private readonly turns = new Map<DeviceId, Turn>();
   private readonly intentOptions: TurnIntentOptions;
+  private readonly waiting: PerRound<WaitingFacts>;
 
   constructor(private readonly context: PolicyContext) {
     const o = context.options;
@@ -30,11 +32,13 @@ export class TokenPolicy implements Policy {
       idleDecodeSliceMs: o.idleDecodeSliceMs ?? o.decodeSliceMs,
       prefillChunkTokens: o.prefillChunkTokens,
     };
+    this.waiting = new PerRound((view, nowMs) => waitingFacts(view, (g) => openToOthers(view, g, nowMs, o.maxGroupSize)));
   }
 
   plan(deviceId: DeviceId, nowMs: number): Intent[] {
     const { view, predictor, options } = this.context;
-    const seen = deviceWork(view, predictor, deviceId, nowMs, options.maxGroupSize);
+    // Most idle devices find nothing to take: said without walking the groups (perRound.ts).
+    const seen = nothingToTake(view, deviceId, this.waiting.get(view, nowMs)) ? null : deviceWork(view, predictor, deviceId, nowMs, options.maxGroupSize);
     if (!seen) {
       this.turns.delete(deviceId);
       return [];
