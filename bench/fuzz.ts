@@ -39,8 +39,11 @@ fs.writeFileSync(
     devices: { count: 2 },
     scheduler: { admissionTtftFactor: 0 },
     models: [
-      { id: "m", path: paths["llama-5m-q8"], contextTokens: 256 },
-      { id: "n", path: paths["llama-16m-f16"], contextTokens: 256 },
+      // A small context bounds every answer: a hostile body that leaves max_tokens out (or
+      // null) gets the context's room, and 250-token answers, two choices each, 16 at a time,
+      // are an overload of their own on a small machine, not the hostile requests under test.
+      { id: "m", path: paths["llama-5m-q8"], contextTokens: 96 },
+      { id: "n", path: paths["llama-16m-f16"], contextTokens: 96 },
     ],
   }),
 );
@@ -48,8 +51,8 @@ const server = opts.url ? { url: String(opts.url), pid: 0, stop: async () => {} 
 const memory = () => (server.pid ? { server: rssBytes(server.pid) ?? 0, workers: childPids(server.pid).map((p) => rssBytes(p) ?? 0) } : { server: 0, workers: [] });
 
 const lostWhy: string[] = [];
-/** One well-behaved stream: true when it ended with [DONE] after a 200. */
-async function wellBehaved(model: string): Promise<boolean> {
+/** One well-behaved stream: "ok" when it ended with [DONE] after a 200; "shed" when the server said it is overloaded (429, 503 slo_wait_exceeded). */
+async function wellBehaved(model: string): Promise<"ok" | "shed" | "lost"> {
   const t0 = performance.now();
   try {
     const res = await fetch(`${server.url}/v1/chat/completions`, {
@@ -59,12 +62,13 @@ async function wellBehaved(model: string): Promise<boolean> {
       signal: AbortSignal.timeout(HANG_MS),
     });
     const text = await res.text();
+    if (res.status === 429 || (res.status === 503 && text.includes('"slo_wait_exceeded"'))) return "shed";
     const ok = res.status === 200 && text.endsWith("data: [DONE]\n\n") && !text.includes('"error"');
     if (!ok) lostWhy.push(`${res.status}: ${text.slice(-300)}`);
-    return ok;
+    return ok ? "ok" : "lost";
   } catch (e) {
     lostWhy.push(`${String(e)} (${String((e as { cause?: unknown }).cause)}) after ${(performance.now() - t0).toFixed(0)} ms, at ${new Date().toISOString()}`);
-    return false;
+    return "lost";
   }
 }
 
@@ -77,9 +81,9 @@ for (const m of ["m", "n"]) await wellBehaved(m); // models loaded once before m
 const before = memory();
 
 let fuzzing = true;
-const load = { done: 0, lost: 0 };
+const load = { ok: 0, shed: 0, lost: 0 };
 const loadClients = Array.from({ length: Number(opts.load) }, async (_, i) => {
-  while (fuzzing) (await wellBehaved(i % 2 === 0 ? "m" : "n")) ? load.done++ : load.lost++;
+  while (fuzzing) load[await wellBehaved(i % 2 === 0 ? "m" : "n")]++;
 });
 
 const counts = { answered: 0, status5xx: 0, malformed: 0, hangs: 0, connectionErrors: 0 };
@@ -137,7 +141,8 @@ console.log(`| 5xx answers | ${counts.status5xx} | 0 |`);
 console.log(`| answers not a success or a 4xx in the OpenAI error body | ${counts.malformed} | 0 |`);
 console.log(`| hangs (no answer in ${HANG_MS} ms) | ${counts.hangs} | 0 |`);
 console.log(`| connection errors | ${counts.connectionErrors} | 0 |`);
-console.log(`| well-behaved streams lost | ${load.lost} of ${load.done + load.lost} | 0 |`);
+console.log(`| well-behaved streams lost | ${load.lost} of ${load.ok + load.shed + load.lost} | 0 |`);
+console.log(`| well-behaved streams shed (429, 503 slo_wait_exceeded: the server said it is overloaded) | ${load.shed} | - |`);
 console.log(`| server RSS before → after | ${fmt(before.server)} → ${fmt(after.server)} | flat |`);
 console.log(`| device workers' RSS before → after | ${before.workers.map(fmt).join(", ")} → ${after.workers.map(fmt).join(", ")} | flat |`);
 if (process.env.FUZZ_VERBOSE) console.log(httpLines.join("\n"));

@@ -5,7 +5,9 @@
  * `--window` minutes: requests by outcome, deadline-SLO attainment (from /metrics), RSS of
  * the server and of the device workers; then the RSS slopes after the first window (target:
  * flat within noise) and the requests lost (target 0: no answer, a connection error we did
- * not cause, or a 5xx other than `device_failed` of a killed worker's own requests).
+ * not cause, or a 5xx other than `device_failed` of a killed worker's own requests). Shed
+ * requests (429, or 503 `slo_wait_exceeded`: the server said it is overloaded) count as
+ * rejected, not lost. The catalog's embedding model is asked for embeddings.
  *
  *   node --import tsx bench/soak.ts --minutes 60 --rate 2 --kill-every 3
  *   node --import tsx bench/soak.ts --minutes 2 --window 1 --kill-every 1   # a smoke run
@@ -14,6 +16,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { Command } from "commander";
+import { STAND_IN_CATALOG } from "../src/engine/gguf/standInCatalog.ts";
 import { STAND_IN_IDS } from "../test/helpers.ts";
 import { childPids, MB, rssBytes, slope } from "./processStats.ts";
 import { startServerProcess } from "./serverProcess.ts";
@@ -42,6 +45,8 @@ const random = () => {
   return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
 };
 // Zipf(1.2) popularity over the catalog.
+// The catalog's embedding models are asked for embeddings (they serve nothing else).
+const EMBEDDERS = new Set(STAND_IN_CATALOG.filter((e) => "pooling" in e.shape && e.shape.pooling !== undefined).map((e) => e.id));
 const weights = STAND_IN_IDS.map((_, i) => 1 / (i + 1) ** 1.2);
 const pickModel = () => {
   let r = random() * weights.reduce((a, b) => a + b, 0);
@@ -76,6 +81,7 @@ const perWorker = new Map<number, { tMs: number; rss: number }[]>();
 
 async function oneRequest(): Promise<Outcome> {
   const model = pickModel();
+  if (EMBEDDERS.has(model)) return embed(model);
   const stream = random() < 0.7;
   const hangUpAfter = stream && random() < Number(opts.disconnect) ? 1 + Math.floor(random() * 4) : 0;
   const chat = random() < 0.6;
@@ -92,9 +98,12 @@ async function oneRequest(): Promise<Outcome> {
       body: JSON.stringify(body),
       signal: abort.signal,
     });
-    if (res.status === 429) {
-      await res.arrayBuffer();
-      return "rejected";
+    // Shed by the server, saying so: overload (429) or a wait past the late-wait cap (503).
+    if (res.status === 429 || res.status === 503) {
+      const text = await res.text();
+      if (res.status === 429 || text.includes('"slo_wait_exceeded"')) return "rejected";
+      lostWhy.push(`${res.status}: ${text.slice(-200)}`);
+      return "lost";
     }
     let text = "";
     let chunks = 0;
@@ -117,6 +126,26 @@ async function oneRequest(): Promise<Outcome> {
     return "lost";
   } finally {
     clearTimeout(timer);
+  }
+}
+
+async function embed(model: string): Promise<Outcome> {
+  try {
+    const res = await fetch(`${server.url}/v1/embeddings`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model, input: ["a pool of devices", "Once upon a time"] }),
+      signal: AbortSignal.timeout(ANSWER_LIMIT_MS),
+    });
+    const text = await res.text();
+    if (res.status === 429 || (res.status === 503 && text.includes('"slo_wait_exceeded"'))) return "rejected";
+    if (text.includes('"device_failed"')) return "device_failed";
+    if (res.status === 200 && (JSON.parse(text) as { data?: unknown[] }).data?.length === 2) return "ok";
+    lostWhy.push(`${res.status}: ${text.slice(-200)} (${model})`);
+    return "lost";
+  } catch (e) {
+    lostWhy.push(`${String((e as { cause?: unknown }).cause ?? e)} (${model}, embeddings, at ${new Date().toISOString()})`);
+    return "lost";
   }
 }
 

@@ -89,7 +89,7 @@ function serve(config: string) {
 }
 
 describe("pitcher serve on SIGTERM", () => {
-  it("with slow clients connected: lets them go and exits 0 long before their timeouts", async () => {
+  it("with slow clients and an idle keep-alive client connected: lets them go and exits 0 long before their timeouts", async () => {
     const s = serve(
       `cacheDir: ${CACHE_DIR}\nscheduler: { calibrate: false }\ndevices: { count: 1 }\n` +
         `server: { headersTimeoutMs: 600000, requestTimeoutMs: 600000, drainTimeoutMs: 5000 }\n` +
@@ -101,12 +101,16 @@ describe("pitcher serve on SIGTERM", () => {
     await new Promise<void>((resolve) => slowUpload.socket.once("data", () => resolve()));
     const slowHeaders = rawClient(port, "GET /v1/models HTTP/1.1\r\nHost: x\r\n");
     await new Promise<void>((resolve) => slowHeaders.socket.once("connect", () => resolve()));
+    // And one answered and idle on its keep-alive connection (open 75 s by default).
+    const idle = rawClient(port, "GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n");
+    await new Promise<void>((resolve) => idle.socket.once("data", () => resolve()));
     const startedMs = Date.now();
     s.child.kill("SIGTERM");
     assert.equal(await s.exited, 0, s.output().stderr);
-    assert.ok(Date.now() - startedMs < 60_000, "well before the 600 s timeouts");
+    assert.ok(Date.now() - startedMs < 60_000, "well before the 600 s timeouts and the 75 s keep-alive");
     await slowUpload.closed;
     await slowHeaders.closed;
+    assert.equal((await idle.closed).status, 200);
   });
 
   it("past the drain deadline: the running request gets 503 shutting_down, the running stream an error event, and the process exits 0", async () => {
