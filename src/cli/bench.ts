@@ -34,7 +34,8 @@ export type { BenchRow };
 /** Models and their SLOs as the server lists them (Pitcher publishes `meta.slo`); embedding models are left out (the load is generation). */
 async function serverModels(url: string, apiKey: string | undefined): Promise<{ ids: string[]; slo: Map<string, SloTargets> }> {
   const res = await fetch(`${url}/v1/models`, apiKey ? { headers: { authorization: `Bearer ${apiKey}` } } : {});
-  if (!res.ok) throw new ConfigError(`${url}/v1/models answered ${res.status}${res.status === 401 ? " (the server wants an API key: --api-key, or a key per workload tenant)" : ""}`);
+  if (!res.ok)
+    throw new ConfigError(`${url}/v1/models answered ${res.status}${res.status === 401 ? " (the server wants an API key: --api-key, or a key per workload tenant)" : ""}`);
   const all = (await res.json()) as { data: { id: string; meta?: { slo?: { ttft_ms: number; tbt_ms: number }; embedding?: boolean } }[] };
   const body = { data: all.data.filter((m) => !m.meta?.embedding) };
   const slo = new Map<string, SloTargets>();

@@ -35,7 +35,13 @@ export function promptOfTokens(tokens: number, index: number): string {
   return out.join(" ");
 }
 
-async function runOne(req: WorkloadRequest, startMs: number, opts: LoadOptions, signal: AbortSignal, counts: Record<string, number>): Promise<{ trace: RequestTrace; error: string | null }> {
+async function runOne(
+  req: WorkloadRequest,
+  startMs: number,
+  opts: LoadOptions,
+  signal: AbortSignal,
+  counts: Record<string, number>,
+): Promise<{ trace: RequestTrace; error: string | null }> {
   const trace: RequestTrace = { modelId: req.modelId, arrivalMs: req.arrivalMs, tokenTimesMs: [], expectedTokens: req.outputTokens, ok: false };
   let error: string | null = null;
   const fail = (code: string) => {

@@ -35,11 +35,7 @@ export const workloadSchema = z
      * the key's configured one); `key` is the bearer key `pitcher bench` sends for it.
      */
     tenants: z
-      .array(
-        z
-          .object({ name: z.string().min(1), share: z.number().positive().default(1), weight: z.number().positive().default(1), key: z.string().min(1).optional() })
-          .strict(),
-      )
+      .array(z.object({ name: z.string().min(1), share: z.number().positive().default(1), weight: z.number().positive().default(1), key: z.string().min(1).optional() }).strict())
       .min(1)
       .refine((ts) => new Set(ts.map((t) => t.name)).size === ts.length, "tenant names must differ")
       .optional(),
