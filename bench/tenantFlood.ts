@@ -7,6 +7,9 @@
  * the three alternating, a fresh server per point.
  *
  *   nice -n 19 node --import tsx bench/tenantFlood.ts --rounds 2 --duration 60 --out /tmp/flood.json
+ *
+ * `--sim <profile>` runs the same requests through the simulator instead, priced with this
+ * machine's profile (as bench/policiesSim.ts): the same scheduler, no machine load, one round.
  */
 import { execSync } from "node:child_process";
 import fs from "node:fs";
@@ -15,7 +18,10 @@ import path from "node:path";
 import { Command } from "commander";
 import { sloReport } from "../src/core/slo.ts";
 import { runLoad } from "../src/loadgen/loadClient.ts";
-import { generateWorkload, workloadSchema } from "../src/workload/workload.ts";
+import { machineProfileSchema, measuredCosts } from "../src/sim/machineProfile.ts";
+import { loadMachineProfile } from "../src/sim/planInputs.ts";
+import { simulate } from "../src/sim/Simulation.ts";
+import { generateWorkload, type WorkloadRequest, workloadSchema } from "../src/workload/workload.ts";
 import { scenarioModels } from "./scenarios.ts";
 import { startServerProcess } from "./serverProcess.ts";
 
@@ -36,6 +42,8 @@ const opts = new Command()
   .option("--late-cap <f>", "scheduler.lateWaitCapFactor of the servers (false: off, as bench/policies.ts)", "false")
   .option("--seed <n>", "workload seed", "7")
   .option("--out <file>", "JSON results", "")
+  .option("--sim <profile>", "simulate with this machine profile instead of running servers (bench/results/machine-profile.json)")
+  .option("--window <ms>", "with --sim: scheduler.fairShareWindowMs (default the scheduler's)")
   .parse()
   .opts();
 
@@ -43,7 +51,7 @@ const knee = Number(opts.knee);
 const politeRate = opts.polite ? Number(opts.polite) : knee / 2;
 const floodRate = Number(opts.flood) * knee;
 const ttftMs = Number(opts.ttft);
-const models = scenarioModels("P", CACHE);
+const models = opts.sim ? Array.from({ length: 6 }, (_, i) => ({ id: `p58m-${i}`, path: "" })) : scenarioModels("P", CACHE);
 
 async function startServer(fairShare: boolean) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pitcher-flood-"));
@@ -96,20 +104,46 @@ function workload(withFlood: boolean) {
   );
 }
 
+async function served(requests: WorkloadRequest[], fairShare: boolean) {
+  const server = await startServer(fairShare);
+  const load = await runLoad(requests, { baseUrl: server.url, drainTimeoutMs: Number(opts.drain) * 1000, tenantKeys: new Map(Object.entries(KEYS)) });
+  await server.stop();
+  return load;
+}
+
+/** Scenario P in virtual time: six copies of the profiled 58M model on the profile's two devices. */
+function simulated(requests: WorkloadRequest[], fairShare: boolean) {
+  const base = loadMachineProfile(opts.sim);
+  const template = base.models.find((m) => m.id === "llama-58m-q8-a")!;
+  const profile = machineProfileSchema.parse({
+    ...base,
+    server: { ...base.server, admissionTtftFactor: Number(opts.admission) },
+    models: models.map((m) => ({ ...template, id: m.id, slo: { ttftMs, tbtMs: 100 } })),
+  });
+  const lateWaitCapFactor = opts.lateCap === "false" ? Infinity : Number(opts.lateCap);
+  const r = simulate(
+    {
+      costs: measuredCosts(profile),
+      slo: () => ({ ttftMs, tbtMs: 100 }),
+      devices: profile.devices.count,
+      policy: "token",
+      scheduler: { fairShare, lateWaitCapFactor, ...(opts.window ? { fairShareWindowMs: Number(opts.window) } : {}) },
+    },
+    requests,
+  );
+  const errors: Record<string, number> = {};
+  for (const t of r.traces) if (!t.ok) errors.refused = (errors.refused ?? 0) + 1;
+  return { traces: r.traces, durationMs: Number(opts.duration) * 1000, errors };
+}
+
 const rows: Record<string, unknown>[] = [];
 const modes = String(opts.modes).split(",");
 console.log(`scenario P, A ${politeRate} req/s, B ${floodRate} req/s (${opts.flood}× the knee ${knee}), ${opts.duration} s per point, TTFT ${ttftMs} ms, TBT 100 ms`);
-for (let round = 1; round <= Number(opts.rounds); round++) {
+for (let round = 1; round <= (opts.sim ? 1 : Number(opts.rounds)); round++) {
   for (const mode of modes) {
-    const uptime = execSync("uptime").toString().trim();
-    const server = await startServer(mode !== "unfair");
+    const uptime = opts.sim ? "simulated" : execSync("uptime").toString().trim();
     const requests = workload(mode !== "alone");
-    const load = await runLoad(requests, {
-      baseUrl: server.url,
-      drainTimeoutMs: Number(opts.drain) * 1000,
-      tenantKeys: new Map(Object.entries(KEYS)),
-    });
-    await server.stop();
+    const load = opts.sim ? simulated(requests, mode !== "unfair") : await served(requests, mode !== "unfair");
     const of = (name: string) => requests.flatMap((r, i) => (r.tenant!.id === name ? [load.traces[i]!] : []));
     const score = (name: string, ttft: number) => sloReport(of(name), () => ({ ttftMs: ttft, tbtMs: 100 }), load.durationMs);
     const a = score("A", ttftMs);
