@@ -155,7 +155,12 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const tenancy = fleetTenants?.tenancy ?? (config.auth && new Tenancy(config.auth.keys, { onRefused }));
   if (tenancy) {
     const budgetLeft = async () =>
-      Promise.all(tenancy.allTenants().filter((t) => t.budget).map(async (t) => ({ tenant: t.name, tokens: await tenancy.budget.remaining(t.name, t.budget!) })));
+      Promise.all(
+        tenancy
+          .allTenants()
+          .filter((t) => t.budget)
+          .map(async (t) => ({ tenant: t.name, tokens: await tenancy.budget.remaining(t.name, t.budget!) })),
+      );
     tenantMetrics = new TenantMetrics(pool, metrics.registry, budgetLeft);
   }
   const inFlight = new InFlightRequests();

@@ -166,12 +166,12 @@ export class BudgetScripts {
   }
 
   async reserve(tenant: string, id: string, tokens: number, limit: BudgetLimit, leaseMs: number) {
-    const r = (await runScript(this.client, RESERVE, [budgetKey(tenant), leasesKey(tenant)], [String(tokens), String(limit.tokens), limit.period, String(leaseMs), id, this.now()])) as [
-      number,
-      number,
-      number,
-      string,
-    ];
+    const r = (await runScript(
+      this.client,
+      RESERVE,
+      [budgetKey(tenant), leasesKey(tenant)],
+      [String(tokens), String(limit.tokens), limit.period, String(leaseMs), id, this.now()],
+    )) as [number, number, number, string];
     return { ok: r[0] === 1, remaining: Number(r[1]), resetMs: Number(r[2]), periodStartMs: Number(r[3]) };
   }
 
@@ -233,7 +233,8 @@ export class RedisTokenBudget implements TokenBudget {
         return v;
       },
       (e: unknown) => {
-        if (!this.warned) this.opts.log(`fleet: budgets: Redis unreachable (${(e as Error).message}); ${this.opts.whenDown === "refuse" ? "refusing" : "admitting unchecked"} budgeted requests`);
+        if (!this.warned)
+          this.opts.log(`fleet: budgets: Redis unreachable (${(e as Error).message}); ${this.opts.whenDown === "refuse" ? "refusing" : "admitting unchecked"} budgeted requests`);
         this.warned = true;
         throw e;
       },
