@@ -117,6 +117,32 @@ describe("budget scripts (Lua, real Redis)", () => {
   });
 });
 
+describe("RedisTokenBudget", () => {
+  it("keeps a long request's reservation past its lease by renewing it every heartbeat, and settles it", async () => {
+    const redis = await startRedis();
+    const client = createClient({ url: redis.url });
+    await client.connect();
+    const leaseMs = 1_000;
+    const budget = new RedisTokenBudget(client, { leaseMs, renewMs: 50, whenDown: "refuse", timeoutMs: 1_000, log: () => {} });
+    const limit = { tokens: 100, period: "day" as const };
+    const status = () => new BudgetScripts(client).status("t", limit);
+    try {
+      const held = await budget.reserve("t", 40, limit);
+      assert.ok(held.ok);
+      // Three leases long: without renewals the reservation would be gone by now.
+      await new Promise((r) => setTimeout(r, 3 * leaseMs));
+      assert.equal((await status()).reserved, 40);
+      await budget.settle(held.reservation, 15);
+      assert.deepEqual([(await status()).reserved, (await status()).spent], [0, 15]);
+      assert.equal(budget.holding, 0);
+    } finally {
+      await budget.close();
+      client.destroy();
+      await redis.stop();
+    }
+  });
+});
+
 describe("RedisTokenBudget when Redis is unreachable", () => {
   for (const whenDown of ["refuse", "admit"] as const) {
     it(`whenDown ${whenDown}`, async () => {

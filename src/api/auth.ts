@@ -13,7 +13,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { RateLimiterAbstract } from "rate-limiter-flexible";
-import { InsufficientQuotaError, InvalidApiKeyError, ModelNotFoundError, RateLimitError } from "../core/errors.ts";
+import { InsufficientQuotaError, InvalidApiKeyError, ModelNotFoundError, PitcherError, RateLimitError } from "../core/errors.ts";
 import type { TenantRef } from "../core/types.ts";
 import type { ServingRequest } from "../runtime/Serving.ts";
 import { noteAdmitted, noteTenant } from "./httpEdges.ts";
@@ -227,7 +227,12 @@ export function tenantAdmission(req: FastifyRequest, reply: FastifyReply, tenanc
       }
       let reservation = null;
       if (t.budget) {
-        const b = await tenancy.budget.reserve(t.name, cost, t.budget);
+        const b = await tenancy.budget.reserve(t.name, cost, t.budget).catch(async (e: unknown) => {
+          // The budget could not be checked (a fleet's Redis away): the tokens taken go back.
+          if (tokens && t.tpm) await giveBack(t.tpm, t.name, cost, tokens.windowEndsAtMs, tenancy.now()).catch(() => {});
+          if (e instanceof PitcherError) tenancy.onRefused(t.name, e.code);
+          throw e;
+        });
         if (!b.ok) {
           if (tokens && t.tpm) await giveBack(t.tpm, t.name, cost, tokens.windowEndsAtMs, tenancy.now());
           tenancy.onRefused(t.name, "insufficient_quota");

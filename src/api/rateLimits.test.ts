@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { formatReset } from "./auth.ts";
+import { createHash } from "node:crypto";
+import { InvalidApiKeyError } from "../core/errors.ts";
+import { formatReset, type KeyDirectory, makeTenant, Tenancy } from "./auth.ts";
 import { giveBack, MemoryTokenBudget, memoryLimiters, periodBounds, take } from "./rateLimits.ts";
 
 describe("token budgets in memory", () => {
@@ -60,5 +62,40 @@ describe("rate limits", () => {
     assert.equal(formatReset(20.2), "21ms");
     assert.equal(formatReset(1500), "1.5s");
     assert.equal(formatReset(360_000), "6m0s");
+  });
+});
+
+describe("keys from a directory (a fleet's, in Redis) beside the configuration's", () => {
+  const hex = (k: string) => createHash("sha256").update(k).digest("hex");
+  function directory(required: boolean, keys: Record<string, string>) {
+    let refreshed = 0;
+    const tenants = new Map(Object.entries(keys).map(([name, key]) => [hex(key), makeTenant({ name, weight: 1 }, memoryLimiters)]));
+    const dir: KeyDirectory & { refreshed: () => number } = {
+      required,
+      refresh: async () => void refreshed++,
+      byHash: (h) => tenants.get(h),
+      tenants: () => [...tenants.values()],
+      refreshed: () => refreshed,
+    };
+    return dir;
+  }
+
+  it("is open while neither has keys; once the directory requires them, an unknown key is 401", async () => {
+    assert.equal(await new Tenancy([], { directory: directory(false, {}) }).identify(undefined), null);
+    const closed = new Tenancy([], { directory: directory(true, {}) });
+    await assert.rejects(closed.identify("Bearer sk-anything-123"), (e: unknown) => e instanceof InvalidApiKeyError);
+    await assert.rejects(closed.identify(undefined), (e: unknown) => e instanceof InvalidApiKeyError);
+  });
+
+  it("finds a key in the configuration first, then in the directory, refreshing the directory before each check", async () => {
+    const dir = directory(true, { fleet: "sk-fleet-0123456789" });
+    const t = new Tenancy([{ name: "conf", key: "sk-conf-0123456789", weight: 1 }], { directory: dir });
+    assert.equal((await t.identify("Bearer sk-conf-0123456789"))?.name, "conf");
+    assert.equal((await t.identify("Bearer sk-fleet-0123456789"))?.name, "fleet");
+    assert.equal(dir.refreshed(), 2);
+    assert.deepEqual(
+      t.allTenants().map((x) => x.name),
+      ["conf", "fleet"],
+    );
   });
 });

@@ -187,7 +187,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   });
   const host = opts.host ?? config.server.host;
   const port = opts.port ?? config.server.port;
-  if (!tenancy && !isLoopback(host)) log(`warning: no auth.keys in the configuration: anyone who reaches ${host} can use every model without limit`);
+  const open = fleetTenants ? !fleetTenants.keysRequired : !tenancy;
+  if (open && !isLoopback(host))
+    log(`warning: no auth.keys in the configuration${fleetTenants ? " and none in the fleet" : ""}: anyone who reaches ${host} can use every model without limit`);
   await app.listen({ host, port });
   const addr = app.server.address();
   const url = typeof addr === "object" && addr ? `http://${host.includes(":") ? `[${host}]` : host}:${addr.port}` : `http://${host}:${port}`;

@@ -27,11 +27,15 @@ export async function runScript(client: Redis, script: LuaScript, keys: string[]
   }
 }
 
-/** `p`, or a rejection once `ms` have passed without an answer. */
+/**
+ * `p`, or a rejection once `ms` have passed without an answer. The rejection waits for the
+ * event loop's next check phase: after a stall of this process (not of Redis), the timer
+ * and the answer are both due, and the answer, read in the poll phase before it, must win.
+ */
 export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Redis did not answer ${what} within ${ms} ms`)), ms);
+    timer = setTimeout(() => setImmediate(() => reject(new Error(`Redis did not answer ${what} within ${ms} ms`))), ms);
   });
   return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }

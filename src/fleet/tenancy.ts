@@ -27,7 +27,7 @@ const START_TIMEOUT_MS = 5_000;
 /** A copy of the fleet's keys older than this is checked against Redis before use. */
 const KEYS_MAX_AGE_MS = 1_000;
 
-export async function fleetTenancy(opts: FleetTenancyOptions): Promise<{ tenancy: Tenancy; budget: RedisTokenBudget; close(): Promise<void> }> {
+export async function fleetTenancy(opts: FleetTenancyOptions): Promise<{ tenancy: Tenancy; budget: RedisTokenBudget; readonly keysRequired: boolean; close(): Promise<void> }> {
   // A limit check waits at most this for Redis before it counts Redis as unreachable.
   const timeoutMs = Math.max(1_000, 2 * opts.heartbeatMs);
   const client: Redis = createClient({
@@ -72,6 +72,10 @@ export async function fleetTenancy(opts: FleetTenancyOptions): Promise<{ tenancy
   return {
     tenancy,
     budget,
+    /** Whether keys are required: the configuration has some, or the fleet has had some. */
+    get keysRequired() {
+      return opts.configKeys.length > 0 || keys.required;
+    },
     async close() {
       await budget.close();
       client.destroy();
