@@ -70,8 +70,10 @@ function passes(policy: SimPolicy, n: number, rate: number, v: Variant, goal: Go
     },
     requests,
   );
-  if (r.stopped) return false;
-  return goal === "attainment" ? r.report.attainment >= 0.99 : r.report.onScheduleScore >= 0.9;
+  const ok = !r.stopped && (goal === "attainment" ? r.report.attainment >= 0.99 : r.report.onScheduleScore >= 0.9);
+  // One line per run, so that a cell that does not finish still shows how far its search got.
+  process.stderr.write(`  λ=${rate} ${policy} N=${n} (${goal}): ${ok ? "pass" : "fail"}\n`);
+  return ok;
 }
 
 const policies = values.policies.split(",") as SimPolicy[];
