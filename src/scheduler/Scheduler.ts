@@ -137,7 +137,6 @@ export class Scheduler implements SchedulerState {
       const f = this.end(id, "error", `${cmd.kind} failed`);
       if (f) finished.push(f);
     }
-    const live = (id: RequestId): RequestRecord | undefined => (failed.has(id) ? undefined : this.requests.get(id));
     switch (cmd.kind) {
       case "load":
         this.residency.loaded(dev, cmd.modelId, nowMs);
@@ -149,7 +148,7 @@ export class Scheduler implements SchedulerState {
       case "prefill": {
         this.residency.touch(dev, cmd.modelId, nowMs);
         this.predictor.observePrefill(cmd.modelId, cmd.toToken - cmd.fromToken, outcome.durationMs);
-        const r = live(cmd.requestId);
+        const r = failed.has(cmd.requestId) ? undefined : this.requests.get(cmd.requestId);
         if (!r) break;
         r.prefilledTokens = cmd.toToken;
         if (cmd.final) {
@@ -166,13 +165,18 @@ export class Scheduler implements SchedulerState {
         this.predictor.observeDecode(cmd.modelId, cmd.requestIds.length, outcome.durationMs / steps);
         const stepMs = outcome.durationMs / steps;
         for (const id of cmd.requestIds) {
-          const r = live(id);
+          const r = failed.has(id) ? undefined : this.requests.get(id);
           if (!r) continue;
           // Step i's token came at (start + i·step) and was due by the deadline of its index:
           // both grow linearly, so the first and the last step tell whether any came late.
           const n = Math.min(steps, r.spec.maxOutputTokens - r.generatedTokens);
-          const due = (i: number) => tokenDeadlineMs(r.spec.arrivalMs, r.slo, r.generatedTokens + i - 1);
-          if (n > 0 && (nowMs - outcome.durationMs + stepMs > due(1) || nowMs - outcome.durationMs + n * stepMs > due(n))) r.missedSlo = true;
+          const startMs = nowMs - outcome.durationMs;
+          if (
+            n > 0 &&
+            (startMs + stepMs > tokenDeadlineMs(r.spec.arrivalMs, r.slo, r.generatedTokens) ||
+              startMs + n * stepMs > tokenDeadlineMs(r.spec.arrivalMs, r.slo, r.generatedTokens + n - 1))
+          )
+            r.missedSlo = true;
           r.generatedTokens = Math.min(r.spec.maxOutputTokens, r.generatedTokens + steps);
           if (r.generatedTokens >= r.spec.maxOutputTokens) finished.push(this.end(id, "length")!);
         }
