@@ -11,7 +11,7 @@ import type { Command, DeviceId, ModelId } from "../core/types.ts";
 import type { Intent } from "./intent.ts";
 import type { SchedulerOptions } from "./options.ts";
 import type { Predictor } from "./Predictor.ts";
-import type { SchedulerView } from "./state.ts";
+import type { SchedulerView, WaitingGroup } from "./state.ts";
 
 /** What a policy is given when a scheduler creates it. */
 export interface PolicyContext {
@@ -41,6 +41,16 @@ export interface Policy {
   onEvicted?(deviceId: DeviceId, modelId: ModelId, nowMs: number): void;
   /** The device's worker died: its memory is gone, and so is anything planned around it. */
   onDeviceFailed?(deviceId: DeviceId, nowMs: number): void;
+  /**
+   * Optional fast answer for idle devices (perRound.ts): might a device that does not hold
+   * the group's model, with nothing bound to it, take the group now? True when unsure; false
+   * only where `plan` would leave the group to others. With it, the scheduler answers an idle
+   * device that holds no waiting model, has nothing bound and sees nothing parked or open
+   * without calling `plan`, and tells the policy through `onNothingToTake`.
+   */
+  openToOthers?(group: WaitingGroup, nowMs: number): boolean;
+  /** The device took nothing, as `plan` returning no intents would have said (forget its turn). */
+  onNothingToTake?(deviceId: DeviceId, nowMs: number): void;
 }
 
 export type PolicyFactory = (context: PolicyContext) => Policy;

@@ -17,6 +17,7 @@ import { FairShare } from "./fairShare.ts";
 import { MemoryLedger } from "./MemoryLedger.ts";
 import { DEFAULT_SCHEDULER_OPTIONS, type SchedulerOptions } from "./options.ts";
 import { createPolicy, type Policy } from "./Policy.ts";
+import { QuietDevices } from "./perRound.ts";
 import { Predictor } from "./Predictor.ts";
 import { Residency } from "./Residency.ts";
 import { snapshot, type SchedulerSnapshot } from "./snapshot.ts";
@@ -50,6 +51,8 @@ export class Scheduler implements SchedulerState {
   private readonly policy: Policy;
   private readonly residency: Residency;
   private readonly lateWait: LateWaitCap;
+  /** Idle devices with nothing to take (perRound.ts); absent when the policy gives no `openToOthers`. */
+  private readonly quiet: QuietDevices | undefined;
   private seq = 0;
 
   /** Throws for an unknown policy name and for a model that fits on no device it may use. */
@@ -69,6 +72,8 @@ export class Scheduler implements SchedulerState {
     this.policy = createPolicy(this.options.policy, { view: this, predictor: this.predictor, options: this.options });
     this.residency = new Residency(this, this.policy, this.options.prefillChunkTokens);
     this.lateWait = new LateWaitCap(this.options.lateWaitCapFactor);
+    const policy = this.policy;
+    this.quiet = policy.openToOthers ? new QuietDevices(this, (g, nowMs) => policy.openToOthers!(g, nowMs)) : undefined;
   }
 
   // ---- events in -------------------------------------------------------------------
@@ -132,7 +137,6 @@ export class Scheduler implements SchedulerState {
       const f = this.end(id, "error", `${cmd.kind} failed`);
       if (f) finished.push(f);
     }
-    const live = (id: RequestId): RequestRecord | undefined => (failed.has(id) ? undefined : this.requests.get(id));
     switch (cmd.kind) {
       case "load":
         this.residency.loaded(dev, cmd.modelId, nowMs);
@@ -144,7 +148,7 @@ export class Scheduler implements SchedulerState {
       case "prefill": {
         this.residency.touch(dev, cmd.modelId, nowMs);
         this.predictor.observePrefill(cmd.modelId, cmd.toToken - cmd.fromToken, outcome.durationMs);
-        const r = live(cmd.requestId);
+        const r = failed.has(cmd.requestId) ? undefined : this.requests.get(cmd.requestId);
         if (!r) break;
         r.prefilledTokens = cmd.toToken;
         if (cmd.final) {
@@ -161,13 +165,18 @@ export class Scheduler implements SchedulerState {
         this.predictor.observeDecode(cmd.modelId, cmd.requestIds.length, outcome.durationMs / steps);
         const stepMs = outcome.durationMs / steps;
         for (const id of cmd.requestIds) {
-          const r = live(id);
+          const r = failed.has(id) ? undefined : this.requests.get(id);
           if (!r) continue;
           // Step i's token came at (start + i·step) and was due by the deadline of its index:
           // both grow linearly, so the first and the last step tell whether any came late.
           const n = Math.min(steps, r.spec.maxOutputTokens - r.generatedTokens);
-          const due = (i: number) => tokenDeadlineMs(r.spec.arrivalMs, r.slo, r.generatedTokens + i - 1);
-          if (n > 0 && (nowMs - outcome.durationMs + stepMs > due(1) || nowMs - outcome.durationMs + n * stepMs > due(n))) r.missedSlo = true;
+          const startMs = nowMs - outcome.durationMs;
+          if (
+            n > 0 &&
+            (startMs + stepMs > tokenDeadlineMs(r.spec.arrivalMs, r.slo, r.generatedTokens) ||
+              startMs + n * stepMs > tokenDeadlineMs(r.spec.arrivalMs, r.slo, r.generatedTokens + n - 1))
+          )
+            r.missedSlo = true;
           r.generatedTokens = Math.min(r.spec.maxOutputTokens, r.generatedTokens + steps);
           if (r.generatedTokens >= r.spec.maxOutputTokens) finished.push(this.end(id, "length")!);
         }
@@ -195,6 +204,7 @@ export class Scheduler implements SchedulerState {
   onDeviceFailed(deviceId: DeviceId, error: string, nowMs: number): FinishedRequest[] {
     const dev = this.device(deviceId);
     this.version++;
+    this.quiet?.wake(dev);
     const finished: FinishedRequest[] = [];
     for (const r of [...this.boundTo.get(deviceId)!]) {
       if (r.kv === "host") continue;
@@ -221,6 +231,10 @@ export class Scheduler implements SchedulerState {
   plan(deviceId: DeviceId, nowMs: number): Command | null {
     const dev = this.device(deviceId);
     if (dev.running || dev.down) return null;
+    if (this.quiet?.nothingToTake(dev, nowMs)) {
+      this.policy.onNothingToTake?.(deviceId, nowMs);
+      return null;
+    }
     // The first intent memory allows runs; a blocked one must not stall runnable work.
     let cmd: Command | null = null;
     for (const intent of this.policy.plan(deviceId, nowMs)) {
@@ -249,6 +263,15 @@ export class Scheduler implements SchedulerState {
   }
 
   // ---- queries -----------------------------------------------------------------------
+
+  /**
+   * False when planning the idle device now would return null and change nothing: it found
+   * nothing to take at its last plan and nothing it could take has come since (perRound.ts).
+   * A driver that plans every idle device after every event may skip it.
+   */
+  mayTakeWork(deviceId: DeviceId, nowMs: number): boolean {
+    return this.quiet?.mayTakeWork(deviceId, nowMs) ?? true;
+  }
 
   isBusy(deviceId: DeviceId): boolean {
     return this.device(deviceId).running !== null;

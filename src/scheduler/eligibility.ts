@@ -67,9 +67,19 @@ export function deviceWork(view: SchedulerView, predictor: Predictor, deviceId: 
     room,
     contended: gate,
     yields: gate ? (r) => hasMissedSlo(r, nowMs) || view.fairShare!.yields(r) : (r) => hasMissedSlo(r, nowMs),
-    switchMs: (m) => (dev.resident.get(m)?.ready ? 0 : predictor.loadMs(m)),
-    maxBatch: (m) => view.models.get(m)!.maxBatch,
+    switchMs: switchMsOn(dev, predictor),
+    maxBatch: maxBatchOf(view),
   };
+}
+
+// Closures returned from a function, not assigned to a name: tsx (esbuild keepNames) names
+// every named closure with a defineProperty call each time it is made, which profiles showed.
+function switchMsOn(dev: DeviceState, predictor: Predictor): (modelId: ModelId) => number {
+  return (m) => (dev.resident.get(m)?.ready ? 0 : predictor.loadMs(m));
+}
+
+function maxBatchOf(view: SchedulerView): (modelId: ModelId) => number {
+  return (m) => view.models.get(m)!.maxBatch;
 }
 
 /**
@@ -207,12 +217,14 @@ function workOnDevice(view: SchedulerView, dev: DeviceState, deviceId: DeviceId,
   // sharing: on-time requests of a tenant held back, earliest deadline first among them.
   if (work.size === 0) return work;
   const rank = gate ? (r: RequestRecord) => (hasMissedSlo(r, nowMs) ? 2 : view.fairShare!.yields(r) ? 1 : 0) : (r: RequestRecord) => (hasMissedSlo(r, nowMs) ? 2 : 0);
-  const missed = (r: RequestRecord) => rank(r) > 0;
   for (const w of work.values()) {
     w.prefill.sort((a, b) => rank(a) - rank(b) || Number(a.phase === "queued") - Number(b.phase === "queued") || a.seq - b.seq);
     w.decoding.sort((a, b) => rank(a) - rank(b) || (rank(a) === 2 ? 0 : nextTokenDeadlineMs(a) - nextTokenDeadlineMs(b)) || a.seq - b.seq);
-    w.onTime = w.decoding.findIndex(missed) < 0 ? w.decoding.length : w.decoding.findIndex(missed);
-    w.prefillOnTime = w.prefill.length > 0 && !missed(w.prefill[0]!);
+    // The on-time requests lead (rank 0), so they are counted up to the first that is not.
+    let onTime = 0;
+    while (onTime < w.decoding.length && rank(w.decoding[onTime]!) === 0) onTime++;
+    w.onTime = onTime;
+    w.prefillOnTime = w.prefill.length > 0 && rank(w.prefill[0]!) === 0;
   }
   return work;
 }

@@ -13,7 +13,7 @@
 import type { Command, DeviceId, ModelId } from "../core/types.ts";
 import type { Intent } from "./intent.ts";
 import { registerPolicy, type Policy, type PolicyContext } from "./Policy.ts";
-import { mayServe, modelsInUse, type DeviceState, type RequestRecord, type SchedulerView } from "./state.ts";
+import { mayServe, modelsInUse, type DeviceState, type RequestRecord, type SchedulerView, type WaitingGroup } from "./state.ts";
 import { decodeSteps } from "./steps.ts";
 
 /** What the policy remembers of a device between plans. */
@@ -47,6 +47,17 @@ export class RequestPolicy implements Policy {
   /** A model with running requests stays: nothing is ever swapped out. */
   mayEvict(deviceId: DeviceId, modelId: ModelId): boolean {
     return isIdleOn(this.context.view, deviceId, modelId);
+  }
+
+  /**
+   * A device that does not hold the model loads it for a head of the line whose model no
+   * device holds, or that has waited long enough for a second copy (scale-out).
+   */
+  openToOthers(group: WaitingGroup, nowMs: number): boolean {
+    const { view, options } = this.context;
+    if (!view.holders.has(group.modelId)) return true;
+    const first = view.requests.get(group.requestIds[0]!)!;
+    return nowMs - first.spec.arrivalMs >= options.scaleOutWaitFraction * first.slo.ttftMs;
   }
 
   onIssued(deviceId: DeviceId, command: Command): void {

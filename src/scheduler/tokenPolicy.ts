@@ -15,7 +15,7 @@
 import type { DeviceId, ModelId } from "../core/types.ts";
 import { deviceWork, openToOthers } from "./eligibility.ts";
 import type { Intent } from "./intent.ts";
-import { nothingToTake, PerRound, waitingFacts, type WaitingFacts } from "./perRound.ts";
+import type { WaitingGroup } from "./state.ts";
 import { registerPolicy, type Policy, type PolicyContext } from "./Policy.ts";
 import { turnIntents, type TurnIntentOptions } from "./turnIntents.ts";
 import { currentTurn, type Turn } from "./turns.ts";
@@ -23,7 +23,6 @@ import { currentTurn, type Turn } from "./turns.ts";
 export class TokenPolicy implements Policy {
   private readonly turns = new Map<DeviceId, Turn>();
   private readonly intentOptions: TurnIntentOptions;
-  private readonly waiting: PerRound<WaitingFacts>;
 
   constructor(private readonly context: PolicyContext) {
     const o = context.options;
@@ -32,13 +31,11 @@ export class TokenPolicy implements Policy {
       idleDecodeSliceMs: o.idleDecodeSliceMs ?? o.decodeSliceMs,
       prefillChunkTokens: o.prefillChunkTokens,
     };
-    this.waiting = new PerRound((view, nowMs) => waitingFacts(view, (g) => openToOthers(view, g, nowMs, o.maxGroupSize)));
   }
 
   plan(deviceId: DeviceId, nowMs: number): Intent[] {
     const { view, predictor, options } = this.context;
-    // Most idle devices find nothing to take: said without walking the groups (perRound.ts).
-    const seen = nothingToTake(view, deviceId, this.waiting.get(view, nowMs)) ? null : deviceWork(view, predictor, deviceId, nowMs, options.maxGroupSize);
+    const seen = deviceWork(view, predictor, deviceId, nowMs, options.maxGroupSize);
     if (!seen) {
       this.turns.delete(deviceId);
       return [];
@@ -46,6 +43,14 @@ export class TokenPolicy implements Policy {
     const turn = currentTurn(seen, this.turns.get(deviceId) ?? null, options.maxQuotaMs);
     this.turns.set(deviceId, turn);
     return turnIntents(seen, turn, this.intentOptions);
+  }
+
+  openToOthers(group: WaitingGroup, nowMs: number): boolean {
+    return openToOthers(this.context.view, group, nowMs, this.context.options.maxGroupSize);
+  }
+
+  onNothingToTake(deviceId: DeviceId): void {
+    this.turns.delete(deviceId);
   }
 
   /**

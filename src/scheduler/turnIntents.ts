@@ -91,9 +91,13 @@ export function turnIntents(seen: DeviceWork, turn: Turn, options: TurnIntentOpt
  */
 function decodeBatch(w: ModelWork, size: number, nowMs: number, yields: (r: RequestRecord) => boolean): RequestRecord[] {
   if (w.decoding.length <= size) return w.decoding.slice();
-  const urgent = (r: RequestRecord): boolean => r.kv !== "device" && !yields(r) && nextTokenDeadlineMs(r) - nowMs < r.slo.tbtMs;
-  const first = w.decoding.filter(urgent);
+  const first = w.decoding.filter((r) => urgent(r, nowMs, yields));
   const onDevice = w.decoding.filter((r) => r.kv === "device");
-  const rest = w.decoding.filter((r) => r.kv !== "device" && !urgent(r));
+  const rest = w.decoding.filter((r) => r.kv !== "device" && !urgent(r, nowMs, yields));
   return [...first, ...onDevice, ...rest].slice(0, size);
+}
+
+/** Parked, on time, and its next token due within its TBT target. */
+function urgent(r: RequestRecord, nowMs: number, yields: (r: RequestRecord) => boolean): boolean {
+  return r.kv !== "device" && !yields(r) && nextTokenDeadlineMs(r) - nowMs < r.slo.tbtMs;
 }

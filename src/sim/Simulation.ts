@@ -155,21 +155,16 @@ export function simulate(cfg: SimConfig, requests: WorkloadRequest[]): SimResult
     }
   };
 
-  // A device with nothing bound to it, while nothing waits and nothing is parked, has no work
-  // under any policy: its plan returns no command. Once such a plan has run (token forgets
-  // the device's turn then), planning it again under the same condition changes nothing, so
-  // it is skipped until the condition ends (a request waits, is parked or bound to it).
+  // An idle device that found nothing to take, while nothing it could take has come since,
+  // would get null again and change nothing (the scheduler's mayTakeWork): it is skipped.
   // Decision-preserving: sim.test.ts compares reports against planning every device.
-  const quiet = new Uint8Array(devices.length);
-  const nothingFor = (d: number): boolean => scheduler.groups.length === 0 && scheduler.parked.size === 0 && scheduler.boundTo.get(devices[d]!.id)!.size === 0;
   const planEvery = cfg.planEveryIdleDevice === true;
   const planIdle = (): void => {
     // Deleting the visited device while iterating a Set is safe and keeps the order.
     for (const d of idle) {
-      const empty = nothingFor(d);
-      if (empty && quiet[d] && !planEvery) continue;
-      const cmd = scheduler.plan(devices[d]!.id, now);
-      quiet[d] = empty && !cmd ? 1 : 0;
+      const id = devices[d]!.id;
+      if (!planEvery && !scheduler.mayTakeWork(id, now)) continue;
+      const cmd = scheduler.plan(id, now);
       if (!cmd) continue;
       idle.delete(d);
       // Devices sharing a machine slow each other down (priced when the command starts).

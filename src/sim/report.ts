@@ -33,8 +33,8 @@ export function buildReport(
     utilization: round(result.utilization),
     switches: result.switches,
     sweep: sweep.map((s) => ({ devices: s.devices, attainment: round(s.attainment), goodput: round(s.goodput) })),
-    ttftCdf: cdf(Array.from(result.summary.ttftsMs)),
-    tbtCdf: cdf(Array.from(result.summary.gapsMs)),
+    ttftCdf: cdf(result.summary.ttftsMs),
+    tbtCdf: cdf(result.summary.gapsMs),
     timeline: result.timeline.filter((e) => e.startMs < timelineUntilMs).map((e) => ({ ...e, startMs: round(e.startMs), endMs: round(Math.min(e.endMs, timelineUntilMs)) })),
   };
 }
