@@ -11,6 +11,7 @@ import type { Serving } from "../runtime/Serving.ts";
 
 export interface ClusterSettings {
   url: string;
+  tlsCaFile?: string | undefined;
   advertise?: string | undefined;
   heartbeatMs: number;
   ttlMs?: number | undefined;
@@ -24,7 +25,8 @@ function advertised(listenUrl: string, advertise: string | undefined): string {
   return u.origin;
 }
 
-export function fleetNode(pool: Pool, inner: Serving, cluster: ClusterSettings, log: (m: string) => void) {
+/** `windowSlo`: per model, the last minute's requests scored and met (the dashboard's), published in the record. */
+export function fleetNode(pool: Pool, inner: Serving, cluster: ClusterSettings, log: (m: string) => void, windowSlo?: () => Record<string, { scored: number; met: number }>) {
   const serving = new FleetServing(inner, (id) => pool.scheduler.requests.get(id)?.phase === "queued");
   let node: FleetNode | null = null;
   return {
@@ -36,10 +38,12 @@ export function fleetNode(pool: Pool, inner: Serving, cluster: ClusterSettings, 
     async join(listenUrl: string) {
       node = new FleetNode(pool, {
         redisUrl: cluster.url,
+        tlsCaFile: cluster.tlsCaFile,
         advertiseUrl: advertised(listenUrl, cluster.advertise),
         heartbeatMs: cluster.heartbeatMs,
         ttlMs: cluster.ttlMs ?? 3 * cluster.heartbeatMs,
         log,
+        ...(windowSlo ? { windowSlo } : {}),
       });
       await node.join();
     },
