@@ -23,6 +23,8 @@ export interface ModelRecord {
   waitMs: number;
   /** The predicted time to load it (ms). */
   loadMs: number;
+  /** Its weights' size: whether a load fits in a device's free memory or must evict a model. Absent in older records. */
+  weightBytes?: number;
   /** Roughly what one request of this model adds to that wait when none of it runs (ms): its prefill and a decode of its own. */
   requestMs: number;
   /**
@@ -82,6 +84,7 @@ export interface PoolSnapshot {
 /** The node's scheduler, as far as a record reads it (structurally: record.ts imports only core). */
 export interface RecordedScheduler {
   snapshot(): PoolSnapshot;
+  models: ReadonlyMap<ModelId, { weightBytes: number }>;
   predictedWaitMs(modelId: ModelId, nowMs: number, promptTokens: number): number;
   predictor: { loadMs(modelId: ModelId): number; prefillMs(modelId: ModelId, tokens: number): number; decodeStepMs(modelId: ModelId, batch: number): number };
 }
@@ -110,6 +113,7 @@ export function poolRecord(scheduler: RecordedScheduler, modelIds: Iterable<Mode
       running,
       waitMs: Math.round(scheduler.predictedWaitMs(id, nowMs, TYPICAL_PROMPT_TOKENS)),
       loadMs: Math.round(p.loadMs(id)),
+      weightBytes: scheduler.models.get(id)?.weightBytes ?? 0,
       requestMs: perDevice(p.prefillMs(id, TYPICAL_PROMPT_TOKENS) + p.decodeStepMs(id, 1) * TYPICAL_OUTPUT_TOKENS),
       joinMs: perDevice(p.prefillMs(id, TYPICAL_PROMPT_TOKENS) + Math.max(0, p.decodeStepMs(id, batch + 1) - p.decodeStepMs(id, batch)) * TYPICAL_OUTPUT_TOKENS),
     };
