@@ -66,7 +66,15 @@ describe("router dashboard in Chromium", () => {
       req.resume();
       req.on("end", () => {
         res.writeHead(200, { "content-type": "application/json" });
-        res.end(JSON.stringify({ id: "x", object: "chat.completion", created: 0, model: "m", choices: [{ index: 0, message: { role: "assistant", content: "hi" }, finish_reason: "stop" }] }));
+        res.end(
+          JSON.stringify({
+            id: "x",
+            object: "chat.completion",
+            created: 0,
+            model: "m",
+            choices: [{ index: 0, message: { role: "assistant", content: "hi" }, finish_reason: "stop" }],
+          }),
+        );
       });
     });
     await new Promise<void>((r) => node.listen(0, "127.0.0.1", r));

@@ -97,10 +97,22 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
     view,
     { ...DEFAULTS, ...definedOnly(opts) },
     {
-      routed: (node) => (routed.inc({ node }), tally(node, "routed")),
-      redispatched: (node, reason) => (redispatched.inc({ node, reason }), tally(node, "redispatched")),
-      failed: (node) => (failed.inc({ node }), tally(node, "failed")),
-      refused: (status) => (refused.inc({ status: String(status) }), refusedTotal++),
+      routed: (node) => {
+        routed.inc({ node });
+        tally(node, "routed");
+      },
+      redispatched: (node, reason) => {
+        redispatched.inc({ node, reason });
+        tally(node, "redispatched");
+      },
+      failed: (node) => {
+        failed.inc({ node });
+        tally(node, "failed");
+      },
+      refused: (status) => {
+        refused.inc({ status: String(status) });
+        refusedTotal++;
+      },
     },
   );
   const feeds = new Set<() => void>();

@@ -225,7 +225,8 @@ export class LiveState {
     const out: Record<string, { scored: number; met: number }> = {};
     for (const r of this.recent) {
       if (r.met === null) continue;
-      const m = (out[r.modelId] ??= { scored: 0, met: 0 });
+      const m = out[r.modelId] ?? { scored: 0, met: 0 };
+      out[r.modelId] = m;
       m.scored++;
       if (r.met) m.met++;
     }
