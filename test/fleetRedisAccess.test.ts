@@ -55,6 +55,17 @@ async function throughRouter(router: { url: string; client: OpenAI }): Promise<v
   assert.ok(chunks > 0);
 }
 
+/** The router dashboard's first pushed state. */
+async function dashboardState(routerUrl: string): Promise<{ nodes: { state: string; models: { id: string; scored: number; attainment: number | null }[] }[] }> {
+  const res = await fetch(`${routerUrl}/dashboard/events`);
+  const reader = res.body!.getReader();
+  let raw = "";
+  while (!raw.includes("\n\n")) raw += new TextDecoder().decode((await reader.read()).value);
+  await reader.cancel();
+  const first = raw.slice(0, raw.indexOf("\n\n"));
+  return JSON.parse(first.slice(first.indexOf("data: ") + 6));
+}
+
 afterEach(async () => {
   for (const c of running.splice(0)) c.kill("SIGKILL");
   await redis?.stop();
@@ -69,7 +80,18 @@ describe("fleet on a Redis with a password", () => {
     assert.match(redis.url, /^redis:\/\/:s3cret%2Fp%40ss@127\.0\.0\.1:\d+$/);
     // The URL given on the command line, over the config's.
     await startNode(`{ url: "redis://127.0.0.1:1" }`, undefined, ["--cluster", redis.url]);
-    await throughRouter(await spawnRouter(["--cluster", redis.url]));
+    const router = await spawnRouter(["--cluster", redis.url]);
+    await throughRouter(router);
+    // The node publishes its last minute's SLO results; the router's dashboard shows them.
+    for (let i = 0; ; i++) {
+      const a = (await dashboardState(router.url)).nodes[0]?.models.find((m) => m.id === "a");
+      if (a && a.scored >= 2) {
+        assert.ok(a.attainment !== null && a.attainment >= 0 && a.attainment <= 1);
+        break;
+      }
+      assert.ok(i < 100, `the node's record never showed its scored requests: ${JSON.stringify(a)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
     const status = await runCli(["fleet", "--cluster", redis.url]);
     assert.equal(status.code, 0, status.stderr);
     assert.match(status.stdout, / READY /);
