@@ -45,9 +45,9 @@ const LAYERS = {
   loadgen: { may: ["core", "workload", "views"], why: "the load client speaks HTTP to a server; it shares no code with one" },
   profile: { may: ["core", "sim", "scheduler", "runtime"], why: "the profiler measures a machine through the device port (running commands as the runtime does) and fits the simulator's cost model" },
   fleet: {
-    may: ["core", "api"],
+    may: ["core", "api", "views"],
     typesFrom: ["runtime", "scheduler"],
-    why: "the fleet (node records, routing, the router) talks to Redis and HTTP; a node wraps the runtime it is given, reading its types",
+    why: "the fleet (node records, routing, the router and its dashboard page) talks to Redis and HTTP; a node wraps the runtime it is given, reading its types",
   },
   cli: { may: ["*"], why: "cli is the composition root: the one place that wires concrete classes together" },
 };

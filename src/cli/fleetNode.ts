@@ -14,6 +14,7 @@ import type { Serving } from "../runtime/Serving.ts";
 
 export interface ClusterSettings {
   url: string;
+  tlsCaFile?: string | undefined;
   advertise?: string | undefined;
   heartbeatMs: number;
   ttlMs?: number | undefined;
@@ -25,6 +26,7 @@ export interface ClusterSettings {
 export function nodeTenancy(cluster: ClusterSettings, configKeys: ApiKeySpec[], log: (m: string) => void, onRefused: (tenant: string, code: string) => void) {
   return fleetTenancy({
     redisUrl: cluster.url,
+    tlsCaFile: cluster.tlsCaFile,
     configKeys,
     heartbeatMs: cluster.heartbeatMs,
     leaseMs: cluster.leaseMs ?? 10_000,
@@ -42,7 +44,8 @@ function advertised(listenUrl: string, advertise: string | undefined): string {
   return u.origin;
 }
 
-export function fleetNode(pool: Pool, inner: Serving, cluster: ClusterSettings, log: (m: string) => void) {
+/** `windowSlo`: per model, the last minute's requests scored and met (the dashboard's), published in the record. */
+export function fleetNode(pool: Pool, inner: Serving, cluster: ClusterSettings, log: (m: string) => void, windowSlo?: () => Record<string, { scored: number; met: number }>) {
   const serving = new FleetServing(inner, (id) => pool.scheduler.requests.get(id)?.phase === "queued");
   let node: FleetNode | null = null;
   return {
@@ -54,10 +57,12 @@ export function fleetNode(pool: Pool, inner: Serving, cluster: ClusterSettings, 
     async join(listenUrl: string) {
       node = new FleetNode(pool, {
         redisUrl: cluster.url,
+        tlsCaFile: cluster.tlsCaFile,
         advertiseUrl: advertised(listenUrl, cluster.advertise),
         heartbeatMs: cluster.heartbeatMs,
         ttlMs: cluster.ttlMs ?? 3 * cluster.heartbeatMs,
         log,
+        ...(windowSlo ? { windowSlo } : {}),
       });
       await node.join();
     },

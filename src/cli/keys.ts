@@ -9,7 +9,7 @@ import { formatZodError } from "../core/formatZodError.ts";
 import { apiKeySchema } from "../config/schema.ts";
 import { BudgetScripts } from "../fleet/budgetScript.ts";
 import { addKey, listKeys, revokeKey, type StoredKey } from "../fleet/keys.ts";
-import { redactUrl } from "../fleet/redisUrl.ts";
+import { type RedisTarget, redactUrl, tlsSocketOptions } from "../fleet/redisUrl.ts";
 
 export interface AddKeyOptions {
   models?: string[];
@@ -20,8 +20,9 @@ export interface AddKeyOptions {
   weight?: number;
 }
 
-async function withRedis<T>(url: string, f: (client: ReturnType<typeof createClient>) => Promise<T>): Promise<T> {
-  const client = createClient({ url, socket: { connectTimeout: 5_000, reconnectStrategy: false } });
+async function withRedis<T>(target: RedisTarget, f: (client: ReturnType<typeof createClient>) => Promise<T>): Promise<T> {
+  const url = target.url;
+  const client = createClient({ url, socket: { connectTimeout: 5_000, reconnectStrategy: false, ...tlsSocketOptions(target) } });
   client.on("error", () => {});
   try {
     await client.connect();
@@ -36,7 +37,7 @@ async function withRedis<T>(url: string, f: (client: ReturnType<typeof createCli
 }
 
 /** Store a new key; returns the key itself (shown once). */
-export async function keysAdd(url: string, name: string, o: AddKeyOptions): Promise<string> {
+export async function keysAdd(url: RedisTarget, name: string, o: AddKeyOptions): Promise<string> {
   if (o.budgetPeriod !== undefined && o.budgetTokens === undefined) throw new ConfigError("--budget-period needs --budget-tokens");
   const key = `sk-pitcher-${randomBytes(24).toString("base64url")}`;
   const keySha256 = createHash("sha256").update(key, "utf8").digest("hex");
@@ -57,13 +58,13 @@ export async function keysAdd(url: string, name: string, o: AddKeyOptions): Prom
   return key;
 }
 
-export async function keysRevoke(url: string, name: string): Promise<void> {
+export async function keysRevoke(url: RedisTarget, name: string): Promise<void> {
   const revoked = await withRedis(url, (c) => revokeKey(c, name));
   if (!revoked) throw new ConfigError(`the fleet has no key named '${name}'`);
 }
 
 /** One line per key: its name and limits, and for a budget what is spent and reserved this period. Never a key. */
-export async function keysList(url: string): Promise<string> {
+export async function keysList(url: RedisTarget): Promise<string> {
   return withRedis(url, async (c) => {
     const keys = await listKeys(c);
     if (keys.length === 0) return "no keys";

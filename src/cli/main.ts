@@ -62,10 +62,14 @@ program
   .option("--no-request-log", "do not write the one-JSON-line-per-request log to stdout")
   .option("--cluster <redis-url>", "join a fleet through this Redis (redis:// or rediss://)")
   .option("--advertise <url>", "with --cluster: the address routers reach this node at (default: where it listens)")
-  .action(async (opts: { host?: string; port?: number; config?: string; requestLog: boolean; cluster?: string; advertise?: string }) => {
+  .option("--cluster-ca <file>", "with a rediss:// --cluster: the CA (PEM) that signed Redis's certificate")
+  .action(async (opts: { host?: string; port?: number; config?: string; requestLog: boolean; cluster?: string; advertise?: string; clusterCa?: string }) => {
     if (opts.advertise && !opts.cluster) throw new InvalidArgumentError("--advertise needs --cluster");
+    if (opts.clusterCa && !opts.cluster) throw new InvalidArgumentError("--cluster-ca needs --cluster");
     const server = await startServer({
-      ...(opts.cluster ? { cluster: { url: opts.cluster, ...(opts.advertise ? { advertise: opts.advertise } : {}) } } : {}),
+      ...(opts.cluster
+        ? { cluster: { url: opts.cluster, ...(opts.advertise ? { advertise: opts.advertise } : {}), ...(opts.clusterCa ? { tlsCaFile: opts.clusterCa } : {}) } }
+        : {}),
       ...(opts.config ? { configFile: opts.config } : {}),
       ...(opts.host ? { host: opts.host } : {}),
       ...(opts.port !== undefined ? { port: opts.port } : {}),
@@ -101,14 +105,15 @@ program
   .command("route")
   .description("route OpenAI requests to the fleet's nodes (a stateless router; run as many as you like)")
   .requiredOption("--cluster <redis-url>", "the fleet's Redis (redis:// or rediss://)")
+  .option("--cluster-ca <file>", "with a rediss:// --cluster: the CA (PEM) that signed Redis's certificate")
   .option("--host <host>", "address to listen on", "127.0.0.1")
   .option("--port <port>", "port to listen on (0 picks a free one)", port, 8080)
   .option("--drain-timeout <ms>", "SIGTERM: how long requests under way may take to finish", positive, 30_000)
   .option("--status", "print the fleet (as `pitcher fleet`) and exit")
-  .action(async (o: { cluster: string; host: string; port: number; drainTimeout: number; status?: boolean }) => {
+  .action(async (o: { cluster: string; clusterCa?: string; host: string; port: number; drainTimeout: number; status?: boolean }) => {
     // The fleet code (and Redis) loads only for the commands that use it.
     const { fleetStatus, runRouter } = await import("./route.ts");
-    if (o.status) return console.log(await fleetStatus(o.cluster));
+    if (o.status) return console.log(await fleetStatus(o.cluster, o.clusterCa));
     const router = await runRouter(o);
     console.log(`Pitcher router listening on ${router.url}`);
     let stopping = false;
@@ -132,9 +137,10 @@ program
   .command("fleet")
   .description("print the fleet's nodes, their states, resident models, queues and predicted waits")
   .requiredOption("--cluster <redis-url>", "the fleet's Redis (redis:// or rediss://)")
-  .action(async (o: { cluster: string }) => {
+  .option("--cluster-ca <file>", "with a rediss:// --cluster: the CA (PEM) that signed Redis's certificate")
+  .action(async (o: { cluster: string; clusterCa?: string }) => {
     const { fleetStatus } = await import("./route.ts");
-    console.log(await fleetStatus(o.cluster));
+    console.log(await fleetStatus(o.cluster, o.clusterCa));
     process.exit(0);
   });
 
@@ -143,33 +149,41 @@ keys
   .command("add <name>")
   .description("add a key and print it (once); every node and router of the fleet takes it at once")
   .requiredOption("--cluster <redis-url>", "the fleet's Redis (redis:// or rediss://)")
+  .option("--cluster-ca <file>", "with a rediss:// --cluster: the CA (PEM) that signed Redis's certificate")
   .option("--models <list>", "models the key may use, comma-separated (default: all)", (v: string) => v.split(",").filter(Boolean))
   .option("--rpm <n>", "requests per minute", count)
   .option("--tpm <n>", "tokens per minute (prompt + max tokens at admission)", count)
   .option("--budget-tokens <n>", "token budget per period", count)
   .option("--budget-period <period>", "hour, day, week or month (calendar, UTC; default month)")
   .option("--weight <w>", "share of device time when keys compete (default 1)", positive)
-  .action(async (name: string, o: { cluster: string; models?: string[]; rpm?: number; tpm?: number; budgetTokens?: number; budgetPeriod?: string; weight?: number }) => {
-    const { keysAdd } = await import("./keys.ts");
-    const { cluster, ...rest } = o;
-    console.log(await keysAdd(cluster, name, rest));
-    console.error(`key '${name}' added: this is the only time it is shown (Redis keeps its SHA-256)`);
-  });
+  .action(
+    async (
+      name: string,
+      o: { cluster: string; clusterCa?: string; models?: string[]; rpm?: number; tpm?: number; budgetTokens?: number; budgetPeriod?: string; weight?: number },
+    ) => {
+      const { keysAdd } = await import("./keys.ts");
+      const { cluster, clusterCa, ...rest } = o;
+      console.log(await keysAdd({ url: cluster, tlsCaFile: clusterCa }, name, rest));
+      console.error(`key '${name}' added: this is the only time it is shown (Redis keeps its SHA-256)`);
+    },
+  );
 keys
   .command("list")
   .description("the fleet's keys: names, limits, budget spent and reserved this period (never the keys)")
   .requiredOption("--cluster <redis-url>", "the fleet's Redis (redis:// or rediss://)")
-  .action(async (o: { cluster: string }) => {
+  .option("--cluster-ca <file>", "with a rediss:// --cluster: the CA (PEM) that signed Redis's certificate")
+  .action(async (o: { cluster: string; clusterCa?: string }) => {
     const { keysList } = await import("./keys.ts");
-    console.log(await keysList(o.cluster));
+    console.log(await keysList({ url: o.cluster, tlsCaFile: o.clusterCa }));
   });
 keys
   .command("revoke <name>")
   .description("revoke a key: every node and router refuses it (401) from now on")
   .requiredOption("--cluster <redis-url>", "the fleet's Redis (redis:// or rediss://)")
-  .action(async (name: string, o: { cluster: string }) => {
+  .option("--cluster-ca <file>", "with a rediss:// --cluster: the CA (PEM) that signed Redis's certificate")
+  .action(async (name: string, o: { cluster: string; clusterCa?: string }) => {
     const { keysRevoke } = await import("./keys.ts");
-    await keysRevoke(o.cluster, name);
+    await keysRevoke({ url: o.cluster, tlsCaFile: o.clusterCa }, name);
     console.log(`key '${name}' revoked`);
   });
 

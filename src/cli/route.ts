@@ -5,13 +5,13 @@ import { startRouter, type RunningRouter } from "../fleet/router.ts";
 import { isFresh } from "../fleet/routing.ts";
 import { FleetView } from "../fleet/view.ts";
 
-export async function runRouter(opts: { cluster: string; host: string; port: number }): Promise<RunningRouter> {
-  return startRouter({ redisUrl: opts.cluster, host: opts.host, port: opts.port });
+export async function runRouter(opts: { cluster: string; clusterCa?: string; host: string; port: number }): Promise<RunningRouter> {
+  return startRouter({ redisUrl: opts.cluster, tlsCaFile: opts.clusterCa, host: opts.host, port: opts.port });
 }
 
 /** The fleet as Redis holds it now: one line per node, then one per model on it. */
-export async function fleetStatus(redisUrl: string): Promise<string> {
-  const view = new FleetView({ redisUrl, pollMs: 60_000, unreachableAfterMs: 60_000 });
+export async function fleetStatus(redisUrl: string, tlsCaFile?: string): Promise<string> {
+  const view = new FleetView({ redisUrl, tlsCaFile, pollMs: 60_000, unreachableAfterMs: 60_000 });
   await view.start();
   try {
     const snap = view.snapshot();

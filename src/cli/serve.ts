@@ -39,7 +39,7 @@ export interface ServeOptions {
   /** How often the dashboard feed pushes the pool's state (default 500 ms). */
   dashboardPushMs?: number;
   /** Join a fleet (`--cluster`, `--advertise`): wins over the config's `cluster` section. */
-  cluster?: { url: string; advertise?: string };
+  cluster?: { url: string; advertise?: string; tlsCaFile?: string };
 }
 
 export interface RunningServer {
@@ -149,7 +149,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const metrics = new PoolMetrics(pool);
   let tenantMetrics: TenantMetrics | undefined;
   const onRefused = (t: string, code: string) => tenantMetrics?.countRefusal(t, code);
-  const cluster = opts.cluster ? { heartbeatMs: 500, ...config.cluster, ...opts.cluster } : config.cluster;
+  // The CA file, like model paths, is relative to the configuration file.
+  const configCluster = config.cluster && { ...config.cluster, tlsCaFile: config.cluster.tlsCaFile && path.resolve(baseDir, config.cluster.tlsCaFile) };
+  const cluster = opts.cluster ? { heartbeatMs: 500, ...configCluster, ...opts.cluster } : configCluster;
   // A fleet node takes keys from the configuration and from Redis, and counts limits there.
   const fleetTenants = cluster ? await import("./fleetNode.ts").then((m) => m.nodeTenancy(cluster, config.auth?.keys ?? [], log, onRefused)) : null;
   const tenancy = fleetTenants?.tenancy ?? (config.auth && new Tenancy(config.auth.keys, { onRefused }));
@@ -167,7 +169,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   // Only a fleet node loads the fleet code (and with it Redis).
   await promptCodecsReady;
   const poolServing = new PoolServing(pool, promptCodecs ?? tokenizers, { maxPromptBytes: config.server.maxPromptBytes });
-  const fleet = cluster ? await import("./fleetNode.ts").then((m) => m.fleetNode(pool, poolServing, cluster, log)) : null;
+  const live = new LiveState(pool);
+  const fleet = cluster ? await import("./fleetNode.ts").then((m) => m.fleetNode(pool, poolServing, cluster, log, () => live.windowSlo())) : null;
   const { bodyLimitBytes, headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs, drainTimeoutMs } = config.server;
   const app = buildApp(fleet?.serving ?? poolServing, {
     bodyLimitBytes,
@@ -175,7 +178,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     timeouts: { headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs },
     logger: opts.httpLogger ?? false,
     metrics,
-    live: new LiveState(pool),
+    live,
     ...(opts.dashboardPushMs ? { dashboardPushMs: opts.dashboardPushMs } : {}),
     onHttpOutcome: (o) => {
       metrics.countHttp(o);

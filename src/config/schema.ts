@@ -163,6 +163,8 @@ export const configSchema = z
     cluster: z
       .object({
         url: z.string().regex(/^rediss?:\/\//, "a redis:// or rediss:// URL"),
+        /** PEM file of the CA to trust for a rediss:// URL (default: Node's trusted CAs). */
+        tlsCaFile: z.string().min(1).optional(),
         /** Where routers reach this node; default: the address it listens on. */
         advertise: z
           .string()

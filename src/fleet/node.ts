@@ -10,16 +10,20 @@ import { createClient } from "redis";
 import { ConfigError } from "../core/errors.ts";
 import type { Pool } from "../runtime/Pool.ts";
 import { EVENTS_CHANNEL, type NodeRecord, type NodeState, NODES_SET, nodeKey, poolRecord } from "./record.ts";
-import { redactUrl } from "./redisUrl.ts";
+import { redactUrl, tlsSocketOptions } from "./redisUrl.ts";
 
 export interface FleetNodeOptions {
   redisUrl: string;
+  /** The CA for a `rediss://` URL whose certificate no public CA signed. */
+  tlsCaFile?: string | undefined;
   /** Where routers reach this node. */
   advertiseUrl: string;
   heartbeatMs: number;
   /** How long a record lives unless renewed (default 3 heartbeats). */
   ttlMs: number;
   log: (msg: string) => void;
+  /** Per model, the last minute's requests scored against their SLO and met: published for the routers' dashboards. */
+  windowSlo?: () => Record<string, { scored: number; met: number }>;
 }
 
 /** How long the first record may take to be written before start-up fails. */
@@ -47,6 +51,8 @@ export class FleetNode {
   private renewedAt = Number.NEGATIVE_INFINITY;
   private reachable = true;
   private left = false;
+  /** The client's last error: why joining failed (a wrong password, an untrusted certificate). */
+  private lastError: Error | undefined;
 
   constructor(
     private readonly pool: Pool,
@@ -57,10 +63,14 @@ export class FleetNode {
       url: opts.redisUrl,
       // Commands fail at once while Redis is away (the heartbeat tries again), rather than queue.
       disableOfflineQueue: true,
-      socket: { connectTimeout: opts.heartbeatMs * 2, reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, opts.heartbeatMs) },
+      socket: {
+        connectTimeout: opts.heartbeatMs * 2,
+        reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, opts.heartbeatMs),
+        ...tlsSocketOptions({ url: opts.redisUrl, tlsCaFile: opts.tlsCaFile }),
+      },
     });
     // Without a listener an error event would end the process; losing Redis is logged once by the heartbeat.
-    this.client.on("error", () => {});
+    this.client.on("error", (e: Error) => (this.lastError = e));
   }
 
   /** True when the record was not renewed within its TTL: routers with a live view count this node as gone. */
@@ -72,7 +82,10 @@ export class FleetNode {
   async join(): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new ConfigError(`cluster.url: cannot reach Redis at ${redactUrl(this.opts.redisUrl)} within ${JOIN_TIMEOUT_MS} ms`)), JOIN_TIMEOUT_MS);
+      timer = setTimeout(() => {
+        const why = this.lastError ? `: ${this.lastError.message}` : "";
+        reject(new ConfigError(`cluster.url: cannot reach Redis at ${redactUrl(this.opts.redisUrl)} within ${JOIN_TIMEOUT_MS} ms${why}`));
+      }, JOIN_TIMEOUT_MS);
     });
     try {
       await Promise.race([this.client.connect().then(() => this.write(true)), late]);
@@ -154,6 +167,7 @@ export class FleetNode {
   /** The record without its stamp: what the pool holds and predicts now. */
   record(): Omit<NodeRecord, "stampMs"> {
     const { devices, models } = poolRecord(this.pool.scheduler, this.pool.models.keys(), this.pool.now());
+    for (const [id, w] of Object.entries(this.opts.windowSlo?.() ?? {})) if (models[id]) Object.assign(models[id], w);
     return {
       nodeId: this.nodeId,
       url: this.opts.advertiseUrl,

@@ -23,8 +23,19 @@ export interface ModelRecord {
   waitMs: number;
   /** The predicted time to load it (ms). */
   loadMs: number;
-  /** Roughly how much one more request of this model adds to that wait (ms): what a router's unrecorded sends cost. */
+  /** Its weights' size: whether a load fits in a device's free memory or must evict a model. Absent in older records. */
+  weightBytes?: number;
+  /** Roughly what one request of this model adds to that wait when none of it runs (ms): its prefill and a decode of its own. */
   requestMs: number;
+  /**
+   * What one more request adds once the model has requests running or queued here (ms): its
+   * prefill and its share of the larger decode steps, for it joins their batch. Absent in
+   * records of older nodes (then `requestMs`).
+   */
+  joinMs?: number;
+  /** Over the node's last minute: requests scored against their SLO, and those that met it (a dashboard's figures; absent in the simulator). */
+  scored?: number;
+  met?: number;
 }
 
 export interface DeviceRecord {
@@ -73,6 +84,7 @@ export interface PoolSnapshot {
 /** The node's scheduler, as far as a record reads it (structurally: record.ts imports only core). */
 export interface RecordedScheduler {
   snapshot(): PoolSnapshot;
+  models: ReadonlyMap<ModelId, { weightBytes: number }>;
   predictedWaitMs(modelId: ModelId, nowMs: number, promptTokens: number): number;
   predictor: { loadMs(modelId: ModelId): number; prefillMs(modelId: ModelId, tokens: number): number; decodeStepMs(modelId: ModelId, batch: number): number };
 }
@@ -92,13 +104,18 @@ export function poolRecord(scheduler: RecordedScheduler, modelIds: Iterable<Mode
   const models: Record<ModelId, ModelRecord> = {};
   for (const id of modelIds) {
     const holders = upDevices.flatMap((d) => d.residentModels.filter((r) => r.modelId === id));
+    const running = snap.runningByModel[id] ?? 0;
+    const perDevice = (ms: number) => Math.round(ms / Math.max(1, upDevices.length));
+    const batch = Math.max(1, running);
     models[id] = {
       state: holders.some((r) => r.ready) ? "resident" : holders.length > 0 ? "loading" : "absent",
       queued: snap.waitingByModel[id] ?? 0,
-      running: snap.runningByModel[id] ?? 0,
+      running,
       waitMs: Math.round(scheduler.predictedWaitMs(id, nowMs, TYPICAL_PROMPT_TOKENS)),
       loadMs: Math.round(p.loadMs(id)),
-      requestMs: Math.round((p.prefillMs(id, TYPICAL_PROMPT_TOKENS) + p.decodeStepMs(id, 1) * TYPICAL_OUTPUT_TOKENS) / Math.max(1, upDevices.length)),
+      weightBytes: scheduler.models.get(id)?.weightBytes ?? 0,
+      requestMs: perDevice(p.prefillMs(id, TYPICAL_PROMPT_TOKENS) + p.decodeStepMs(id, 1) * TYPICAL_OUTPUT_TOKENS),
+      joinMs: perDevice(p.prefillMs(id, TYPICAL_PROMPT_TOKENS) + Math.max(0, p.decodeStepMs(id, batch + 1) - p.decodeStepMs(id, batch)) * TYPICAL_OUTPUT_TOKENS),
     };
   }
   const devices = snap.devices.map((d) => ({

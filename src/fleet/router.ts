@@ -7,18 +7,24 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import { Counter, Gauge, Registry } from "prom-client";
 import { BodyTooLargeError, ModelNotFoundError, NotFoundError, PitcherError, ShuttingDownError } from "../core/errors.ts";
+import { fleetDashboardHtml } from "../views/fleetDashboardHtml.ts";
+import { dashboardState, type NodeCounts } from "./dashboard.ts";
 import { type DispatchOptions, Dispatcher, sendError } from "./dispatch.ts";
 import { isFresh } from "./routing.ts";
 import { FleetView } from "./view.ts";
 
 export interface RouterOptions extends Partial<DispatchOptions> {
   redisUrl: string;
+  /** The CA for a `rediss://` URL whose certificate no public CA signed. */
+  tlsCaFile?: string | undefined;
   host: string;
   port: number;
   /** How often the view is read (ms). */
   pollMs?: number;
   bodyLimitBytes?: number;
   log?: (msg: string) => void;
+  /** How often `/dashboard/events` pushes the fleet (ms). */
+  dashboardPushMs?: number;
 }
 
 export interface RunningRouter {
@@ -41,7 +47,7 @@ const CATALOG_TIMEOUT_MS = 2_000;
 export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
   const log = opts.log ?? ((m: string) => console.error(m));
   const pollMs = opts.pollMs ?? 250;
-  const view = new FleetView({ redisUrl: opts.redisUrl, pollMs, unreachableAfterMs: UNREACHABLE_POLLS * pollMs, log, subscribe: true });
+  const view = new FleetView({ redisUrl: opts.redisUrl, tlsCaFile: opts.tlsCaFile, pollMs, unreachableAfterMs: UNREACHABLE_POLLS * pollMs, log, subscribe: true });
   await view.start();
 
   const registry = new Registry();
@@ -79,16 +85,37 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
     },
   });
 
+  // The same counts per node for the dashboard (prom-client's are read asynchronously).
+  const perNode = new Map<string, NodeCounts>();
+  const tally = (node: string, key: keyof NodeCounts) => {
+    const c = perNode.get(node) ?? { routed: 0, redispatched: 0, failed: 0 };
+    c[key]++;
+    perNode.set(node, c);
+  };
+  let refusedTotal = 0;
   const dispatcher = new Dispatcher(
     view,
     { ...DEFAULTS, ...definedOnly(opts) },
     {
-      routed: (node) => routed.inc({ node }),
-      redispatched: (node, reason) => redispatched.inc({ node, reason }),
-      failed: (node) => failed.inc({ node }),
-      refused: (status) => refused.inc({ status: String(status) }),
+      routed: (node) => {
+        routed.inc({ node });
+        tally(node, "routed");
+      },
+      redispatched: (node, reason) => {
+        redispatched.inc({ node, reason });
+        tally(node, "redispatched");
+      },
+      failed: (node) => {
+        failed.inc({ node });
+        tally(node, "failed");
+      },
+      refused: (status) => {
+        refused.inc({ status: String(status) });
+        refusedTotal++;
+      },
     },
   );
+  const feeds = new Set<() => void>();
   const bodyLimit = opts.bodyLimitBytes ?? 1 << 20;
   let draining = false;
   let active = 0;
@@ -152,6 +179,25 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
       res.writeHead(200, { "content-type": registry.contentType });
       return void res.end(text);
     }
+    if (req.method === "GET" && path === "/dashboard") {
+      const page = fleetDashboardHtml();
+      res.writeHead(200, { "content-type": "text/html; charset=utf-8", "content-length": Buffer.byteLength(page) });
+      return void res.end(page);
+    }
+    if (req.method === "GET" && path === "/dashboard/events") {
+      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", connection: "keep-alive" });
+      const push = () => res.write(`event: state\ndata: ${JSON.stringify(dashboardState(view.snapshot(), perNode, refusedTotal))}\n\n`);
+      push();
+      const timer = setInterval(push, opts.dashboardPushMs ?? 500);
+      const end = () => {
+        clearInterval(timer);
+        feeds.delete(end);
+        if (!res.destroyed) res.end();
+      };
+      feeds.add(end);
+      res.on("close", end);
+      return;
+    }
     if (req.method === "GET" && (path === "/v1/models" || path.startsWith("/v1/models/"))) {
       const list = await models(req.headers.authorization);
       if ("refused" in list) return json(res, list.refused, 401);
@@ -197,6 +243,8 @@ export async function startRouter(opts: RouterOptions): Promise<RunningRouter> {
     view,
     async shutdown(deadlineMs: number) {
       draining = true;
+      // A dashboard's feed never ends by itself: end them, or they would hold the drain.
+      for (const end of [...feeds]) end();
       server.close();
       server.closeIdleConnections();
       if (active > 0) await Promise.race([new Promise<void>((r) => (idle = r)), new Promise((r) => setTimeout(r, deadlineMs).unref())]);

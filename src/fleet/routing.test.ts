@@ -58,6 +58,44 @@ describe("rankNodes", () => {
     );
   });
 
+  it("prices unrecorded sends of a running model as joins to its batch, not as solo requests", () => {
+    // a holds m with a request running: each of our sends joins that batch (joinMs), so a
+    // burst of three stays there rather than paying a load on b.
+    const holder = node("a", 10_000, { m: model({ running: 1, waitMs: 100, requestMs: 1_000, joinMs: 20 }) });
+    const loader = node("b", 10_000, { m: model({ state: "absent", waitMs: 800 }) });
+    const burst = [0, 1, 2].map((i) => ({ nodeId: "a", modelId: "m", sentAtMs: 10_000 + i }));
+    assert.deepEqual(
+      rankNodes(input([loader, holder], { inFlight: burst })).map((c) => [c.nodeId, c.costMs]),
+      [
+        ["a", 160],
+        ["b", 800],
+      ],
+    );
+    // Nothing of m on the node: the first send opens a batch (requestMs), the next ones join it.
+    const idle = node("a", 10_000, { m: model({ waitMs: 100, requestMs: 1_000, joinMs: 20 }) });
+    assert.equal(rankNodes(input([idle], { inFlight: burst }))[0]!.costMs, 100 + 1_000 + 20 + 20);
+    // A record without joinMs (an older node): every send at requestMs.
+    const old = node("a", 10_000, { m: model({ running: 1, waitMs: 100, requestMs: 300 }) });
+    assert.equal(rankNodes(input([old], { inFlight: burst }))[0]!.costMs, 100 + 900);
+  });
+
+  it("prices a load that must evict a resident model as a second load", () => {
+    const GB = 1e9;
+    const device = (freeBytes: number) => ({ id: "d0", up: true, memoryBytes: 80 * GB, freeBytes, residents: [] });
+    const holder = node("a", 10_000, { m: model({ waitMs: 1_200 }) });
+    const full = node("b", 10_000, { m: model({ state: "absent", waitMs: 800, loadMs: 800, weightBytes: 15 * GB }) }, { devices: [device(5 * GB)] });
+    assert.deepEqual(
+      rankNodes(input([full, holder])).map((c) => [c.nodeId, c.costMs]),
+      [
+        ["a", 1_200],
+        ["b", 1_600],
+      ],
+      "b has no room: its load would evict a model",
+    );
+    const roomy = node("b", 10_000, { m: model({ state: "absent", waitMs: 800, loadMs: 800, weightBytes: 15 * GB }) }, { devices: [device(20 * GB)] });
+    assert.deepEqual(ids(input([roomy, holder])), ["b", "a"], "b has room: only the load itself");
+  });
+
   it("skips an excluded node until its exclusion ends", () => {
     const records = [node("a", 10_000, { m: model() }), node("b", 10_000, { m: model({ waitMs: 50 }) })];
     const excludedUntil = new Map([["a", 12_000]]);

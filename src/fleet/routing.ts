@@ -4,7 +4,7 @@
  * randomness; every time comes in as an argument, on Redis's clock. Reasoning: DESIGN.md.
  */
 import type { ModelId } from "../core/types.ts";
-import type { NodeRecord } from "./record.ts";
+import type { ModelRecord, NodeRecord } from "./record.ts";
 
 /** Records older than this many of their node's heartbeats are not trusted (the node may be dead or hung). */
 export const STALE_HEARTBEATS = 2.5;
@@ -55,17 +55,50 @@ export function rankNodes(input: RoutingInput): Candidate[] {
     const m = r.models[input.modelId];
     if (!m || r.state !== "READY" || !isFresh(r, input.asOfMs)) continue;
     if ((input.excludedUntil.get(r.nodeId) ?? Number.NEGATIVE_INFINITY) > input.nowMs) continue;
-    let unrecordedMs = 0;
     let ours = 0;
+    const unrecorded: ModelId[] = [];
     for (const s of input.inFlight) {
       if (s.nodeId !== r.nodeId) continue;
       ours++;
-      if (s.sentAtMs >= r.stampMs) unrecordedMs += r.models[s.modelId]?.requestMs ?? m.requestMs;
+      if (s.sentAtMs >= r.stampMs) unrecorded.push(s.modelId);
     }
-    ranked.push({ nodeId: r.nodeId, url: r.url, costMs: m.waitMs + unrecordedMs, resident: m.state === "resident", ours });
+    ranked.push({ nodeId: r.nodeId, url: r.url, costMs: m.waitMs + unrecordedMs(r, unrecorded) + displacedMs(r, m), resident: m.state === "resident", ours });
   }
   ranked.sort((a, b) => a.costMs - b.costMs || Number(b.resident) - Number(a.resident) || a.ours - b.ours || (a.nodeId < b.nodeId ? -1 : a.nodeId > b.nodeId ? 1 : 0));
   return ranked.map(({ ours: _, ...c }) => c);
+}
+
+/**
+ * What the requests this router sent a node since its record add to its waits (ms), which
+ * the record cannot show yet. A request of a model with nothing running or queued there
+ * opens a batch of its own (`requestMs`: prefill and a decode); every other one joins a
+ * batch (`joinMs`: its prefill and its share of larger decode steps), so a burst for a
+ * resident model stays where it is resident instead of paying loads elsewhere.
+ */
+export function unrecordedMs(r: NodeRecord, modelIds: readonly ModelId[]): number {
+  const opened = new Set<ModelId>();
+  let ms = 0;
+  for (const id of modelIds) {
+    const m = r.models[id];
+    if (!m) continue;
+    const joins = opened.has(id) || m.running + m.queued > 0;
+    opened.add(id);
+    ms += joins ? (m.joinMs ?? m.requestMs) : m.requestMs;
+  }
+  return ms;
+}
+
+/**
+ * A load on a node with no room for the model evicts one that is resident there, which
+ * someone pays for later with a load of its own: price it as a second load (ms). Without
+ * this a burst for a model resident on one node loaded it on the others, evicting theirs,
+ * and a fleet of small nodes made four times the model switches of one pool (BENCHMARKS.md).
+ * A node with room, or a record without sizes, pays nothing more.
+ */
+export function displacedMs(r: NodeRecord, m: ModelRecord): number {
+  if (m.state !== "absent" || m.weightBytes === undefined) return 0;
+  const room = r.devices.some((d) => d.up && d.freeBytes >= m.weightBytes!);
+  return room ? 0 : m.loadMs;
 }
 
 /** How one try of a request at a node ended, short of an answer for the client. */

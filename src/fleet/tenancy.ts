@@ -10,10 +10,12 @@ import { RedisTokenBudget } from "./budgetScript.ts";
 import { FleetKeys } from "./keys.ts";
 import { type RatesWhenDown, redisLimiters } from "./redisLimits.ts";
 import type { Redis } from "./redisScript.ts";
-import { redactUrl } from "./redisUrl.ts";
+import { redactUrl, tlsSocketOptions } from "./redisUrl.ts";
 
 export interface FleetTenancyOptions {
   redisUrl: string;
+  /** CA (PEM) for a `rediss://` URL whose certificate no public CA signed. */
+  tlsCaFile?: string | undefined;
   configKeys: ApiKeySpec[];
   heartbeatMs: number;
   leaseMs: number;
@@ -34,7 +36,11 @@ export async function fleetTenancy(opts: FleetTenancyOptions): Promise<{ tenancy
     url: opts.redisUrl,
     // While Redis is away commands fail at once (and the limits fall back as configured) rather than queue.
     disableOfflineQueue: true,
-    socket: { connectTimeout: timeoutMs, reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, opts.heartbeatMs) },
+    socket: {
+      connectTimeout: timeoutMs,
+      reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, opts.heartbeatMs),
+      ...tlsSocketOptions({ url: opts.redisUrl, tlsCaFile: opts.tlsCaFile }),
+    },
   });
   const subscriber = client.duplicate();
   // Without listeners an error event would end the process; what Redis's absence changes is logged where it matters.

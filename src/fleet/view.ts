@@ -7,10 +7,12 @@
 import { createClient } from "redis";
 import { ConfigError } from "../core/errors.ts";
 import { EVENTS_CHANNEL, type NodeRecord, NODES_SET, nodeKey, parseRecord } from "./record.ts";
-import { redactUrl } from "./redisUrl.ts";
+import { redactUrl, tlsSocketOptions } from "./redisUrl.ts";
 
 export interface FleetViewOptions {
   redisUrl: string;
+  /** The CA for a `rediss://` URL whose certificate no public CA signed. */
+  tlsCaFile?: string | undefined;
   /** How often the records are read (ms). */
   pollMs: number;
   /** Redis counts as unreachable when no read succeeded for this long (ms). */
@@ -36,21 +38,27 @@ export class FleetView {
   private readAtRedis = 0;
   private wasReachable = true;
   private closed = false;
+  /** The client's last error: why a first connection failed (a wrong password, an untrusted certificate). */
+  private lastError: Error | undefined;
 
   constructor(private readonly opts: FleetViewOptions) {
     this.client = createClient({
       url: opts.redisUrl,
       disableOfflineQueue: true,
-      socket: { connectTimeout: CONNECT_TIMEOUT_MS, reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 1_000) },
+      socket: {
+        connectTimeout: CONNECT_TIMEOUT_MS,
+        reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 1_000),
+        ...tlsSocketOptions({ url: opts.redisUrl, tlsCaFile: opts.tlsCaFile }),
+      },
     });
-    this.client.on("error", () => {});
+    this.client.on("error", (e: Error) => (this.lastError = e));
   }
 
   /** Connect and read once (or fail: a router that never reached Redis has nothing to route on). */
   async start(): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS);
+      timer = setTimeout(() => reject(new Error(`no answer within ${CONNECT_TIMEOUT_MS} ms${this.lastError ? ` (${this.lastError.message})` : ""}`)), CONNECT_TIMEOUT_MS);
     });
     try {
       await Promise.race([this.client.connect().then(() => this.read()), late]);

@@ -216,6 +216,23 @@ export class LiveState {
     if (j > 0) this.recent.splice(0, j);
   }
 
+  /**
+   * Per model, the window's requests scored against their SLO and those that met it: what a
+   * fleet node publishes in its record for the router's dashboard (one pass, no percentiles).
+   */
+  windowSlo(): Record<string, { scored: number; met: number }> {
+    this.trim(this.pool.now());
+    const out: Record<string, { scored: number; met: number }> = {};
+    for (const r of this.recent) {
+      if (r.met === null) continue;
+      const m = out[r.modelId] ?? { scored: 0, met: 0 };
+      out[r.modelId] = m;
+      m.scored++;
+      if (r.met) m.met++;
+    }
+    return out;
+  }
+
   /** The state now, with the segments that ended after `cursor` (0: the whole window). */
   view(cursor: number): DashboardState {
     const nowMs = this.pool.now();
