@@ -6,10 +6,13 @@
  * clock mostly shows the contention.
  *
  *   node --import tsx bench/loadCost.ts .pitcher-cache/bench/p58m-0.gguf .pitcher-cache/bench/l400m-0.gguf
+ *   PITCHER_BENCH_GPU=cuda node --import tsx bench/loadCost.ts big.gguf     # loads onto a GPU (bench/gpu.sh)
  */
 import { getLlama, LlamaLogLevel } from "node-llama-cpp";
 
-const llama = await getLlama({ build: "never", gpu: false, maxThreads: 1, logLevel: LlamaLogLevel.error, progressLogs: false, skipDownload: true });
+const gpu = (process.env.PITCHER_BENCH_GPU ?? "false") === "false" ? false : (process.env.PITCHER_BENCH_GPU as "cuda" | "vulkan" | "metal" | "auto");
+const llama = await getLlama({ build: "never", gpu, maxThreads: 1, logLevel: LlamaLogLevel.error, progressLogs: false, skipDownload: true });
+if (gpu && llama.gpu === false) throw new Error(`PITCHER_BENCH_GPU=${gpu}: node-llama-cpp found no usable ${gpu} build`);
 const cpuMs = () => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;

@@ -4,6 +4,7 @@
  * file and thread count, alternated in one run.
  *
  *   node --import tsx bench/overhead.ts --tokens 256 --rounds 3
+ *   node --import tsx bench/overhead.ts --file big.gguf --gpu cuda --memory 10GB   # any GGUF, on a GPU (bench/gpu.sh)
  */
 import { startServerProcess } from "./serverProcess.ts";
 import fs from "node:fs";
@@ -18,15 +19,20 @@ const opts = new Command()
   .option("--tokens <n>", "tokens per run", "256")
   .option("--rounds <n>", "alternations", "3")
   .option("--idle-slice <ms>", "scheduler.idleDecodeSliceMs (default: the server's)")
+  .option("--file <gguf>", "a model file instead of the stand-in --model")
+  .option("--gpu <kind>", "false (CPU), cuda, vulkan, metal or auto: both sides", "false")
+  .option("--memory <size>", "the Pitcher device's memory budget (default: the server's)")
   .parse()
   .opts();
 const CACHE = path.resolve(import.meta.dirname, "..", ".pitcher-cache");
-const file = ensureStandIns(CACHE).find((m) => m.id === opts.model)!.path;
+const file = opts.file ? path.resolve(opts.file) : ensureStandIns(CACHE).find((m) => m.id === opts.model)!.path;
+const gpu = opts.gpu === "false" ? false : (opts.gpu as "cuda" | "vulkan" | "metal" | "auto");
 const N = Number(opts.tokens);
 const PROMPT = "Once upon a time, a pool of devices served many models";
 
 // The plain loop: one context, one sequence, greedy, one thread (what the worker does, minus everything else).
-const llama = await getLlama({ build: "never", gpu: false, maxThreads: 1, logLevel: LlamaLogLevel.error });
+const llama = await getLlama({ build: "never", gpu, maxThreads: 1, logLevel: LlamaLogLevel.error, skipDownload: true });
+if (gpu && llama.gpu === false) throw new Error(`--gpu ${gpu}: node-llama-cpp found no usable ${gpu} build`);
 const model = await llama.loadModel({ modelPath: file });
 const ctx = await model.createContext({ contextSize: 1024, threads: 1 });
 const seq = ctx.getSequence();
@@ -50,7 +56,7 @@ fs.writeFileSync(
   cfgFile,
   JSON.stringify({
     cacheDir: CACHE,
-    devices: { count: 1, threadsPerDevice: 1 },
+    devices: { count: 1, threadsPerDevice: 1, gpu, ...(opts.memory ? { memory: opts.memory } : {}) },
     scheduler: { calibrate: false, ...(opts.idleSlice ? { idleDecodeSliceMs: Number(opts.idleSlice) } : {}) },
     models: [{ id: "m", path: file }],
   }),
@@ -88,7 +94,7 @@ for (let r = 0; r < Number(opts.rounds); r++) {
 }
 await server.shutdown();
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)]!;
-console.log(`model ${opts.model}, ${N} tokens, 1 thread, ${opts.rounds} alternated rounds`);
+console.log(`model ${opts.file ? path.basename(file) : opts.model}, ${N} tokens, 1 thread, gpu ${llama.gpu}, ${opts.rounds} alternated rounds`);
 console.log(`plain node-llama-cpp: ${plain.map((x) => x.toFixed(1)).join(", ")} tok/s (median ${median(plain).toFixed(1)})`);
 console.log(`through Pitcher:      ${pitcher.map((x) => x.toFixed(1)).join(", ")} tok/s (median ${median(pitcher).toFixed(1)})`);
 console.log(`ratio (median): ${((median(pitcher) / median(plain)) * 100).toFixed(1)}%`);

@@ -34,6 +34,7 @@ import { sloReport } from "../src/core/slo.ts";
 import { runLoad } from "../src/loadgen/loadClient.ts";
 import { generateWorkload, type WorkloadRequest } from "../src/workload/workload.ts";
 import { kneeOf } from "./knee.ts";
+import { childPids, cpuMs } from "./processStats.ts";
 import { applyScenarioDefaults, isScenario, SCENARIO_DEFAULTS, scenarioModels } from "./scenarios.ts";
 import { scenarioWorkload } from "./scenarioWorkload.ts";
 import { ROOT, startServerProcess } from "./serverProcess.ts";
@@ -60,6 +61,7 @@ const program = new Command()
   .option("--resident-memory <size>", "Pitcher's memory budget per device with all six resident", "500MB")
   .option("--single-tokens <n>", "tokens of the single stream", "512")
   .option("--rounds <n>", "alternating rounds of the single stream", "3")
+  .option("--baseline <dir>", "single stream: another Pitcher checkout (an earlier build) run as a third side, alternating with the other two", "")
   .option("--seed <n>", "workload seed", "7")
   .option("--out <prefix>", "result files prefix (default bench/results/peer-<scenario>-<time>)", "")
   .parse();
@@ -77,6 +79,8 @@ if (!fs.existsSync(bin)) {
 interface Server {
   url: string;
   stop(): Promise<void>;
+  /** The processes that serve (the server and its device workers), for CPU time per token. */
+  pids(): number[];
 }
 
 function freePort(): Promise<number> {
@@ -149,7 +153,7 @@ async function startLlamaServer(args: string[]): Promise<Server> {
     fs.rmSync(home, { recursive: true, force: true });
     throw e;
   }
-  return { url, stop: () => stopGroup(child).finally(() => fs.rmSync(home, { recursive: true, force: true })) };
+  return { url, stop: () => stopGroup(child).finally(() => fs.rmSync(home, { recursive: true, force: true })), pids: () => [child.pid!] };
 }
 
 /** The router serves every .gguf of a folder under its file name: link the scenario's six. */
@@ -159,7 +163,7 @@ function modelsDir(models: { id: string; path: string }[]): string {
   return dir;
 }
 
-async function startPitcher(models: { id: string; path: string }[], devices: number, memory: string, scheduler: Record<string, unknown> = {}): Promise<Server> {
+async function startPitcher(models: { id: string; path: string }[], devices: number, memory: string, scheduler: Record<string, unknown> = {}, root?: string): Promise<Server> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pitcher-peer-"));
   const cfg = path.join(dir, "pitcher.json");
   fs.writeFileSync(
@@ -178,11 +182,11 @@ async function startPitcher(models: { id: string; path: string }[], devices: num
       models,
     }),
   );
-  const server = await startServerProcess(cfg);
-  return { url: server.url, stop: () => server.stop().finally(() => fs.rmSync(dir, { recursive: true, force: true })) };
+  const server = await startServerProcess(cfg, root);
+  return { url: server.url, stop: () => server.stop().finally(() => fs.rmSync(dir, { recursive: true, force: true })), pids: () => [server.pid, ...childPids(server.pid)] };
 }
 
-type Side = "peer" | "pitcher";
+type Side = "peer" | "pitcher" | "baseline";
 const order = (i: number): Side[] => (i % 2 === 0 ? ["peer", "pitcher"] : ["pitcher", "peer"]);
 const models = scenarioModels(scenario, CACHE);
 const stamp = new Date().toISOString().replace(/[:.]/g, "-").slice(0, 19);
@@ -203,37 +207,62 @@ if (modes.has("single")) {
   const model = models[0]!;
   const tokens = Number(opts.singleTokens);
   const request: WorkloadRequest = { index: 0, modelId: model.id, arrivalMs: 0, inputTokens: 64, outputTokens: tokens };
-  const rows: { round: number; side: Side; tokensPerSecond: number; tokens: number }[] = [];
+  const rows: { round: number; side: Side; tokensPerSecond: number; tokens: number; cpuMsPerToken: number }[] = [];
+  const baseline = opts.baseline ? path.resolve(opts.baseline) : "";
+  // With a baseline, the three sides rotate: each goes first, second and third in turn.
+  const sidesOf = (round: number): Side[] => {
+    if (!baseline) return order(round);
+    const all: Side[] = ["peer", "pitcher", "baseline"];
+    return all.map((_, i) => all[(i + round) % 3]!);
+  };
   for (let round = 0; round < Number(opts.rounds); round++) {
-    for (const side of order(round)) {
+    for (const side of sidesOf(round)) {
       const server =
         side === "peer"
           ? await startLlamaServer(["-m", model.path, "-t", "1", "-tb", "1", "--parallel", "1", "-c", "1024", "--alias", model.id])
           : // No admission control: one stream measures speed, not SLOs (on a busy machine the
             // calibrated estimates can make admission refuse even a lone request).
-            await startPitcher([model], 1, "2GB", { admissionTtftFactor: 0, lateWaitCapFactor: false });
+            await startPitcher([model], 1, "2GB", { admissionTtftFactor: 0, lateWaitCapFactor: false }, side === "baseline" ? baseline : undefined);
+      // CPU time of the serving processes over the request (every thread; the client's is not
+      // counted): on a shared machine the wall clock mostly shows the contention.
+      const pids = server.pids();
+      const cpu0 = pids.reduce((a, p) => a + cpuMs(p), 0);
       const load = await runLoad([request], { baseUrl: server.url, drainTimeoutMs: 120_000 });
+      const cpu = pids.reduce((a, p) => a + cpuMs(p), 0) - cpu0;
       await server.stop();
       const t = load.traces[0]!.tokenTimesMs;
       const tps = t.length > 1 ? ((t.length - 1) * 1000) / (t[t.length - 1]! - t[0]!) : 0;
-      rows.push({ round, side, tokensPerSecond: tps, tokens: t.length });
-      console.log(`single round ${round} ${side.padEnd(8)} ${tps.toFixed(1)} tokens/s (${t.length} tokens) errors=${JSON.stringify(load.errors)}`);
+      const cpuMsPerToken = t.length > 0 ? cpu / t.length : 0;
+      rows.push({ round, side, tokensPerSecond: tps, tokens: t.length, cpuMsPerToken });
+      console.log(
+        `single round ${round} ${side.padEnd(8)} ${tps.toFixed(1)} tokens/s (${t.length} tokens) CPU ${cpuMsPerToken.toFixed(2)} ms/token load ${os.loadavg()[0]!.toFixed(1)} errors=${JSON.stringify(load.errors)}`,
+      );
     }
   }
-  const ratios = Array.from({ length: Number(opts.rounds) }, (_, r) => {
-    const of = (s: Side) => rows.find((x) => x.round === r && x.side === s)!.tokensPerSecond;
-    return of("pitcher") / of("peer");
-  });
-  result.single = { model: model.id, rows, ratios };
+  const at = (r: number, s: Side) => rows.find((x) => x.round === r && x.side === s)!;
+  const ratios = Array.from({ length: Number(opts.rounds) }, (_, r) => at(r, "pitcher").tokensPerSecond / at(r, "peer").tokensPerSecond);
+  const baselineRatios = baseline ? Array.from({ length: Number(opts.rounds) }, (_, r) => at(r, "baseline").tokensPerSecond / at(r, "peer").tokensPerSecond) : undefined;
+  result.single = { model: model.id, rows, ratios, ...(baseline ? { baseline, baselineRatios } : {}) };
   md.push(
     `## Single stream: one greedy ${tokens}-token stream, one thread, ${model.id}`,
     "",
-    "| round | llama-server tokens/s | Pitcher tokens/s | Pitcher ÷ llama-server |",
-    "|---|---|---|---|",
+    ...(baseline
+      ? [
+          `Baseline: the Pitcher checkout at \`${baseline}\`.`,
+          "",
+          "| round | llama-server tokens/s | Pitcher tokens/s | baseline tokens/s | Pitcher ÷ llama-server | baseline ÷ llama-server | CPU ms/token: llama-server / Pitcher / baseline |",
+          "|---|---|---|---|---|---|---|",
+        ]
+      : ["| round | llama-server tokens/s | Pitcher tokens/s | Pitcher ÷ llama-server | CPU ms/token: llama-server / Pitcher |", "|---|---|---|---|---|"]),
   );
   ratios.forEach((ratio, r) => {
-    const of = (s: Side) => rows.find((x) => x.round === r && x.side === s)!.tokensPerSecond.toFixed(1);
-    md.push(`| ${r} | ${of("peer")} | ${of("pitcher")} | ${ratio.toFixed(3)} |`);
+    const tps = (s: Side) => at(r, s).tokensPerSecond.toFixed(1);
+    const cpu = (s: Side) => at(r, s).cpuMsPerToken.toFixed(2);
+    md.push(
+      baseline
+        ? `| ${r} | ${tps("peer")} | ${tps("pitcher")} | ${tps("baseline")} | ${ratio.toFixed(3)} | ${baselineRatios![r]!.toFixed(3)} | ${cpu("peer")} / ${cpu("pitcher")} / ${cpu("baseline")} |`
+        : `| ${r} | ${tps("peer")} | ${tps("pitcher")} | ${ratio.toFixed(3)} | ${cpu("peer")} / ${cpu("pitcher")} |`,
+    );
   });
   md.push("", "Target: Pitcher ÷ llama-server ≥ 0.95.", "");
 }

@@ -39,6 +39,10 @@ const program = new Command()
   .option("--admission <f>", "scheduler.admissionTtftFactor of the servers (0: off)", "0")
   .option("--late-cap <f>", "scheduler.lateWaitCapFactor of the servers (false: off)", "false")
   .option("--out <file>", "JSON results", "")
+  .option("--model-files <list>", "comma-separated GGUF files served instead of the scenario's (each under its file name)", "")
+  .option("--gpu <kind>", "devices.gpu of the servers: false (CPU), cuda, vulkan, metal or auto", "false")
+  .option("--devices <n>", "devices.count of the servers", "2")
+  .option("--context <n>", "defaults.contextTokens of the servers (default: the server's)", "")
   .parse();
 const opts = program.opts();
 if (!isScenario(opts.scenario)) throw new Error(`--scenario: default, P or L, not ${opts.scenario}`);
@@ -52,7 +56,7 @@ async function startServer(policy: string, models: { id: string; path: string }[
     cfg,
     JSON.stringify({
       cacheDir: CACHE,
-      devices: { count: 2, threadsPerDevice: 1, memory: String(opts.memory) },
+      devices: { count: Number(opts.devices), threadsPerDevice: 1, memory: String(opts.memory), gpu: opts.gpu === "false" ? false : opts.gpu },
       scheduler: {
         policy,
         admissionTtftFactor: Number(opts.admission),
@@ -60,14 +64,18 @@ async function startServer(policy: string, models: { id: string; path: string }[
         calibrate: true,
         idleDecodeSliceMs: Number(opts.idleSlice),
       },
-      defaults: { slo: { ttftMs, tbtMs: 100 }, maxBatch: 4 },
+      defaults: { slo: { ttftMs, tbtMs: 100 }, maxBatch: 4, ...(opts.context ? { contextTokens: Number(opts.context) } : {}) },
       models,
     }),
   );
   return startServerProcess(cfg);
 }
 
-const models = scenarioModels(opts.scenario, CACHE);
+const models = opts.modelFiles
+  ? String(opts.modelFiles)
+      .split(",")
+      .map((f) => ({ id: path.basename(f, ".gguf"), path: path.resolve(f) }))
+  : scenarioModels(opts.scenario, CACHE);
 const ttftMs = Number(opts.ttft);
 const rows: Record<string, unknown>[] = [];
 for (const policy of String(opts.policies).split(",")) {

@@ -4,9 +4,10 @@ import path from "node:path";
 
 export const ROOT = path.resolve(import.meta.dirname, "..");
 
-export async function startServerProcess(configFile: string): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
+/** `root`: the checkout to run (another build, for a before/after comparison); this one by default. */
+export async function startServerProcess(configFile: string, root = ROOT): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
   const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve", "--config", configFile, "--port", "0", "--no-request-log"], {
-    cwd: ROOT,
+    cwd: root,
     stdio: ["ignore", "pipe", "pipe"],
   });
   let err = "";

@@ -140,4 +140,16 @@ describe("sampling options on the engine (stories260K)", () => {
     assert.deepEqual(out, alone);
     assert.notDeepEqual(alone, ids(await run({ ...sampling, presencePenalty: 0, frequencyPenalty: 0, repeatPenalty: 1 }, 23)), "the penalties mattered");
   });
+
+  it("a slot's kept sampler draws as a fresh one: the same seeded first token, request after request on one slot", async () => {
+    // Each request's first token has the seed itself; the slot's sampler last drew with that
+    // same seed for the request before, so its generator must be started afresh, not advanced.
+    const firsts: number[] = [];
+    for (let i = 0; i < 6; i++) firsts.push((await run({ temperature: 2, seed: 5 }, 0)).tokens[0]!.token);
+    assert.deepEqual(firsts, Array(6).fill(firsts[0]));
+    const penalized: number[][] = [];
+    for (let i = 0; i < 3; i++) penalized.push(ids(await run({ temperature: 0, presencePenalty: 1.5, repeatPenalty: 1.4 }, 9)));
+    assert.deepEqual(penalized[1], penalized[0], "another request's penalty state is not carried into the slot");
+    assert.deepEqual(penalized[2], penalized[0]);
+  });
 });

@@ -163,6 +163,7 @@ async function stream(
   let started = false;
   // Once the stream ended (a choice failed), the other choices' late pieces go nowhere.
   let ended = false;
+  let corked = false;
   const write = (data: unknown): void => {
     if (ended) return;
     if (!started) {
@@ -173,6 +174,17 @@ async function stream(
       // close, when the client asked to). Ours suppressed the hint (issue 12).
       reply.raw.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
       if (chat) for (const [index] of generations.entries()) reply.raw.write(`data: ${JSON.stringify(chunk(index, { role: "assistant", content: "" }, null))}\n\n`);
+    }
+    // Tokens come from the device in bursts: the chunks written in one turn of the event loop
+    // leave in one socket write, not one system call (and one packet) per token.
+    if (!corked) {
+      corked = true;
+      reply.raw.cork();
+      setImmediate(() => {
+        corked = false;
+        // end() has flushed everything already (and the socket may serve the next request).
+        if (!reply.raw.writableEnded) reply.raw.uncork();
+      });
     }
     reply.raw.write(`data: ${JSON.stringify(data)}\n\n`);
   };

@@ -17,6 +17,7 @@ import { OutputGrammars } from "./grammarState.ts";
 import { kvPaths, KvStateError, sealKvState, verifyKvState } from "./kvStateFile.ts";
 import { generateNext, readLogprobs } from "./samplingOptions.ts";
 import { skipResourceSimulation } from "./skipResourceSimulation.ts";
+import { type StepOutput, StepSamplers } from "./stepSampler.ts";
 import type { WorkerCommand, WorkerInit, WorkerMessage, WorkerProgress, WorkerReply, WorkerResult } from "./protocol.ts";
 
 interface LoadedModel {
@@ -29,6 +30,8 @@ interface LoadedModel {
   byRequest: Map<RequestId, LlamaContextSequence>;
   /** Whether a decode step of n sequences runs as one batch or one sequence at a time. */
   batchModes: BatchModeChooser;
+  /** One sampler kept per sequence, as llama-server keeps one per slot (not one built per step). */
+  samplers: StepSamplers;
 }
 
 let llama: Llama | undefined;
@@ -41,8 +44,6 @@ function send(reply: WorkerReply | WorkerProgress): void {
   // The server may have closed the channel (shutdown, restart): nothing left to tell.
   if (process.connected) process.send!(reply);
 }
-
-type StepOutput = Awaited<ReturnType<LlamaContextSequence["controlledEvaluate"]>>[number];
 
 /** A step's sampled token, and its logprobs when the request asked for them. */
 function sampledOf(out: StepOutput | undefined, logprobsK: number | undefined, what: string): { token: number; logprobs: TokenLogprobs | null } {
@@ -86,6 +87,7 @@ async function unload(modelId: ModelId): Promise<void> {
   if (!m) return;
   models.delete(modelId);
   grammars?.unloadModel(modelId);
+  m.samplers.dispose();
   await m.context.dispose();
   await m.model.dispose();
 }
@@ -126,6 +128,7 @@ async function run(id: number, cmd: WorkerCommand): Promise<WorkerResult> {
           free,
           byRequest: new Map(),
           batchModes: new BatchModeChooser(),
+          samplers: new StepSamplers(model),
         });
       } catch (e) {
         await model.dispose();
@@ -155,16 +158,12 @@ async function run(id: number, cmd: WorkerCommand): Promise<WorkerResult> {
           cmd.tokens as Token[],
           0,
           cmd.sampling.grammar,
-          generateNext(m.model, cmd.sampling, 0, []).options ?? {},
+          generateNext(m.model, cmd.sampling, 0, [], m.contextTokens).options ?? {},
         );
         return { tokens: [token] };
       }
-      const last = cmd.tokens.length - 1;
-      const input: Parameters<LlamaContextSequence["controlledEvaluate"]>[0] = (cmd.tokens as Token[]).map((t, i) =>
-        i === last ? [t, { generateNext: generateNext(m.model, cmd.sampling, 0, []) }] : t,
-      );
-      const out = await seq.controlledEvaluate(input);
-      const first = sampledOf(out[last], cmd.sampling.logprobs, "prefill");
+      const out = await m.samplers.step(seq, cmd.tokens as Token[], generateNext(m.model, cmd.sampling, 0, [], m.contextTokens));
+      const first = sampledOf(out, cmd.sampling.logprobs, "prefill");
       return { tokens: [first.token], ...(first.logprobs ? { logprobs: [first.logprobs] } : {}) };
     }
     case "decode": {
@@ -192,11 +191,11 @@ async function run(id: number, cmd: WorkerCommand): Promise<WorkerResult> {
             [it.token as Token],
             it.tokenIndex,
             grammar,
-            generateNext(m.model, it.sampling, it.tokenIndex, it.output).options ?? {},
+            generateNext(m.model, it.sampling, it.tokenIndex, it.output, m.contextTokens).options ?? {},
           );
-          return [{ next: { token: token as Token } }];
+          return { next: { token: token as Token } };
         }
-        return seq.controlledEvaluate([[it.token as Token, { generateNext: generateNext(m.model, it.sampling, it.tokenIndex, it.output) }]]);
+        return m.samplers.step(seq, it.token as Token, generateNext(m.model, it.sampling, it.tokenIndex, it.output, m.contextTokens));
       };
       for (; step < cmd.steps && items.length > 0; step++) {
         const mode = m.batchModes.choose(items.length);
@@ -209,7 +208,7 @@ async function run(id: number, cmd: WorkerCommand): Promise<WorkerResult> {
           for (const it of items) results.push(await evaluate(it));
         }
         m.batchModes.observe(items.length, mode, performance.now() - t0);
-        const sampled = results.map((r, i) => sampledOf(r[0], items[i]!.sampling.logprobs, `decode of ${items[i]!.requestId}`));
+        const sampled = results.map((r, i) => sampledOf(r, items[i]!.sampling.logprobs, `decode of ${items[i]!.requestId}`));
         const tokens = sampled.map((x) => x.token);
         const withLogprobs = sampled.some((x) => x.logprobs);
         pending.push({ requestIds: items.map((it) => it.requestId), tokens, ...(withLogprobs ? { logprobs: sampled.map((x) => x.logprobs) } : {}) });

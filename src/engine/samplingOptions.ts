@@ -1,7 +1,7 @@
 /**
  * One sampling step's `generateNext` for node-llama-cpp's `controlledEvaluate`, built from the
- * request's `Sampling`, and the log-probabilities read back from its answer. node-llama-cpp
- * builds a fresh sampler for every call, so everything a step depends on travels with it:
+ * request's `Sampling`, and the log-probabilities read back from its answer. Everything a step
+ * depends on travels with it, so a kept sampler (`stepSampler.ts`) samples what a fresh one would:
  * the step seed (from the base seed and the token's index) and the output so far (for
  * penalties). That is what keeps sampled output exact when a request is parked, moved to
  * another device or resumed after its model was reloaded.
@@ -17,9 +17,11 @@ const BAN_BIAS = -100;
 
 /**
  * `output`: the request's output so far (only read when penalties are set). `tokenIndex`:
- * the index of the token this step samples.
+ * the index of the token this step samples. `penaltyWindow`: at least the longest output
+ * (the sequence's context size); the same every step, so a kept sampler keeps its penalty
+ * state and accepts one token per step instead of rebuilding it (`stepSampler.ts`).
  */
-export function generateNext(model: LlamaModel, s: Sampling, tokenIndex: number, output: readonly number[] | undefined): GenerateNext {
+export function generateNext(model: LlamaModel, s: Sampling, tokenIndex: number, output: readonly number[] | undefined, penaltyWindow: number): GenerateNext {
   const options: StepOptions = { temperature: Math.max(0, s.temperature) };
   if (s.temperature > 0) {
     if (s.topP !== undefined) options.topP = s.topP;
@@ -32,8 +34,8 @@ export function generateNext(model: LlamaModel, s: Sampling, tokenIndex: number,
     const punish = (output ?? []) as Token[];
     options.repeatPenalty = {
       punishTokens: punish,
-      // The whole output is the window (OpenAI's penalties count every generated token).
-      maxPunishTokens: Math.max(1, punish.length),
+      // The whole output is in the window (OpenAI's penalties count every generated token).
+      maxPunishTokens: Math.max(1, penaltyWindow, punish.length),
       penalty: s.repeatPenalty ?? 1,
       presencePenalty: s.presencePenalty ?? 0,
       frequencyPenalty: s.frequencyPenalty ?? 0,
