@@ -34,6 +34,7 @@ const opts = new Command()
   .option("--polite <r>", "tenant A's rate, req/s (default: its fair share, half the knee)")
   .option("--flood <x>", "tenant B's rate as a multiple of the knee", "5")
   .option("--modes <list>", "alone, fair (fairShare on), unfair (off); run in this order each round", "alone,fair,unfair")
+  .option("--weight <w>", "tenant A's key weight (B's is 1)", "1")
   .option("--rounds <n>", "rounds of all modes", "2")
   .option("--duration <s>", "seconds of load per point", "60")
   .option("--drain <s>", "seconds after the last arrival before what still runs is aborted (a miss)", "10")
@@ -73,7 +74,7 @@ async function startServer(fairShare: boolean) {
       models,
       auth: {
         keys: [
-          { name: "A", key: KEYS.A, weight: 1 },
+          { name: "A", key: KEYS.A, weight: Number(opts.weight) },
           { name: "B", key: KEYS.B, weight: 1 },
         ],
       },
@@ -86,10 +87,10 @@ async function startServer(fairShare: boolean) {
 function workload(withFlood: boolean) {
   const tenants = withFlood
     ? [
-        { name: "A", share: politeRate },
+        { name: "A", share: politeRate, weight: Number(opts.weight) },
         { name: "B", share: floodRate },
       ]
-    : [{ name: "A", share: politeRate }];
+    : [{ name: "A", share: politeRate, weight: Number(opts.weight) }];
   const spec = workloadSchema.parse({
     seed: Number(opts.seed),
     durationSeconds: Number(opts.duration),
@@ -128,9 +129,15 @@ function simulated(requests: WorkloadRequest[], fairShare: boolean) {
       devices: profile.devices.count,
       policy: "token",
       scheduler: { fairShare, lateWaitCapFactor, ...(opts.window ? { fairShareWindowMs: Number(opts.window) } : {}) },
+      recordTimeline: true,
     },
     requests,
   );
+  // The pool's busy share during the load (loads, prefill, decode, swaps), and its switches.
+  const endMs = Number(opts.duration) * 1000;
+  let busyMs = 0;
+  for (const e of r.timeline) if (e.startMs < endMs) busyMs += Math.min(e.endMs, endMs) - e.startMs;
+  console.log(`  device time busy ${((100 * busyMs) / (endMs * profile.devices.count)).toFixed(0)}%, switches ${r.switches}`);
   const errors: Record<string, number> = {};
   for (const t of r.traces) if (!t.ok) errors.refused = (errors.refused ?? 0) + 1;
   return { traces: r.traces, durationMs: Number(opts.duration) * 1000, errors };
