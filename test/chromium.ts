@@ -1,5 +1,4 @@
-// Where Chromium is for browser tests (the same lookup as dashboard.test.ts's, importable
-// without running that file's tests).
+// Where Chromium is for the browser tests (a module of its own: importing a test file would run its tests).
 import fs from "node:fs";
 
 /** Debian's package installs /usr/bin/chromium; PITCHER_CHROMIUM points elsewhere. */
@@ -8,4 +7,9 @@ export function chromiumPath(): string {
   const found = candidates.find((p) => fs.existsSync(p));
   if (!found) throw new Error(`No Chromium found (tried ${candidates.join(", ")}); install Debian's chromium package (.ci/run does) or set PITCHER_CHROMIUM`);
   return found;
+}
+
+/** Chromium as every browser test launches it (headless, in containers without a sandbox or a GPU). */
+export function chromiumLaunchOptions(): { executablePath: string; args: string[] } {
+  return { executablePath: chromiumPath(), args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] };
 }

@@ -18,22 +18,15 @@ import { analyticCosts } from "../src/sim/SimCosts.ts";
 import { simulate } from "../src/sim/Simulation.ts";
 import { simulationReportHtml } from "../src/views/simulationReportHtml.ts";
 import { generateWorkload, workloadSchema } from "../src/workload/workload.ts";
+import { chromiumLaunchOptions } from "./chromium.ts";
 import { ROOT, STAND_IN_IDS, startTestServer } from "./helpers.ts";
-
-/** Debian's package installs /usr/bin/chromium; PITCHER_CHROMIUM points elsewhere. */
-export function chromiumPath(): string {
-  const candidates = [process.env.PITCHER_CHROMIUM, "/usr/bin/chromium", "/usr/bin/chromium-browser"].filter((p): p is string => !!p);
-  const found = candidates.find((p) => fs.existsSync(p));
-  if (!found) throw new Error(`No Chromium found (tried ${candidates.join(", ")}); install Debian's chromium package (.ci/run does) or set PITCHER_CHROMIUM`);
-  return found;
-}
 
 describe("dashboard in Chromium", () => {
   let server: Awaited<ReturnType<typeof startTestServer>>;
   let browser: Browser;
   before(async () => {
     server = await startTestServer({ devices: { count: 2, memory: "80MB" } }, { dashboardPushMs: 200 });
-    browser = await chromium.launch({ executablePath: chromiumPath(), args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
+    browser = await chromium.launch(chromiumLaunchOptions());
   });
   after(async () => {
     await browser?.close();
@@ -82,7 +75,7 @@ describe("dashboard in Chromium under load", () => {
   let browser: Browser;
   before(async () => {
     server = await startTestServer({ devices: { count: 2, memory: "80MB" } }, { dashboardPushMs: 100 });
-    browser = await chromium.launch({ executablePath: chromiumPath(), args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
+    browser = await chromium.launch(chromiumLaunchOptions());
   });
   after(async () => {
     await browser?.close();
@@ -171,7 +164,7 @@ describe("simulation report in Chromium", () => {
     const file = path.join(ROOT, "artifacts", "simulation-report.html");
     fs.writeFileSync(file, simulationReportHtml(report));
 
-    const browser = await chromium.launch({ executablePath: chromiumPath(), args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
+    const browser = await chromium.launch(chromiumLaunchOptions());
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
       const errors: string[] = [];

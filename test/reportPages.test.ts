@@ -14,15 +14,10 @@ import { formatPlanTable, formatSimulateLine, runSimulate } from "../src/cli/pla
 import { describeSlo } from "../src/cli/reportSetup.ts";
 import { benchReportHtml } from "../src/views/benchReportHtml.ts";
 import { formatMs } from "../src/views/reportHeader.ts";
+import { chromiumLaunchOptions } from "./chromium.ts";
 import { ROOT } from "./helpers.ts";
 
-// As in dashboard.test.ts (importing it would run its tests too): Debian's Chromium, or PITCHER_CHROMIUM.
-function chromiumPath(): string {
-  const found = [process.env.PITCHER_CHROMIUM, "/usr/bin/chromium", "/usr/bin/chromium-browser"].find((p) => p && fs.existsSync(p));
-  if (!found) throw new Error("No Chromium found; install Debian's chromium package (.ci/run does) or set PITCHER_CHROMIUM");
-  return found;
-}
-const launch = () => chromium.launch({ executablePath: chromiumPath(), args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
+const launch = () => chromium.launch(chromiumLaunchOptions());
 
 describe("report pages", () => {
   it("numbers and SLOs read as people write them", () => {

@@ -12,7 +12,7 @@ import { chromium, type Browser } from "playwright-core";
 import { createClient } from "redis";
 import { type ModelRecord, type NodeRecord, NODES_SET, nodeKey } from "../src/fleet/record.ts";
 import { type RunningRouter, startRouter } from "../src/fleet/router.ts";
-import { chromiumPath } from "./chromium.ts";
+import { chromiumLaunchOptions } from "./chromium.ts";
 import { postJson, ROOT } from "./helpers.ts";
 import { startRedis, type TestRedis } from "./redisServer.ts";
 
@@ -80,7 +80,7 @@ describe("router dashboard in Chromium", () => {
     await new Promise<void>((r) => node.listen(0, "127.0.0.1", r));
     nodeId = `127.0.0.1:${(node.address() as AddressInfo).port}`;
     router = await startRouter({ redisUrl: redis.url, host: "127.0.0.1", port: 0, log: () => {}, dashboardPushMs: 100 });
-    browser = await chromium.launch({ executablePath: chromiumPath(), args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"] });
+    browser = await chromium.launch(chromiumLaunchOptions());
   });
 
   after(async () => {
