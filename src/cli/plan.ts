@@ -10,7 +10,7 @@ import { DEFAULT_SLO, type SloTargets } from "../core/types.ts";
 import { measuredCosts } from "../sim/machineProfile.ts";
 import { loadMachineProfile, loadMarket, loadWorkload, loadWorkloadSpec, resolveAccelerator } from "../sim/planInputs.ts";
 import { planFleet, type PlanProgress, type PolicyPlan } from "../sim/planner.ts";
-import { buildReport } from "../sim/report.ts";
+import { buildReport, type SimulationReport } from "../sim/report.ts";
 import { simulate, type SimPolicy } from "../sim/Simulation.ts";
 import { analyticCosts, type SimCosts } from "../sim/SimCosts.ts";
 import { simulationReportHtml } from "../views/simulationReportHtml.ts";
@@ -67,25 +67,27 @@ export function prepare(a: Omit<PlanArgs, "target" | "policies" | "maxDevices">)
   return { costs, slo: sloOf, requests, setup: describeSetup(costs.id, loadWorkloadSpec(a.workload, overrides), costs.modelIds, sloOf) };
 }
 
-/** A bar on stderr (when it is a terminal) for plans that run longer than a few seconds. */
-function planProgressBar(policies: number): { onProgress: (p: PlanProgress) => void; stop: () => void } | undefined {
+/** A bar on stderr (when it is a terminal), shown once the work has run a few seconds. */
+function delayedBar(format: string, total: number): { update: (value: number, payload: object) => void; stop: () => void } | undefined {
   if (!process.stderr.isTTY) return undefined;
   const startedMs = Date.now();
   let bar: cliProgress.SingleBar | undefined;
   return {
-    onProgress: (p) => {
+    update: (value, payload) => {
       if (!bar) {
         if (Date.now() - startedMs < 3000) return;
-        bar = new cliProgress.SingleBar(
-          { format: "planning [{bar}] {value}/{total} policies · {policy} on {devices} devices: {arrived}/{requests} requests", stream: process.stderr },
-          cliProgress.Presets.shades_classic,
-        );
-        bar.start(policies, 0, {});
-      }
-      bar.update(p.policiesDone, { policy: p.policy, devices: p.devices, arrived: p.arrivedRequests, requests: p.requests });
+        bar = new cliProgress.SingleBar({ format, stream: process.stderr }, cliProgress.Presets.shades_classic);
+        bar.start(total, value, payload);
+      } else bar.update(value, payload);
     },
     stop: () => bar?.stop(),
   };
+}
+
+/** Plans that run longer than a few seconds show which policy and fleet size they are at. */
+function planProgressBar(policies: number): { onProgress: (p: PlanProgress) => void; stop: () => void } | undefined {
+  const bar = delayedBar("planning [{bar}] {value}/{total} policies · {policy} on {devices} devices: {arrived}/{requests} requests", policies);
+  return bar && { onProgress: (p) => bar.update(p.policiesDone, { policy: p.policy, devices: p.devices, arrived: p.arrivedRequests, requests: p.requests }), stop: bar.stop };
 }
 
 function describeSetup(accelerator: string, w: ReturnType<typeof loadWorkloadSpec>, models: string[], slo: (m: string) => SloTargets): ReportSetup {
@@ -177,12 +179,25 @@ export function runSimulate(a: SimulateArgs): { json: string; html: string; file
     for (const m of costs.modelIds) out[m] = 1 + Math.floor((spare * (counts.get(m) ?? 0)) / Math.max(1, requests.length));
     return out;
   };
-  const main = simulate({ ...base, devices: a.devices, recordTimeline: true, ...(dedicated(a.devices) ? { dedicated: dedicated(a.devices)! } : {}) }, requests);
   const sizes = [...new Set([0.5, 0.75, 1, 1.25, 1.5, 2].map((f) => Math.max(1, Math.round(a.devices * f))))].sort((x, y) => x - y);
-  const sweep = sizes.map((n) => {
-    const r = n === a.devices ? main : simulate({ ...base, devices: n, ...(dedicated(n) ? { dedicated: dedicated(n)! } : {}) }, requests);
-    return { devices: n, attainment: r.report.attainment, goodput: r.report.goodput };
-  });
+  // The asked size, then the sweep around it: a bar once it runs longer than a few seconds.
+  const bar = delayedBar("simulating [{bar}] {value}/{total} fleet sizes · {devices} devices: {arrived}/{requests} requests", sizes.length);
+  const progress = (done: number, n: number) => (bar ? { onProgress: (arrived: number) => bar.update(done, { devices: n, arrived, requests: requests.length }) } : {});
+  let main: ReturnType<typeof simulate>;
+  let sweep: SimulationReport["sweep"];
+  try {
+    main = simulate(
+      { ...base, devices: a.devices, recordTimeline: true, ...(dedicated(a.devices) ? { dedicated: dedicated(a.devices)! } : {}), ...progress(0, a.devices) },
+      requests,
+    );
+    let done = 1;
+    sweep = sizes.map((n) => {
+      const r = n === a.devices ? main : simulate({ ...base, devices: n, ...(dedicated(n) ? { dedicated: dedicated(n)! } : {}), ...progress(done++, n) }, requests);
+      return { devices: n, attainment: r.report.attainment, goodput: r.report.goodput };
+    });
+  } finally {
+    bar?.stop();
+  }
   const report = buildReport({ accelerator: costs.id, policy: a.policy, devices: a.devices }, main, sweep, a.timelineSeconds * 1000);
   const page = { ...report, setup: [["policy", a.policy], ["devices", String(a.devices)], ...setup] satisfies ReportSetup };
   const json = JSON.stringify(page, null, 1);

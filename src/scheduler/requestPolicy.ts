@@ -110,7 +110,22 @@ function noCopyLoading(view: SchedulerView, modelId: ModelId): boolean {
 /** Intents in order of preference; the scheduler runs the first one memory allows. */
 function planRequestIntents({ view, predictor, options }: PolicyContext, deviceId: DeviceId, turns: Rotation, nowMs: number, variant: RequestPolicyVariant): Intent[] {
   const dev = view.devices.get(deviceId)!;
-  const bound = [...view.boundTo.get(deviceId)!];
+  // One pass over the device's requests (in admission order): how many per model, the first
+  // one prefilling, and each model's decoding ones. Plans run after every event; copying and
+  // filtering the bound requests per model was most of the policy's time.
+  const boundCount = new Map<string, number>();
+  const decoding = new Map<string, RequestRecord[]>();
+  let prefilling: RequestRecord | undefined;
+  for (const b of view.boundTo.get(deviceId)!) {
+    const m = b.spec.modelId;
+    boundCount.set(m, (boundCount.get(m) ?? 0) + 1);
+    if (b.phase === "prefilling") prefilling ??= b;
+    else if (b.phase === "decoding") {
+      const list = decoding.get(m);
+      if (list) list.push(b);
+      else decoding.set(m, [b]);
+    }
+  }
 
   // Admission in FIFO order: resident models start at once; the first request whose model
   // is resident nowhere, or has waited long enough for a second copy, or is this dedicated
@@ -124,8 +139,6 @@ function planRequestIntents({ view, predictor, options }: PolicyContext, deviceI
     if (!h || r.seq < h.seq) heads.set(g.modelId, r);
   }
   const waiting = [...heads.values()].sort((a, b) => a.seq - b.seq);
-  const boundCount = new Map<string, number>();
-  for (const b of bound) boundCount.set(b.spec.modelId, (boundCount.get(b.spec.modelId) ?? 0) + 1);
   let admit: RequestRecord | undefined;
   let headOfFifoSeen = false;
   for (const r of waiting) {
@@ -148,23 +161,20 @@ function planRequestIntents({ view, predictor, options }: PolicyContext, deviceI
     headOfFifoSeen = true;
     // Only a model nobody here is using may make room; one model per device switches only
     // when the device has nothing running.
-    const canMakeRoom = variant.oneModelPerDevice
-      ? boundCount.size === 0
-      : dev.ledger.fits(view.models.get(m)!.weightBytes) || [...dev.resident.keys()].some((x) => !boundCount.has(x));
+    const canMakeRoom = variant.oneModelPerDevice ? boundCount.size === 0 : dev.ledger.fits(view.models.get(m)!.weightBytes) || holdsIdleModel(dev, boundCount);
     if (canMakeRoom) {
       admit = r;
       break;
     }
   }
 
-  const prefilling = bound.find((r) => r.phase === "prefilling");
-  const decodeModels = [...new Set(bound.filter((r) => r.phase === "decoding").map((r) => r.spec.modelId))].sort();
+  const decodeModels = [...decoding.keys()].sort();
 
   const wantPrefill = prefilling ?? admit;
   const decodes: Intent[] = [];
   for (let k = 0; k < decodeModels.length; k++) {
     const modelId = decodeModels[(turns.rrIndex + k) % decodeModels.length]!;
-    const batch = bound.filter((r) => r.phase === "decoding" && r.spec.modelId === modelId).slice(0, view.models.get(modelId)!.maxBatch);
+    const batch = decoding.get(modelId)!.slice(0, view.models.get(modelId)!.maxBatch);
     // One step at a time while prompts wait or other models share the device (continuous batching).
     const cap = wantPrefill || decodeModels.length > 1 ? 1 : Infinity;
     const steps = decodeSteps(batch, predictor.decodeStepMs(modelId, batch.length), options.decodeSliceMs, cap);
@@ -173,4 +183,10 @@ function planRequestIntents({ view, predictor, options }: PolicyContext, deviceI
   const prefill: Intent[] = wantPrefill ? [{ kind: "prefill", modelId: wantPrefill.spec.modelId, requestId: wantPrefill.spec.id }] : [];
   const preferPrefill = !turns.lastWasPrefill || decodes.length === 0;
   return preferPrefill ? [...prefill, ...decodes] : [...decodes, ...prefill];
+}
+
+/** The device holds a model none of its requests uses (the mechanism may evict it). */
+function holdsIdleModel(dev: DeviceState, boundCount: ReadonlyMap<string, number>): boolean {
+  for (const x of dev.resident.keys()) if (!boundCount.has(x)) return true;
+  return false;
 }
