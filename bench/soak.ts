@@ -196,7 +196,9 @@ const windowTimer = setInterval(async () => {
   slo = now;
   // A line per window as it ends, so a run cut short still says what it saw.
   const w = current();
-  console.log(`window ${windows.length} (${new Date().toISOString()}): ${JSON.stringify(w.counts)} kills ${w.kills} met ${w.met} missed ${w.missed} server RSS ${((w.serverRss.at(-1) ?? 0) / MB).toFixed(0)} MB workers ${((w.workersRss.at(-1) ?? 0) / MB).toFixed(0)} MB`);
+  console.log(
+    `window ${windows.length} (${new Date().toISOString()}): ${JSON.stringify(w.counts)} kills ${w.kills} met ${w.met} missed ${w.missed} server RSS ${((w.serverRss.at(-1) ?? 0) / MB).toFixed(0)} MB workers ${((w.workersRss.at(-1) ?? 0) / MB).toFixed(0)} MB`,
+  );
   for (const why of lostWhy.splice(0)) console.log(`  lost: ${why}`);
   windows.push(newWindow());
 }, WINDOW_MS);
@@ -247,7 +249,9 @@ for (const [pid, series] of perWorker) {
     after.map((x) => x.tMs / 3_600_000),
     after.map((x) => x.rss),
   );
-  console.log(`worker ${pid}: ${((after.at(-1)!.tMs - after[0]!.tMs) / 60_000).toFixed(0)} min after warm-up, RSS ${(after[0]!.rss / MB).toFixed(0)} -> ${(after.at(-1)!.rss / MB).toFixed(0)} MB, slope ${(perH / MB).toFixed(1)} MB/h`);
+  console.log(
+    `worker ${pid}: ${((after.at(-1)!.tMs - after[0]!.tMs) / 60_000).toFixed(0)} min after warm-up, RSS ${(after[0]!.rss / MB).toFixed(0)} -> ${(after.at(-1)!.rss / MB).toFixed(0)} MB, slope ${(perH / MB).toFixed(1)} MB/h`,
+  );
 }
 const lost = windows.reduce((a, w) => a + w.counts.lost, 0);
 console.log(`requests lost: ${lost}${lostWhy.length ? `\n${lostWhy.join("\n")}` : ""}`);
