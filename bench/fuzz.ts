@@ -24,6 +24,7 @@ const opts = new Command()
   .option("--load <n>", "well-behaved streaming clients running meanwhile", "4")
   .option("--seed <n>", "fast-check seed", "12")
   .option("--hang-ms <ms>", "an answer later than this is a hang", "60000")
+  .option("--passes <n>", "send the same cases this many times, RSS read after each (growth that repeats is a leak; once is a heap settling)", "1")
   .option("--url <url>", "a server already running (its models m and n as below; no RSS then)")
   .parse()
   .opts();
@@ -89,34 +90,38 @@ const loadClients = Array.from({ length: Number(opts.load) }, async (_, i) => {
 const counts = { answered: 0, status5xx: 0, malformed: 0, hangs: 0, connectionErrors: 0 };
 const examples: string[] = [];
 const startedMs = performance.now();
-let next = 0;
-await Promise.all(
-  Array.from({ length: Number(opts.concurrency) }, async () => {
-    while (next < cases.length) {
-      const c = cases[next++]!;
-      try {
-        const res = await fetch(server.url + c.route, {
-          method: "POST",
-          headers: c.contentType === null ? {} : { "content-type": c.contentType },
-          body: c.payload,
-          signal: AbortSignal.timeout(HANG_MS),
-        });
-        const body = await res.text();
-        counts.answered++;
-        if (res.status >= 500) counts.status5xx++;
-        const problem = answerProblem(res.status, res.headers.get("content-type") ?? undefined, body);
-        if (problem) {
-          counts.malformed++;
-          if (examples.length < 5) examples.push(`${problem}\n  for ${describeCase(c)}`);
+const afterPass: ReturnType<typeof memory>[] = [];
+for (let pass = 0; pass < Number(opts.passes); pass++) {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Number(opts.concurrency) }, async () => {
+      while (next < cases.length) {
+        const c = cases[next++]!;
+        try {
+          const res = await fetch(server.url + c.route, {
+            method: "POST",
+            headers: c.contentType === null ? {} : { "content-type": c.contentType },
+            body: c.payload,
+            signal: AbortSignal.timeout(HANG_MS),
+          });
+          const body = await res.text();
+          counts.answered++;
+          if (res.status >= 500) counts.status5xx++;
+          const problem = answerProblem(res.status, res.headers.get("content-type") ?? undefined, body);
+          if (problem) {
+            counts.malformed++;
+            if (examples.length < 5) examples.push(`${problem}\n  for ${describeCase(c)}`);
+          }
+        } catch (e) {
+          if ((e as Error).name === "TimeoutError") counts.hangs++;
+          else counts.connectionErrors++;
+          if (examples.length < 5) examples.push(`${(e as Error).message} (${String((e as { cause?: unknown }).cause)})\n  for ${describeCase(c)}`);
         }
-      } catch (e) {
-        if ((e as Error).name === "TimeoutError") counts.hangs++;
-        else counts.connectionErrors++;
-        if (examples.length < 5) examples.push(`${(e as Error).message} (${String((e as { cause?: unknown }).cause)})\n  for ${describeCase(c)}`);
       }
-    }
-  }),
-);
+    }),
+  );
+  afterPass.push(memory());
+}
 const seconds = (performance.now() - startedMs) / 1000;
 fuzzing = false;
 await Promise.all(loadClients);
@@ -133,7 +138,9 @@ await server.stop();
 fs.rmSync(dir, { recursive: true, force: true });
 
 const fmt = (b: number) => `${(b / MB).toFixed(0)} MB`;
-console.log(`${cases.length} hostile requests (seed ${opts.seed}, ${opts.concurrency} in flight) in ${seconds.toFixed(0)} s, ${opts.load} streaming clients meanwhile\n`);
+console.log(
+  `${cases.length * Number(opts.passes)} hostile requests (${opts.passes} × ${cases.length}, seed ${opts.seed}, ${opts.concurrency} in flight) in ${seconds.toFixed(0)} s, ${opts.load} streaming clients meanwhile\n`,
+);
 console.log("| measure | value | target |");
 console.log("|---|---|---|");
 console.log(`| server crashed | ${alive ? "no" : "yes"} | no |`);
@@ -145,6 +152,7 @@ console.log(`| well-behaved streams lost | ${load.lost} of ${load.ok + load.shed
 console.log(`| well-behaved streams shed (429, 503 slo_wait_exceeded: the server said it is overloaded) | ${load.shed} | - |`);
 console.log(`| server RSS before → after | ${fmt(before.server)} → ${fmt(after.server)} | flat |`);
 console.log(`| device workers' RSS before → after | ${before.workers.map(fmt).join(", ")} → ${after.workers.map(fmt).join(", ")} | flat |`);
+if (afterPass.length > 1) console.log(`| server RSS after each pass | ${afterPass.map((m) => fmt(m.server)).join(" → ")} | flat |`);
 if (process.env.FUZZ_VERBOSE) console.log(httpLines.join("\n"));
 if (lostWhy.length > 0) console.log(`\nlost streams:\n${lostWhy.slice(0, 5).join("\n")}`);
 if (examples.length > 0) console.log(`\nfirst problems:\n${examples.join("\n")}`);
